@@ -1,0 +1,87 @@
+//! Versioned compare-and-swap update, one thread, 10,000 keys, 100-byte values: revkv against
+//! a raw sled `compare_and_swap` loop and an in-memory map, in one criterion group so that the
+//! ratios come from one run.
+
+mod common;
+
+use std::collections::HashMap;
+use std::hint::black_box;
+
+use common::{Payload, keys};
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use parking_lot::RwLock;
+
+const KEYS: usize = 10_000;
+
+fn update_one_thread(c: &mut Criterion) {
+    let keys = keys(KEYS);
+    let mut group = c.benchmark_group("cas_update_1_thread");
+    group.throughput(Throughput::Elements(1));
+
+    let store = revkv::Store::temporary().expect("store");
+    let docs = store
+        .collection::<Payload>("bench")
+        .open()
+        .expect("collection");
+    let mut versions: Vec<_> = keys
+        .iter()
+        .map(|k| docs.insert(k, Payload::new(0)).expect("insert"))
+        .collect();
+    let mut n = 0_usize;
+    group.bench_function("revkv_update", |b| {
+        b.iter(|| {
+            n += 1;
+            let i = n % KEYS;
+            versions[i] = docs
+                .update(&keys[i], versions[i], Payload::new(n as u64))
+                .expect("update");
+        });
+    });
+
+    let dir = tempfile::tempdir().expect("dir");
+    let db = sled::open(dir.path()).expect("sled");
+    let tree = db.open_tree("bench").expect("tree");
+    for k in &keys {
+        tree.insert(k, Payload::raw(0)).expect("insert");
+    }
+    group.bench_function("sled_cas_loop", |b| {
+        b.iter(|| {
+            n += 1;
+            let key = &keys[n % KEYS];
+            loop {
+                let current = tree.get(key).expect("get");
+                let swapped = tree
+                    .compare_and_swap(key, current, Some(Payload::raw(n as u64)))
+                    .expect("cas");
+                if swapped.is_ok() {
+                    break;
+                }
+            }
+        });
+    });
+
+    let map: RwLock<HashMap<String, (u64, Payload)>> = RwLock::new(
+        keys.iter()
+            .map(|k| (k.clone(), (0, Payload::new(0))))
+            .collect(),
+    );
+    group.bench_function("in_memory_map", |b| {
+        b.iter(|| {
+            n += 1;
+            let mut map = map.write();
+            let entry = map.get_mut(&keys[n % KEYS]).expect("present");
+            let expected = black_box(entry.0);
+            if entry.0 == expected {
+                *entry = (expected + 1, Payload::new(n as u64));
+            }
+        });
+    });
+    group.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = common::criterion();
+    targets = update_one_thread
+}
+criterion_main!(benches);

@@ -1,0 +1,59 @@
+//! Shared set-up for the benchmarks.
+//!
+//! `REVKV_BENCH_QUICK=1` runs every benchmark briefly (the CI smoke test uses it, so the
+//! benchmarks never rot); the full run is `cargo bench`.
+
+#![allow(dead_code)] // each bench file uses part of this module
+
+use std::time::Duration;
+
+use criterion::Criterion;
+use serde::{Deserialize, Serialize};
+
+/// Whether to run briefly, for smoke tests.
+pub fn quick() -> bool {
+    std::env::var_os("REVKV_BENCH_QUICK").is_some()
+}
+
+/// Criterion settings: full by default, a few milliseconds per benchmark in quick mode.
+pub fn criterion() -> Criterion {
+    let c = Criterion::default().configure_from_args();
+    if quick() {
+        c.sample_size(10)
+            .warm_up_time(Duration::from_millis(10))
+            .measurement_time(Duration::from_millis(50))
+            .without_plots()
+    } else {
+        c.measurement_time(Duration::from_secs(5))
+    }
+}
+
+/// The value the benchmarks write: 100 bytes once encoded, never equal to the previous one
+/// (sled skips an insert of the bytes already stored, which would measure nothing).
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct Payload {
+    pub counter: u64,
+    pub body: String,
+}
+
+impl Payload {
+    pub fn new(counter: u64) -> Self {
+        Self {
+            counter,
+            body: "x".repeat(90),
+        }
+    }
+
+    /// The same value as raw bytes, for the raw-sled baselines: 100 bytes that differ per
+    /// counter.
+    pub fn raw(counter: u64) -> Vec<u8> {
+        let mut bytes = vec![b'x'; 100];
+        bytes[..8].copy_from_slice(&counter.to_le_bytes());
+        bytes
+    }
+}
+
+/// `n` keys `k0000000`..: 8 bytes like typical short ids.
+pub fn keys(n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("k{i:07}")).collect()
+}

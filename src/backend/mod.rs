@@ -1,0 +1,36 @@
+//! The storage engine below revkv, behind one narrow trait of single-key operations.
+//!
+//! Everything revkv guarantees across several keys (versions, unique indexes, transactions) is
+//! built above this trait from ordered single-key writes, so an engine only has to offer what
+//! every key-value store offers: get, put, remove, prefix scans, and a full durability barrier.
+
+mod sled;
+
+use std::sync::Arc;
+
+use crate::Result;
+
+pub(crate) use self::sled::SledBackend;
+
+/// Key/value pairs from a scan, in key order.
+pub(crate) type Entries = Box<dyn Iterator<Item = Result<(Vec<u8>, Vec<u8>)>> + Send>;
+
+/// A storage engine: named trees of byte keys and values.
+pub(crate) trait Backend: Send + Sync {
+    /// Opens (creating if needed) the tree called `name`.
+    fn tree(&self, name: &str) -> Result<Arc<dyn Tree>>;
+
+    /// Makes every write that returned before this call durable: it survives a process crash
+    /// and power loss.
+    fn sync(&self) -> Result<()>;
+}
+
+/// One ordered keyspace of an engine. Each call is atomic on its own key; the engine's crash
+/// recovery keeps a prefix of the calls in the order they returned (see `docs/durability` in
+/// the crate docs).
+pub(crate) trait Tree: Send + Sync {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>>;
+    fn put(&self, key: &[u8], value: &[u8]) -> Result<()>;
+    fn remove(&self, key: &[u8]) -> Result<()>;
+    fn scan(&self, prefix: &[u8]) -> Entries;
+}

@@ -1,0 +1,160 @@
+//! The sled 0.34 engine.
+//!
+//! Only single-key operations are used: sled's `apply_batch` and transactions run 10-40x slower
+//! here and, once used, put every later operation in the process behind one global lock.
+
+use std::collections::HashSet;
+use std::fs::{self, File};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use parking_lot::Mutex;
+
+use super::{Backend, Entries, Tree};
+use crate::{Error, Result};
+
+/// sled stores a value larger than a quarter of its 512 KiB segments as a file of its own under
+/// `blobs/` and never syncs it; revkv does, after any write that may have produced one.
+const BLOB_THRESHOLD: usize = 64 * 1024;
+
+/// A sled database in a directory that this process holds exclusively.
+pub(crate) struct SledBackend {
+    db: ::sled::Db,
+    dir: PathBuf,
+    /// sled's log; `sync` ends with `fdatasync` on it because sled's own flush only issues
+    /// `sync_file_range`, which is not a durability barrier.
+    log: File,
+    blobs: Arc<BlobSync>,
+    // Declared last so the lock is released after sled has shut down.
+    _lock: File,
+}
+
+impl SledBackend {
+    /// Opens the database in `dir`, failing with [`Error::Locked`] if any other open store
+    /// (in this process or another) holds it.
+    pub(crate) fn open(dir: &Path, cache_bytes: u64) -> Result<Self> {
+        fs::create_dir_all(dir)?;
+        let lock = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(dir.join("revkv.lock"))?;
+        lock.try_lock().map_err(|e| match e {
+            fs::TryLockError::WouldBlock => Error::Locked {
+                path: dir.to_path_buf(),
+            },
+            fs::TryLockError::Error(io) => Error::Io(io),
+        })?;
+        let db = ::sled::Config::new()
+            .path(dir)
+            .cache_capacity(cache_bytes)
+            .open()
+            .map_err(storage_error)?;
+        let log = File::open(dir.join("db"))?;
+        File::open(dir)?.sync_all()?;
+        Ok(Self {
+            db,
+            dir: dir.to_path_buf(),
+            log,
+            blobs: Arc::new(BlobSync::default()),
+            _lock: lock,
+        })
+    }
+}
+
+impl Backend for SledBackend {
+    fn tree(&self, name: &str) -> Result<Arc<dyn Tree>> {
+        let tree = self.db.open_tree(name).map_err(storage_error)?;
+        Ok(Arc::new(SledTree {
+            tree,
+            blobs: Arc::clone(&self.blobs),
+        }))
+    }
+
+    fn sync(&self) -> Result<()> {
+        self.db.flush().map_err(storage_error)?;
+        self.log.sync_data()?;
+        self.blobs.sync_new(&self.dir.join("blobs"))
+    }
+}
+
+struct SledTree {
+    tree: ::sled::Tree,
+    blobs: Arc<BlobSync>,
+}
+
+impl Tree for SledTree {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        Ok(self
+            .tree
+            .get(key)
+            .map_err(storage_error)?
+            .map(|v| v.to_vec()))
+    }
+
+    fn put(&self, key: &[u8], value: &[u8]) -> Result<()> {
+        if value.len() >= BLOB_THRESHOLD {
+            self.blobs.pending.store(true, Ordering::Release);
+        }
+        self.tree.insert(key, value).map_err(storage_error)?;
+        Ok(())
+    }
+
+    fn remove(&self, key: &[u8]) -> Result<()> {
+        self.tree.remove(key).map_err(storage_error)?;
+        Ok(())
+    }
+
+    fn scan(&self, prefix: &[u8]) -> Entries {
+        Box::new(self.tree.scan_prefix(prefix).map(|entry| {
+            let (k, v) = entry.map_err(storage_error)?;
+            Ok((k.to_vec(), v.to_vec()))
+        }))
+    }
+}
+
+/// Syncs the blob files sled wrote since the last sync, and their directory.
+#[derive(Default)]
+struct BlobSync {
+    pending: AtomicBool,
+    synced: Mutex<HashSet<std::ffi::OsString>>,
+}
+
+impl BlobSync {
+    fn sync_new(&self, dir: &Path) -> Result<()> {
+        if !self.pending.swap(false, Ordering::AcqRel) {
+            return Ok(());
+        }
+        let mut synced = self.synced.lock();
+        let result = (|| {
+            let mut present = HashSet::new();
+            for entry in fs::read_dir(dir)? {
+                let name = entry?.file_name();
+                if !synced.contains(&name) {
+                    File::open(dir.join(&name))?.sync_all()?;
+                }
+                present.insert(name);
+            }
+            File::open(dir)?.sync_all()?;
+            *synced = present;
+            Ok(())
+        })();
+        if result.is_err() {
+            // Try again on the next sync rather than silently leave blobs unsynced.
+            self.pending.store(true, Ordering::Release);
+        }
+        result
+    }
+}
+
+pub(crate) fn storage_error(error: ::sled::Error) -> Error {
+    match error {
+        ::sled::Error::Io(io) => Error::Io(io),
+        ::sled::Error::Corruption { at, .. } => Error::Corrupt {
+            location: format!("the storage engine's log ({at:?})"),
+            reason: "sled found a damaged log entry".into(),
+        },
+        other => Error::Storage(Box::new(other)),
+    }
+}

@@ -1,0 +1,214 @@
+//! Declaring a collection: its unique indexes and state machine.
+
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::schema::{Derive, Keyspace, Schema, States, UniqueIndex};
+use super::{Collection, Registered, index};
+use crate::backend::Backend;
+use crate::guard::StateMachine;
+use crate::meta::Meta;
+use crate::{Error, Result, Store};
+
+/// Declares a collection before opening it; from [`Store::collection`].
+///
+/// ```
+/// # use serde::{Deserialize, Serialize};
+/// #[derive(Serialize, Deserialize)]
+/// struct Order { status: String }
+///
+/// let store = revkv::Store::temporary()?;
+/// let orders = store
+///     .collection::<Order>("orders")
+///     .states(
+///         |o: &Order| o.status.clone(),
+///         [("pending", "paid"), ("paid", "shipped"), ("pending", "cancelled")],
+///     )
+///     .initial_states(["pending"])
+///     .open()?;
+/// # Ok::<(), revkv::Error>(())
+/// ```
+#[must_use]
+pub struct CollectionBuilder<T> {
+    store: Store,
+    name: String,
+    uniques: Vec<(String, Derive<T>)>,
+    states: Option<(Derive<T>, StateMachine)>,
+    initial: Option<Vec<String>>,
+    _values: PhantomData<fn() -> T>,
+}
+
+impl<T> CollectionBuilder<T>
+where
+    T: Serialize + DeserializeOwned + Send + Sync + 'static,
+{
+    pub(crate) fn new(store: Store, name: &str) -> Self {
+        Self {
+            store,
+            name: name.to_owned(),
+            uniques: Vec::new(),
+            states: None,
+            initial: None,
+            _values: PhantomData,
+        }
+    }
+
+    /// Declares a unique index `name` over the value `value_of` derives from each record: no
+    /// two records of the collection may derive the same value. Several indexes are allowed.
+    /// `value_of` must be deterministic (normalise case and the like inside it).
+    pub fn unique<F>(mut self, name: &str, value_of: F) -> Self
+    where
+        F: Fn(&T) -> String + Send + Sync + 'static,
+    {
+        self.uniques.push((name.to_owned(), Box::new(value_of)));
+        self
+    }
+
+    /// Declares the collection's state machine: `state_of` reads a record's state, and an
+    /// update may change it only along one of the `(from, to)` pairs in `transitions`.
+    pub fn states<F, I, S>(mut self, state_of: F, transitions: I) -> Self
+    where
+        F: Fn(&T) -> String + Send + Sync + 'static,
+        I: IntoIterator<Item = (S, S)>,
+        S: Into<String>,
+    {
+        self.states = Some((Box::new(state_of), StateMachine::new(transitions)));
+        self
+    }
+
+    /// Restricts the states records may be created in (by default, any). Needs
+    /// [`Self::states`].
+    pub fn initial_states<I, S>(mut self, states: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.initial = Some(states.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Opens the collection.
+    ///
+    /// # Errors
+    /// [`Error::InvalidName`] for a bad collection or index name, [`Error::Schema`] for a
+    /// declaration that does not fit (such as initial states without a state machine),
+    /// storage errors.
+    pub fn open(self) -> Result<Collection<T>> {
+        validate_name(&self.name)?;
+        let backend = self.store.shared.backend.as_ref();
+        let mut indexes = Vec::with_capacity(self.uniques.len());
+        for (index, value_of) in self.uniques {
+            validate_name(&index)?;
+            if indexes.iter().any(|i: &UniqueIndex<T>| i.name == index) {
+                return Err(Error::Schema {
+                    collection: self.name,
+                    detail: format!("unique index {index} is declared twice"),
+                });
+            }
+            indexes.push(UniqueIndex {
+                keyspace: Keyspace::open(backend, format!("u/{}/{index}", self.name))?,
+                name: index,
+                value_of,
+            });
+        }
+        let states = match (self.states, self.initial) {
+            (Some((state_of, mut machine)), initial) => {
+                if let Some(initial) = initial {
+                    machine.restrict_initial(initial);
+                }
+                Some(States { machine, state_of })
+            }
+            (None, Some(_)) => {
+                return Err(Error::Schema {
+                    collection: self.name,
+                    detail: "initial states are declared without a state machine".into(),
+                });
+            }
+            (None, None) => None,
+        };
+        let schema = Schema {
+            records: Keyspace::open(backend, format!("c/{}", self.name))?,
+            name: self.name,
+            indexes,
+            states,
+        };
+        let shared = &self.store.shared;
+        let mut registry = shared.registry.lock();
+        if let Some(open) = registry.get(&schema.name) {
+            // Already open in this store: share that handle, if it was declared the same way.
+            if open.declaration() != schema.declaration() {
+                return Err(Error::Schema {
+                    collection: schema.name,
+                    detail: "it is already open with other unique indexes or states".into(),
+                });
+            }
+            let same = Arc::clone(open)
+                .into_any()
+                .downcast::<Schema<T>>()
+                .map_err(|_| Error::Schema {
+                    collection: schema.name.clone(),
+                    detail: "it is already open with another value type".into(),
+                })?;
+            return Ok(Collection::new(same, self.store.clone()));
+        }
+        reconcile(&schema, backend, &shared.meta)?;
+        let schema = Arc::new(schema);
+        registry.insert(
+            schema.name.clone(),
+            Arc::clone(&schema) as Arc<dyn Registered>,
+        );
+        drop(registry);
+        Ok(Collection::new(schema, self.store))
+    }
+}
+
+/// Brings the stored indexes in line with the declaration on the first open of a session:
+/// builds indexes declared for the first time, empties indexes no longer declared, and
+/// sweeps what a crash of the previous session left behind.
+fn reconcile<T>(schema: &Schema<T>, backend: &dyn Backend, meta: &Meta) -> Result<()>
+where
+    T: Serialize + DeserializeOwned,
+{
+    let meta_key = format!("collection/{}", schema.name);
+    let sweep_key = format!("sweep/{}", schema.name);
+    let before: Vec<String> = meta.get(&meta_key)?.unwrap_or_default();
+    if meta.get::<()>(&sweep_key)?.is_some() {
+        schema.sweep_indexes()?;
+    }
+    for (i, index) in schema.indexes.iter().enumerate() {
+        if !before.contains(&index.name) {
+            schema.build_index(i)?;
+        }
+    }
+    let declared: Vec<String> = schema.indexes.iter().map(|i| i.name.clone()).collect();
+    meta.put(&meta_key, &declared)?;
+    for dropped in before.iter().filter(|name| !declared.contains(name)) {
+        // Emptied, so that declaring it again later rebuilds it from the records.
+        let keyspace = Keyspace::open(backend, format!("u/{}/{dropped}", schema.name))?;
+        index::clear(&keyspace)?;
+    }
+    meta.remove(&sweep_key)
+}
+
+/// Collection and index names: 1 to 64 ASCII letters, digits, `_`, `-` or `.`.
+fn validate_name(name: &str) -> Result<()> {
+    let reason = if name.is_empty() {
+        "names must not be empty"
+    } else if name.len() > 64 {
+        "names are at most 64 bytes"
+    } else if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b))
+    {
+        "names may contain only ASCII letters, digits, '_', '-' and '.'"
+    } else {
+        return Ok(());
+    };
+    Err(Error::InvalidName {
+        name: name.to_owned(),
+        reason,
+    })
+}

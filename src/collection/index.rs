@@ -1,0 +1,156 @@
+//! Whole-index maintenance: building a newly declared unique index, sweeping entries a crash
+//! left behind, and checking an index against the records.
+//!
+//! Day-to-day writes keep indexes exact through [`Schema::prepare`] and [`Schema::apply`];
+//! this module handles what happens outside a single write.
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::schema::{Committed, Keyspace, Schema};
+use crate::codec;
+use crate::verify::{Problem, Report};
+use crate::{Error, Result};
+
+impl<T: Serialize + DeserializeOwned> Schema<T> {
+    /// Fills index `index` from the records, refusing values that two records share.
+    pub(crate) fn build_index(&self, index: usize) -> Result<()> {
+        let unique = &self.indexes[index];
+        clear(&unique.keyspace)?;
+        let built = self.fill_index(index);
+        if built.is_err() {
+            clear(&unique.keyspace)?;
+        }
+        built
+    }
+
+    fn fill_index(&self, index: usize) -> Result<()> {
+        let unique = &self.indexes[index];
+        for entry in self.records.tree.scan(b"") {
+            let (key, bytes) = entry?;
+            let key = self.record_key(key)?;
+            let value = (unique.value_of)(&self.decode(&key, &self.parse(&key, bytes)?)?);
+            if let Some(existing) = unique.keyspace.tree.get(value.as_bytes())? {
+                let holder = codec::decode_claim(&existing).unwrap_or("?");
+                return Err(Error::Schema {
+                    collection: self.name.clone(),
+                    detail: format!(
+                        "cannot build unique index {}: records {holder:?} and {key:?} both have \
+                         the value {value:?}",
+                        unique.name
+                    ),
+                });
+            }
+            unique
+                .keyspace
+                .tree
+                .put(value.as_bytes(), &codec::encode_claim(&key))?;
+        }
+        Ok(())
+    }
+
+    /// Removes entries of every index that no record holds: what a crash between an index
+    /// write and its record write leaves behind. Such entries never block a value (see
+    /// [`Schema::holder`]); sweeping them makes the index match the records exactly again.
+    pub(crate) fn sweep_indexes(&self) -> Result<()> {
+        for (i, unique) in self.indexes.iter().enumerate() {
+            for entry in unique.keyspace.tree.scan(b"") {
+                let (value, claim) = entry?;
+                let held = match std::str::from_utf8(&value) {
+                    Ok(value) => {
+                        let holder = codec::decode_claim(&claim).ok();
+                        self.holder(&mut Committed, i, value)?
+                            .is_some_and(|(h, _)| Some(h.as_str()) == holder)
+                    }
+                    Err(_) => false,
+                };
+                if !held {
+                    unique.keyspace.tree.remove(&value)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds every difference between the records and the indexes, and every record in a state
+    /// its machine cannot reach, to `report`.
+    pub(crate) fn verify_into(&self, report: &mut Report) -> Result<()> {
+        for entry in self.records.tree.scan(b"") {
+            let (key, bytes) = entry?;
+            report.records += 1;
+            let record = self
+                .record_key(key)
+                .and_then(|key| Ok((self.decode(&key, &self.parse(&key, bytes)?)?, key)));
+            let (value, key) = match record {
+                Ok(record) => record,
+                Err(e) => {
+                    report.problems.push(Problem::Undecodable {
+                        location: self.name.clone(),
+                        reason: e.to_string(),
+                    });
+                    continue;
+                }
+            };
+            for unique in &self.indexes {
+                let indexed = (unique.value_of)(&value);
+                let entry = unique.keyspace.tree.get(indexed.as_bytes())?;
+                if entry.as_deref().map(codec::decode_claim) != Some(Ok(key.as_str())) {
+                    report.problems.push(Problem::MissingEntry {
+                        collection: self.name.clone(),
+                        index: unique.name.clone(),
+                        value: indexed,
+                        key: key.clone(),
+                    });
+                }
+            }
+            if let Some(states) = &self.states {
+                let state = (states.state_of)(&value);
+                if !states.machine.is_reachable(&state) {
+                    report.problems.push(Problem::UnreachableState {
+                        collection: self.name.clone(),
+                        key: key.clone(),
+                        state,
+                    });
+                }
+            }
+        }
+        for (i, unique) in self.indexes.iter().enumerate() {
+            for entry in unique.keyspace.tree.scan(b"") {
+                let (value, claim) = entry?;
+                report.index_entries += 1;
+                let value = String::from_utf8_lossy(&value).into_owned();
+                let holder = match codec::decode_claim(&claim) {
+                    Ok(holder) => holder.to_owned(),
+                    Err(e) => {
+                        report.problems.push(Problem::Undecodable {
+                            location: format!(
+                                "{}: index {} entry {value:?}",
+                                self.name, unique.name
+                            ),
+                            reason: format!("{e:?}"),
+                        });
+                        continue;
+                    }
+                };
+                let held = self.holder(&mut Committed, i, &value)?;
+                if held.is_none_or(|(h, _)| h != holder) {
+                    report.problems.push(Problem::StaleEntry {
+                        collection: self.name.clone(),
+                        index: unique.name.clone(),
+                        value,
+                        holder,
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Removes every entry of a keyspace.
+pub(crate) fn clear(keyspace: &Keyspace) -> Result<()> {
+    for entry in keyspace.tree.scan(b"") {
+        keyspace.tree.remove(&entry?.0)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,426 @@
+//! What a collection is (its keyspaces, unique indexes and state machine) and the checks that
+//! turn a requested write into a [`Change`] or a [`Conflict`].
+
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::sync::Arc;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::backend::{Backend, Tree};
+use crate::codec::{self, EncodedRecord, RecordHeader};
+use crate::conflict::Snapshot;
+use crate::guard::StateMachine;
+use crate::locks::{LockId, LockTable};
+use crate::store::{Limits, Shared};
+use crate::{Conflict, Error, Result, Version, Versioned};
+
+/// One tree of the engine plus the lock space of its keys.
+#[derive(Clone)]
+pub(crate) struct Keyspace {
+    pub(crate) name: Arc<str>,
+    pub(crate) tree: Arc<dyn Tree>,
+    space: u64,
+}
+
+impl Keyspace {
+    pub(crate) fn open(backend: &dyn Backend, name: String) -> Result<Self> {
+        // A fixed hash of the name, so every handle on the same tree shares its locks.
+        let mut hasher = DefaultHasher::new();
+        name.hash(&mut hasher);
+        Ok(Self {
+            tree: backend.tree(&name)?,
+            space: hasher.finish(),
+            name: name.into(),
+        })
+    }
+
+    pub(crate) fn lock_id(&self, locks: &LockTable, key: &[u8]) -> LockId {
+        locks.id(self.space, key)
+    }
+}
+
+/// Computes an index value or a state from a record's value.
+pub(crate) type Derive<T> = Box<dyn Fn(&T) -> String + Send + Sync>;
+
+pub(crate) struct UniqueIndex<T> {
+    pub(crate) name: String,
+    pub(crate) keyspace: Keyspace,
+    pub(crate) value_of: Derive<T>,
+}
+
+pub(crate) struct States<T> {
+    pub(crate) machine: StateMachine,
+    pub(crate) state_of: Derive<T>,
+}
+
+pub(crate) struct Schema<T> {
+    pub(crate) name: String,
+    pub(crate) records: Keyspace,
+    pub(crate) indexes: Vec<UniqueIndex<T>>,
+    pub(crate) states: Option<States<T>>,
+}
+
+/// A record as read from the engine, header already checked.
+pub(crate) struct Stored {
+    pub(crate) header: RecordHeader,
+    bytes: Vec<u8>,
+}
+
+impl Stored {
+    fn payload(&self) -> &[u8] {
+        codec::record_payload(&self.bytes)
+    }
+
+    pub(crate) fn snapshot(&self) -> Snapshot {
+        Snapshot::new(self.header.version, self.header.modified, self.payload())
+    }
+}
+
+/// What a write requires of the record before it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Expect {
+    /// The key must be free (insert).
+    Absent,
+    /// The record must exist at exactly this version (update, delete).
+    Version(Version),
+}
+
+/// A value about to be written: encoded once, outside any lock, with its index values.
+pub(crate) struct NewValue<'a, T> {
+    pub(crate) value: &'a T,
+    pub(crate) record: EncodedRecord,
+    unique: Vec<String>,
+}
+
+/// A checked write of one record: the record itself and the index entries it claims and frees.
+pub(crate) struct Change {
+    pub(crate) key: String,
+    /// `None` deletes the record.
+    pub(crate) record: Option<EncodedRecord>,
+    /// `(index position, value)` pairs this record takes.
+    pub(crate) claims: Vec<(usize, String)>,
+    /// `(index position, value)` pairs this record gives up.
+    pub(crate) releases: Vec<(usize, String)>,
+}
+
+/// Where checks read from: the committed state, or a transaction's view of it.
+pub(crate) trait View {
+    fn read(&mut self, keyspace: &Keyspace, key: &[u8]) -> Result<Option<Vec<u8>>>;
+}
+
+/// Reads the engine directly; used under the write's own locks.
+pub(crate) struct Committed;
+
+impl View for Committed {
+    fn read(&mut self, keyspace: &Keyspace, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        keyspace.tree.get(key)
+    }
+}
+
+impl<T: Serialize + DeserializeOwned> Schema<T> {
+    pub(crate) fn location(&self, key: &str) -> String {
+        format!("{}/{key}", self.name)
+    }
+
+    /// Whether writes must read the old value (to free index values or check a transition).
+    fn needs_old_value(&self) -> bool {
+        !self.indexes.is_empty() || self.states.is_some()
+    }
+
+    pub(crate) fn check_key(&self, key: &str, limits: Limits) -> Result<()> {
+        if key.is_empty() {
+            Err(Error::EmptyKey {
+                collection: self.name.clone(),
+            })
+        } else if key.len() > limits.max_key_len {
+            Err(Error::KeyTooLong {
+                collection: self.name.clone(),
+                len: key.len(),
+                max: limits.max_key_len,
+            })
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Encodes `value` for `key` and computes its index values, checking every limit.
+    pub(crate) fn new_value<'a>(
+        &self,
+        key: &str,
+        value: &'a T,
+        limits: Limits,
+    ) -> Result<NewValue<'a, T>> {
+        let record = EncodedRecord::new(value).map_err(|e| Error::encode(e, self.location(key)))?;
+        if record.payload_len() > limits.max_value_len {
+            return Err(Error::ValueTooLarge {
+                collection: self.name.clone(),
+                key: key.to_owned(),
+                len: record.payload_len(),
+                max: limits.max_value_len,
+            });
+        }
+        let unique = self.unique_values(value);
+        for (index, unique) in self.indexes.iter().zip(&unique) {
+            if unique.len() > limits.max_key_len {
+                return Err(Error::IndexValueTooLong {
+                    collection: self.name.clone(),
+                    index: index.name.clone(),
+                    len: unique.len(),
+                    max: limits.max_key_len,
+                });
+            }
+        }
+        Ok(NewValue {
+            value,
+            record,
+            unique,
+        })
+    }
+
+    /// The position of the unique index called `name`.
+    pub(crate) fn index_position(&self, name: &str) -> Result<usize> {
+        self.indexes
+            .iter()
+            .position(|i| i.name == name)
+            .ok_or_else(|| Error::UnknownIndex {
+                collection: self.name.clone(),
+                index: name.to_owned(),
+            })
+    }
+
+    pub(crate) fn unique_values(&self, value: &T) -> Vec<String> {
+        self.indexes.iter().map(|i| (i.value_of)(value)).collect()
+    }
+
+    pub(crate) fn read(&self, view: &mut dyn View, key: &str) -> Result<Option<Stored>> {
+        view.read(&self.records, key.as_bytes())?
+            .map(|bytes| self.parse(key, bytes))
+            .transpose()
+    }
+
+    /// A record key as read from the engine.
+    pub(crate) fn record_key(&self, key: Vec<u8>) -> Result<String> {
+        String::from_utf8(key).map_err(|e| Error::Corrupt {
+            location: format!("{}/{:?}", self.name, e.as_bytes()),
+            reason: "the key is not UTF-8".into(),
+        })
+    }
+
+    /// Checks the header of record bytes read from the engine.
+    pub(crate) fn parse(&self, key: &str, bytes: Vec<u8>) -> Result<Stored> {
+        let (header, _) =
+            codec::decode_record(&bytes).map_err(|e| Error::decode(e, self.location(key)))?;
+        Ok(Stored { header, bytes })
+    }
+
+    pub(crate) fn decode(&self, key: &str, stored: &Stored) -> Result<T> {
+        codec::decode_payload(stored.payload()).map_err(|e| Error::decode(e, self.location(key)))
+    }
+
+    pub(crate) fn versioned(&self, key: &str, stored: &Stored) -> Result<Versioned<T>> {
+        let value = self.decode(key, stored)?;
+        Ok(Versioned::new(
+            stored.header.version,
+            value,
+            stored.header.modified,
+        ))
+    }
+
+    /// The record that holds `value` in index `index`, with its key, if any. An entry counts
+    /// only if that record exists and still derives the value: entries left behind by a crash
+    /// between the index write and the record write hold nothing.
+    pub(crate) fn holder(
+        &self,
+        view: &mut dyn View,
+        index: usize,
+        value: &str,
+    ) -> Result<Option<(String, Stored)>> {
+        let unique = &self.indexes[index];
+        let Some(entry) = view.read(&unique.keyspace, value.as_bytes())? else {
+            return Ok(None);
+        };
+        let holder = codec::decode_claim(&entry).map_err(|e| {
+            Error::decode(
+                e,
+                format!("{}: index {} entry {value:?}", self.name, unique.name),
+            )
+        })?;
+        let Some(stored) = self.read(view, holder)? else {
+            return Ok(None);
+        };
+        let holds = (unique.value_of)(&self.decode(holder, &stored)?) == value;
+        Ok(holds.then(|| (holder.to_owned(), stored)))
+    }
+
+    /// Lock ids a write of `key` needs: the key and every index value it may take or free.
+    pub(crate) fn lock_ids(
+        &self,
+        locks: &LockTable,
+        key: &str,
+        old: Option<&T>,
+        new: Option<&NewValue<'_, T>>,
+    ) -> Vec<LockId> {
+        let mut ids = vec![self.records.lock_id(locks, key.as_bytes())];
+        for (i, index) in self.indexes.iter().enumerate() {
+            if let Some(old) = old {
+                ids.push(
+                    index
+                        .keyspace
+                        .lock_id(locks, (index.value_of)(old).as_bytes()),
+                );
+            }
+            if let Some(new) = new {
+                ids.push(index.keyspace.lock_id(locks, new.unique[i].as_bytes()));
+            }
+        }
+        ids
+    }
+
+    /// Checks a write of `key` against the record before it (`current`, read under the
+    /// write's locks or recorded by a transaction) and returns what to store, or the conflict.
+    pub(crate) fn prepare(
+        &self,
+        view: &mut dyn View,
+        key: &str,
+        expect: Expect,
+        current: Option<&Stored>,
+        new: Option<NewValue<'_, T>>,
+    ) -> Result<Change> {
+        self.check_expectation(key, expect, current)?;
+        let old = match current {
+            Some(stored) if self.needs_old_value() => Some(self.decode(key, stored)?),
+            _ => None,
+        };
+        if let Some(states) = &self.states {
+            self.check_states(states, key, current, old.as_ref(), new.as_ref())?;
+        }
+        let mut change = Change {
+            key: key.to_owned(),
+            record: None,
+            claims: Vec::new(),
+            releases: Vec::new(),
+        };
+        for (i, index) in self.indexes.iter().enumerate() {
+            let old_value = old.as_ref().map(|o| (index.value_of)(o));
+            let new_value = new.as_ref().map(|n| &n.unique[i]);
+            if old_value.as_ref() == new_value {
+                continue;
+            }
+            if let Some(value) = new_value {
+                if let Some((holder, _)) = self.holder(view, i, value)?
+                    && holder != key
+                {
+                    return Err(Conflict::Unique {
+                        collection: self.name.clone(),
+                        key: key.to_owned(),
+                        index: index.name.clone(),
+                        value: value.clone(),
+                        holder,
+                    }
+                    .into());
+                }
+                change.claims.push((i, value.clone()));
+            }
+            if let Some(value) = old_value {
+                change.releases.push((i, value));
+            }
+        }
+        change.record = new.map(|n| n.record);
+        Ok(change)
+    }
+
+    fn check_expectation(&self, key: &str, expect: Expect, current: Option<&Stored>) -> Result<()> {
+        let conflict = match (expect, current) {
+            (Expect::Absent, None) => return Ok(()),
+            (Expect::Version(expected), Some(stored)) if stored.header.version == expected => {
+                return Ok(());
+            }
+            (Expect::Absent, Some(stored)) => Conflict::AlreadyExists {
+                collection: self.name.clone(),
+                key: key.to_owned(),
+                current: stored.header.version,
+                record: stored.snapshot(),
+            },
+            (Expect::Version(expected), stored) => Conflict::VersionMismatch {
+                collection: self.name.clone(),
+                key: key.to_owned(),
+                expected,
+                current: stored.map(|s| s.header.version),
+                record: stored.map(Stored::snapshot),
+            },
+        };
+        Err(conflict.into())
+    }
+
+    fn check_states(
+        &self,
+        states: &States<T>,
+        key: &str,
+        current: Option<&Stored>,
+        old: Option<&T>,
+        new: Option<&NewValue<'_, T>>,
+    ) -> Result<()> {
+        let Some(new) = new else {
+            return Ok(()); // deletes are allowed in every state
+        };
+        let to = (states.state_of)(new.value);
+        let conflict = if let (Some(old), Some(stored)) = (old, current) {
+            let from = (states.state_of)(old);
+            let Err(allowed) = states.machine.check_transition(&from, &to) else {
+                return Ok(());
+            };
+            Conflict::Transition {
+                collection: self.name.clone(),
+                key: key.to_owned(),
+                from,
+                to,
+                allowed,
+                current: stored.header.version,
+                record: stored.snapshot(),
+            }
+        } else {
+            let Err(allowed) = states.machine.check_initial(&to) else {
+                return Ok(());
+            };
+            Conflict::InitialState {
+                collection: self.name.clone(),
+                key: key.to_owned(),
+                state: to,
+                allowed,
+            }
+        };
+        Err(conflict.into())
+    }
+
+    /// Stores a checked change with ordered single-key writes: index entries it claims first,
+    /// then the record, then the entries it frees. A crash at any point leaves at most index
+    /// entries that [`Self::holder`] does not count, so the record and its index agree.
+    pub(crate) fn apply(&self, shared: &Shared, change: &Change) -> Result<()> {
+        let key = change.key.as_bytes();
+        let writes = || {
+            if !change.claims.is_empty() {
+                let entry = codec::encode_claim(&change.key);
+                for (i, value) in &change.claims {
+                    self.indexes[*i]
+                        .keyspace
+                        .tree
+                        .put(value.as_bytes(), &entry)?;
+                }
+            }
+            match &change.record {
+                Some(record) => self.records.tree.put(key, record.bytes())?,
+                None => self.records.tree.remove(key)?,
+            }
+            for (i, value) in &change.releases {
+                self.indexes[*i].keyspace.tree.remove(value.as_bytes())?;
+            }
+            Ok(())
+        };
+        if change.claims.is_empty() && change.releases.is_empty() {
+            writes()
+        } else {
+            shared.write_all(writes)
+        }
+    }
+}

@@ -1,0 +1,216 @@
+//! The error type of every fallible revkv call.
+
+use std::path::PathBuf;
+
+use crate::Conflict;
+use crate::codec::DecodeError;
+
+/// Boxed source of a storage-engine error.
+type Source = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Everything that can go wrong in a revkv call.
+///
+/// [`Error::Conflict`] is the expected outcome of concurrent writes and rules: the caller can
+/// resolve it (re-read, merge, retry). Every other variant is a bad input, a missing record, or
+/// a failure of the storage below, and retrying the same call will not help.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The write conflicted; see [`Conflict`] for what the caller can do.
+    #[error(transparent)]
+    Conflict(#[from] Conflict),
+
+    /// The record does not exist (from calls that need one, such as `update_with`).
+    #[error("{collection}/{key} does not exist")]
+    NotFound {
+        /// Collection that was searched.
+        collection: String,
+        /// Key that was not found.
+        key: String,
+    },
+
+    /// A key was empty.
+    #[error("keys must not be empty (collection {collection})")]
+    EmptyKey {
+        /// Collection the key was meant for.
+        collection: String,
+    },
+
+    /// A key was longer than the store's limit.
+    #[error(
+        "a key of {len} bytes is longer than the limit of {max} bytes (collection {collection})"
+    )]
+    KeyTooLong {
+        /// Collection the key was meant for.
+        collection: String,
+        /// Length of the key in bytes.
+        len: usize,
+        /// The configured limit.
+        max: usize,
+    },
+
+    /// An encoded value was larger than the store's limit.
+    #[error(
+        "a value of {len} bytes for {collection}/{key} is larger than the limit of {max} bytes"
+    )]
+    ValueTooLarge {
+        /// Collection of the record.
+        collection: String,
+        /// Key of the record.
+        key: String,
+        /// Encoded length of the value in bytes.
+        len: usize,
+        /// The configured limit.
+        max: usize,
+    },
+
+    /// A unique-index value was longer than the key limit (index values are stored as keys).
+    #[error(
+        "index {index} of {collection} cannot hold a value of {len} bytes (limit: {max} bytes)"
+    )]
+    IndexValueTooLong {
+        /// Collection of the record.
+        collection: String,
+        /// Name of the unique index.
+        index: String,
+        /// Length of the value in bytes.
+        len: usize,
+        /// The configured key limit.
+        max: usize,
+    },
+
+    /// A collection, index or state name is not allowed.
+    #[error("invalid name {name:?}: {reason}")]
+    InvalidName {
+        /// The rejected name.
+        name: String,
+        /// Why it was rejected.
+        reason: &'static str,
+    },
+
+    /// `find_unique` named an index the collection does not declare.
+    #[error("collection {collection} has no unique index named {index:?}")]
+    UnknownIndex {
+        /// Collection that was searched.
+        collection: String,
+        /// The index name that was asked for.
+        index: String,
+    },
+
+    /// A collection's declaration does not fit what the store holds (for example a new unique
+    /// index over records that already share a value, or two open handles that disagree).
+    #[error("collection {collection}: {detail}")]
+    Schema {
+        /// Collection whose declaration was refused.
+        collection: String,
+        /// What does not fit.
+        detail: String,
+    },
+
+    /// A transaction was handed a collection opened from a different store.
+    #[error("collection {collection} belongs to another store than this transaction's")]
+    ForeignCollection {
+        /// The collection's name.
+        collection: String,
+    },
+
+    /// A value could not be serialized.
+    #[error("cannot encode the value for {location}: {source}")]
+    Encode {
+        /// `collection/key` of the value.
+        location: String,
+        /// What the serializer reported.
+        #[source]
+        source: Source,
+    },
+
+    /// Stored bytes could not be read: they are damaged or not revkv's.
+    #[error("stored bytes at {location} are corrupt: {reason}")]
+    Corrupt {
+        /// Where the bytes were found (`collection/key`, an index entry, the store's metadata).
+        location: String,
+        /// What is wrong with them.
+        reason: String,
+    },
+
+    /// Stored bytes were written in a newer format than this build reads.
+    #[error(
+        "the {what} at {location} has format {found}, newer than the format {supported} this \
+         revkv reads; open the store with a newer revkv"
+    )]
+    UnsupportedFormat {
+        /// Where the bytes were found.
+        location: String,
+        /// What kind of stored value it is.
+        what: &'static str,
+        /// The format number found.
+        found: u8,
+        /// The newest format this build reads.
+        supported: u8,
+    },
+
+    /// The store's directory is held by another open store, in this process or another.
+    #[error("the store at {} is already open (by this or another process)", path.display())]
+    Locked {
+        /// The store's directory.
+        path: PathBuf,
+    },
+
+    /// A multi-record write failed halfway on an I/O error; the store refuses further writes
+    /// until it is reopened, which completes or discards that write.
+    #[error("a write failed halfway and the store refuses writes until it is reopened")]
+    Poisoned,
+
+    /// A transaction kept finding that what it read changed before it could commit, and gave
+    /// up after this many attempts. Retry it later.
+    #[error("the transaction lost the race to commit {attempts} times in a row and gave up")]
+    Contention {
+        /// How many times it ran.
+        attempts: u32,
+    },
+
+    /// The operating system reported an I/O error.
+    #[error("I/O error: {0}")]
+    Io(#[from] std::io::Error),
+
+    /// The storage engine reported an error that is neither I/O nor corruption.
+    #[error("storage engine error: {0}")]
+    Storage(#[source] Source),
+}
+
+impl Error {
+    /// The conflict, if this error is one.
+    #[must_use]
+    pub fn as_conflict(&self) -> Option<&Conflict> {
+        match self {
+            Self::Conflict(c) => Some(c),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn decode(error: DecodeError, location: String) -> Self {
+        match error {
+            DecodeError::FutureFormat {
+                what,
+                found,
+                supported,
+            } => Self::UnsupportedFormat {
+                location,
+                what,
+                found,
+                supported,
+            },
+            DecodeError::Corrupt(reason) => Self::Corrupt { location, reason },
+        }
+    }
+
+    pub(crate) fn encode(error: bincode::Error, location: String) -> Self {
+        Self::Encode {
+            location,
+            source: error,
+        }
+    }
+}
+
+/// Shorthand used throughout the crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,120 @@
+//! revkv: an embedded, versioned key-value store with compare-and-swap, for services that must
+//! never lose an update.
+//!
+//! Every record carries a [`Version`] that only grows. Writes say which version they expect
+//! (or that the key must be free); when the record has moved on, the write fails with a
+//! [`Conflict`] that carries the current record, so the caller can merge and retry instead of
+//! overwriting someone else's change. Collections can declare unique indexes and a state
+//! machine, and [`Store::transaction`] changes several records atomically. The storage engine
+//! underneath is sled 0.34.
+//!
+//! # The 409 story
+//!
+//! Two clients read the same document at version 1 and both edit it. The first write wins; the
+//! second gets a conflict that carries the record as it is now, merges, and succeeds. Over HTTP
+//! the conflict becomes `409 Conflict` (or `412` for a failed `If-Match`).
+//!
+//! ```
+//! use revkv::{Conflict, Error, Store};
+//! use serde::{Deserialize, Serialize};
+//!
+//! #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+//! struct Doc { title: String, tags: Vec<String> }
+//!
+//! let store = Store::temporary()?;
+//! let docs = store.collection::<Doc>("docs").open()?;
+//! let v1 = docs.insert("d1", Doc { title: "Draft".into(), tags: vec![] })?;
+//!
+//! // Alice and Bob both read version 1.
+//! let alice = docs.get("d1")?.expect("exists");
+//! let bob = docs.get("d1")?.expect("exists");
+//! assert_eq!((alice.version, bob.version), (v1, v1));
+//!
+//! // Alice renames the document first.
+//! let v2 = docs.update("d1", alice.version, Doc { title: "Final".into(), ..alice.value })?;
+//!
+//! // Bob's tag, written against version 1, conflicts: it would erase Alice's rename.
+//! let mut bobs_doc = bob.value.clone();
+//! bobs_doc.tags.push("urgent".into());
+//! let err = docs.update("d1", bob.version, bobs_doc).unwrap_err();
+//! let Error::Conflict(conflict @ Conflict::VersionMismatch { expected, current, .. }) = &err else {
+//!     panic!("expected a version conflict, got {err}");
+//! };
+//! assert_eq!((*expected, *current), (v1, Some(v2)));
+//!
+//! // The conflict carries the record as it is now: merge Bob's change into it and retry.
+//! let theirs = conflict.current_record::<Doc>()?.expect("still exists");
+//! let mut merged = theirs.value;
+//! merged.tags.push("urgent".into());
+//! let v3 = docs.update("d1", theirs.version, merged)?;
+//!
+//! let now = docs.get("d1")?.expect("exists");
+//! assert_eq!(now.version, v3);
+//! assert_eq!(now.value, Doc { title: "Final".into(), tags: vec!["urgent".into()] });
+//! # Ok::<(), revkv::Error>(())
+//! ```
+//!
+//! For read-modify-write without the bookkeeping, [`Collection::update_with`] retries the
+//! closure on conflicts (bounded, with jittered backoff).
+//!
+//! # Versions
+//!
+//! Versions come from one store-wide sequence, so for any key they only grow: across updates,
+//! delete and re-create, restarts and crashes. The sequence's high-water mark is made durable
+//! before any number under it is handed out, so even a version that was returned and then lost
+//! in a crash is never issued again: a client holding an old version can never overwrite by
+//! luck (no ABA). Versions are not contiguous.
+//!
+//! # Unique indexes, states and transactions
+//!
+//! [`CollectionBuilder::unique`] declares a unique index; an insert or update that would give
+//! a value to a second record fails with [`Conflict::Unique`], and an update or delete frees
+//! the old value in the same atomic step. [`CollectionBuilder::states`] declares a state
+//! machine; an update along an undeclared transition fails with [`Conflict::Transition`].
+//! [`Store::transaction`] changes records across collections all-or-nothing.
+//!
+//! # Durability and crash consistency
+//!
+//! - When a write returns, it is visible to every reader, and it is ordered: a crash keeps a
+//!   prefix of the writes in the order they returned, never a later write without an earlier
+//!   one. It survives a crash only once something makes it durable.
+//! - [`Store::flush`] makes every write that returned before it durable against a process
+//!   crash and a power loss: it flushes the engine and then `fdatasync`s its log (and the
+//!   files of large values), because sled's own flush stops at `sync_file_range`.
+//! - A record and its unique-index entries, and all records of a transaction, are written
+//!   atomically with respect to crashes: after a crash a write is wholly there or not at all,
+//!   and [`Store::verify`] finds the indexes matching the records exactly.
+//!
+//! The crash guarantees rest on the engine recovering a prefix of its log (sled stops recovery
+//! at the first torn log message); revkv's own multi-key protocols are single-key writes in a
+//! careful order on top of that, and the crash tests check both.
+//!
+//! # Limits
+//!
+//! Keys are 1 byte to 1 KiB and encoded values at most 16 MiB by default
+//! ([`StoreBuilder::max_key_len`], [`StoreBuilder::max_value_len`]); collection and index
+//! names are 1 to 64 ASCII letters, digits, `_`, `-` or `.`. Anything outside is a typed
+//! [`Error`], checked before anything is stored.
+
+mod backend;
+mod codec;
+mod collection;
+mod conflict;
+mod error;
+mod guard;
+mod locks;
+mod meta;
+mod retry;
+mod sequence;
+mod store;
+mod txn;
+mod verify;
+mod version;
+
+pub use collection::{Collection, CollectionBuilder, Iter};
+pub use conflict::{Conflict, ConflictKind, Snapshot};
+pub use error::{Error, Result};
+pub use store::{Store, StoreBuilder};
+pub use txn::Transaction;
+pub use verify::{Problem, Report};
+pub use version::{Version, Versioned};

@@ -1,0 +1,95 @@
+//! Striped locks over keys and unique values.
+//!
+//! Every write holds the locks of the keys and unique values it reads and changes from its
+//! checks until its last single-key write has returned. A fixed table of mutexes is indexed by
+//! a hash, so memory does not grow with the number of keys; a multi-lock is taken in stripe
+//! order, so two writers can never wait on each other in a cycle.
+
+use std::hash::{BuildHasher, Hasher, RandomState};
+
+use crossbeam::utils::CachePadded;
+use parking_lot::{Mutex, MutexGuard};
+
+const STRIPES: usize = 1024;
+
+/// Names one lockable thing: a key of a collection or a value of a unique index.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct LockId(usize);
+
+pub(crate) struct LockTable {
+    stripes: Box<[CachePadded<Mutex<()>>]>,
+    hasher: RandomState,
+}
+
+/// Locks held together; released on drop.
+#[expect(dead_code, reason = "the guards are held for their Drop, never read")]
+pub(crate) enum Held<'a> {
+    /// The common case, kept free of allocation.
+    One(MutexGuard<'a, ()>),
+    Many(Vec<MutexGuard<'a, ()>>),
+}
+
+impl LockTable {
+    pub(crate) fn new() -> Self {
+        Self {
+            stripes: (0..STRIPES)
+                .map(|_| CachePadded::new(Mutex::new(())))
+                .collect(),
+            hasher: RandomState::new(),
+        }
+    }
+
+    /// The lock for `bytes` within `space` (a collection's records or one unique index).
+    pub(crate) fn id(&self, space: u64, bytes: &[u8]) -> LockId {
+        let mut hasher = self.hasher.build_hasher();
+        hasher.write_u64(space);
+        hasher.write(bytes);
+        // The modulo keeps the value below STRIPES, so the cast cannot truncate.
+        #[allow(clippy::cast_possible_truncation)]
+        LockId((hasher.finish() % STRIPES as u64) as usize)
+    }
+
+    pub(crate) fn lock(&self, id: LockId) -> Held<'_> {
+        Held::One(self.stripes[id.0].lock())
+    }
+
+    /// Takes all of `ids` (duplicates allowed) in stripe order.
+    pub(crate) fn lock_all(&self, mut ids: Vec<LockId>) -> Held<'_> {
+        ids.sort_unstable();
+        ids.dedup();
+        Held::Many(ids.iter().map(|id| self.stripes[id.0].lock()).collect())
+    }
+}
+
+impl LockTable {
+    /// Every stripe: no other write can run until the returned locks drop.
+    pub(crate) fn lock_everything(&self) -> Held<'_> {
+        Held::Many(self.stripes.iter().map(|stripe| stripe.lock()).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn same_bytes_in_different_spaces_usually_differ() {
+        let table = LockTable::new();
+        let differing = (0..64_u64)
+            .filter(|space| table.id(*space, b"k") != table.id(space + 1000, b"k"))
+            .count();
+        assert!(differing > 32, "only {differing} of 64 spaces spread out");
+        assert_eq!(table.id(1, b"k"), table.id(1, b"k"));
+    }
+
+    #[test]
+    fn lock_all_accepts_duplicates_and_any_order() {
+        let table = LockTable::new();
+        let a = table.id(1, b"a");
+        let b = table.id(1, b"b");
+        let held = table.lock_all(vec![b, a, b]);
+        assert!(table.stripes[a.0].try_lock().is_none());
+        drop(held);
+        assert!(table.stripes[a.0].try_lock().is_some());
+    }
+}

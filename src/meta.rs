@@ -1,0 +1,59 @@
+//! The store's own bookkeeping, kept in one tree of small tagged values.
+//!
+//! | key                  | value                                                        |
+//! |----------------------|--------------------------------------------------------------|
+//! | `format`             | layout number of the store                                   |
+//! | `session`            | whether the last session closed cleanly                      |
+//! | `version-lease`      | high-water mark of the version sequence                      |
+//! | `collection/<name>`  | the unique indexes the collection was last opened with      |
+//! | `sweep/<name>`       | present when the collection's indexes need a crash sweep     |
+
+use std::sync::Arc;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::backend::Tree;
+use crate::codec::{self, META};
+use crate::{Error, Result};
+
+pub(crate) struct Meta {
+    tree: Arc<dyn Tree>,
+}
+
+impl Meta {
+    pub(crate) fn new(tree: Arc<dyn Tree>) -> Self {
+        Self { tree }
+    }
+
+    pub(crate) fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
+        self.tree
+            .get(key.as_bytes())?
+            .map(|bytes| {
+                codec::decode_tagged(META, &bytes)
+                    .map_err(|e| Error::decode(e, format!("the store's metadata {key:?}")))
+            })
+            .transpose()
+    }
+
+    pub(crate) fn put<T: Serialize + ?Sized>(&self, key: &str, value: &T) -> Result<()> {
+        let bytes = codec::encode_tagged(META, value)
+            .map_err(|e| Error::encode(e, format!("the store's metadata {key:?}")))?;
+        self.tree.put(key.as_bytes(), &bytes)
+    }
+
+    pub(crate) fn remove(&self, key: &str) -> Result<()> {
+        self.tree.remove(key.as_bytes())
+    }
+
+    /// The keys that start with `prefix`, with the prefix cut off.
+    pub(crate) fn names(&self, prefix: &str) -> Result<Vec<String>> {
+        self.tree
+            .scan(prefix.as_bytes())
+            .map(|entry| {
+                let (key, _) = entry?;
+                Ok(String::from_utf8_lossy(&key[prefix.len()..]).into_owned())
+            })
+            .collect()
+    }
+}

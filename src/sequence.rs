@@ -1,0 +1,73 @@
+//! The store-wide version sequence.
+//!
+//! Versions are handed out from an in-memory counter below a *lease*: a high-water mark that is
+//! made durable (written and synced) before any number under it is issued. A restart resumes at
+//! the stored lease, above everything the previous session may have issued, even writes it
+//! acknowledged but lost in a crash. So a version is never issued twice, for any key.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use parking_lot::Mutex;
+
+use crate::backend::Backend;
+use crate::meta::Meta;
+use crate::{Result, Version};
+
+/// How many versions one durable lease covers. A restart skips at most this many.
+const LEASE: u64 = 1 << 20;
+const LEASE_KEY: &str = "version-lease";
+
+pub(crate) struct Sequence {
+    next: AtomicU64,
+    /// Every number below this is covered by a durable lease.
+    leased: AtomicU64,
+    extending: Mutex<()>,
+    meta: Arc<Meta>,
+    backend: Arc<dyn Backend>,
+}
+
+impl Sequence {
+    /// Resumes the sequence above everything issued before and takes a first lease.
+    pub(crate) fn resume(meta: Arc<Meta>, backend: Arc<dyn Backend>) -> Result<Self> {
+        let stored = meta.get::<u64>(LEASE_KEY)?.unwrap_or(1);
+        let sequence = Self {
+            next: AtomicU64::new(stored),
+            leased: AtomicU64::new(stored),
+            extending: Mutex::new(()),
+            meta,
+            backend,
+        };
+        sequence.extend(stored)?;
+        Ok(sequence)
+    }
+
+    /// Issues the next version.
+    pub(crate) fn next(&self) -> Result<Version> {
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        let leased = self.leased.load(Ordering::Acquire);
+        if n >= leased {
+            // Not covered yet: wait for (or do) the extension.
+            let _guard = self.extending.lock();
+            if n >= self.leased.load(Ordering::Acquire) {
+                self.extend(n)?;
+            }
+        } else if n >= leased - LEASE / 2 {
+            // Renew ahead of time so writers rarely wait; whoever is already renewing wins.
+            if let Some(_guard) = self.extending.try_lock()
+                && n >= self.leased.load(Ordering::Acquire) - LEASE / 2
+            {
+                self.extend(n)?;
+            }
+        }
+        Ok(Version::new(n))
+    }
+
+    fn extend(&self, from: u64) -> Result<()> {
+        let lease = from.saturating_add(LEASE);
+        self.meta.put(LEASE_KEY, &lease)?;
+        self.backend.sync()?;
+        self.leased.fetch_max(lease, Ordering::AcqRel);
+        Ok(())
+    }
+}

@@ -1,0 +1,255 @@
+//! The store handle: opening, crash recovery, flushing and shutdown.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use parking_lot::Mutex;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tempfile::TempDir;
+
+use crate::backend::{Backend, SledBackend, Tree};
+use crate::collection::{CollectionBuilder, Registered};
+use crate::locks::LockTable;
+use crate::meta::Meta;
+use crate::sequence::Sequence;
+use crate::txn::intent;
+use crate::verify::Report;
+use crate::{Error, Result};
+
+/// The newest store layout this build writes; a store marked with a newer one is refused.
+const STORE_FORMAT: u8 = 1;
+
+/// An open revkv store. Cheap to clone; all clones share one database.
+///
+/// The store's directory is held exclusively while any clone (or collection opened from it)
+/// is alive; opening it a second time, in this process or another, is [`Error::Locked`].
+#[derive(Clone)]
+pub struct Store {
+    pub(crate) shared: Arc<Shared>,
+}
+
+/// Size limits that writes are checked against before anything is stored.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Limits {
+    pub(crate) max_key_len: usize,
+    pub(crate) max_value_len: usize,
+}
+
+/// Options for opening a [`Store`]; start from [`Store::builder`].
+#[derive(Debug)]
+#[must_use]
+pub struct StoreBuilder {
+    path: Option<PathBuf>,
+    limits: Limits,
+    cache_bytes: u64,
+}
+
+pub(crate) struct Shared {
+    pub(crate) backend: Arc<dyn Backend>,
+    pub(crate) meta: Arc<Meta>,
+    pub(crate) intents: Arc<dyn Tree>,
+    pub(crate) locks: LockTable,
+    pub(crate) sequence: Sequence,
+    pub(crate) limits: Limits,
+    /// Open collections by name, for `verify` and for opening a name a second time.
+    pub(crate) registry: Mutex<BTreeMap<String, Arc<dyn Registered>>>,
+    poisoned: AtomicBool,
+    // Declared last: a temporary store's directory is removed after everything above is closed.
+    _temporary: Option<TempDir>,
+}
+
+/// Whether the previous session ended by closing the store (meta key `session`).
+#[derive(Serialize, serde::Deserialize, PartialEq, Eq)]
+enum Session {
+    Open,
+    Closed,
+}
+
+impl Store {
+    /// Opens (creating if needed) the store in the directory `path`, with default limits.
+    ///
+    /// # Errors
+    /// [`Error::Locked`] if the store is already open, [`Error::UnsupportedFormat`] if a newer
+    /// revkv wrote it, [`Error::Io`] or [`Error::Corrupt`] if it cannot be read.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        Self::builder().path(path).open()
+    }
+
+    /// Opens a new, empty store in a fresh temporary directory that is removed when the last
+    /// clone of the store (and of its collections) is dropped. For tests and examples.
+    ///
+    /// # Errors
+    /// [`Error::Io`] if the directory cannot be created.
+    pub fn temporary() -> Result<Self> {
+        Self::builder().open()
+    }
+
+    /// Options for opening a store: where, and the size limits.
+    ///
+    /// ```
+    /// let store = revkv::Store::builder().max_value_len(64 * 1024).open()?;
+    /// # Ok::<(), revkv::Error>(())
+    /// ```
+    pub fn builder() -> StoreBuilder {
+        StoreBuilder {
+            path: None,
+            limits: Limits {
+                max_key_len: 1024,
+                max_value_len: 16 * 1024 * 1024,
+            },
+            cache_bytes: 256 * 1024 * 1024,
+        }
+    }
+
+    /// Starts declaring the collection `name` of values of type `T`; finish with
+    /// [`CollectionBuilder::open`].
+    ///
+    /// Names are 1 to 64 ASCII letters, digits, `_`, `-` or `.`.
+    pub fn collection<T>(&self, name: &str) -> CollectionBuilder<T>
+    where
+        T: Serialize + DeserializeOwned + Send + Sync + 'static,
+    {
+        CollectionBuilder::new(self.clone(), name)
+    }
+
+    /// Makes every write that returned before this call durable: it survives a process crash
+    /// and a power loss. This is a full barrier (`fdatasync` of the engine's log and of any
+    /// large-value files), not only the engine's own flush.
+    ///
+    /// # Errors
+    /// [`Error::Io`] if the operating system cannot write or sync.
+    pub fn flush(&self) -> Result<()> {
+        self.shared.backend.sync()
+    }
+
+    /// Checks every open collection: each record's unique values have index entries pointing
+    /// at it, every index entry points at a record that holds its value, and every record is
+    /// in a state its state machine can reach. Writers wait while it runs, so the report is
+    /// exact even under load.
+    ///
+    /// # Errors
+    /// Storage errors; problems with the data itself are reported, not returned as errors.
+    pub fn verify(&self) -> Result<Report> {
+        let collections: Vec<_> = self.shared.registry.lock().values().cloned().collect();
+        let _all = self.shared.locks.lock_everything();
+        let mut report = Report::default();
+        for collection in collections {
+            collection.verify_into(&mut report)?;
+        }
+        Ok(report)
+    }
+}
+
+impl StoreBuilder {
+    /// Keep the store in `path` (created if needed). Without a path, the store is temporary.
+    pub fn path(mut self, path: impl AsRef<Path>) -> Self {
+        self.path = Some(path.as_ref().to_path_buf());
+        self
+    }
+
+    /// The longest key, and unique-index value, accepted, in bytes (default 1 KiB).
+    pub fn max_key_len(mut self, bytes: usize) -> Self {
+        self.limits.max_key_len = bytes;
+        self
+    }
+
+    /// The largest encoded value accepted, in bytes (default 16 MiB).
+    pub fn max_value_len(mut self, bytes: usize) -> Self {
+        self.limits.max_value_len = bytes;
+        self
+    }
+
+    /// Memory the storage engine may use for its page cache (default 256 MiB).
+    pub fn cache_bytes(mut self, bytes: u64) -> Self {
+        self.cache_bytes = bytes;
+        self
+    }
+
+    /// Opens the store, completing any transaction a crash interrupted.
+    ///
+    /// # Errors
+    /// As [`Store::open`].
+    pub fn open(self) -> Result<Store> {
+        let (dir, temporary) = match self.path {
+            Some(path) => (path, None),
+            None => {
+                let temp = tempfile::Builder::new().prefix("revkv-").tempdir()?;
+                (temp.path().to_path_buf(), Some(temp))
+            }
+        };
+        let backend: Arc<dyn Backend> = Arc::new(SledBackend::open(&dir, self.cache_bytes)?);
+        let meta = Arc::new(Meta::new(backend.tree("revkv/meta")?));
+        check_format(&meta)?;
+        let intents = backend.tree("revkv/intents")?;
+        intent::replay(backend.as_ref(), intents.as_ref())?;
+        if meta.get::<Session>("session")? == Some(Session::Open) {
+            // The last session crashed: index entries of writes it was doing may be left over.
+            for name in meta.names("collection/")? {
+                meta.put(&format!("sweep/{name}"), &())?;
+            }
+        }
+        meta.put("session", &Session::Open)?;
+        // Resuming the sequence syncs, which also makes the marks above durable.
+        let sequence = Sequence::resume(Arc::clone(&meta), Arc::clone(&backend))?;
+        Ok(Store {
+            shared: Arc::new(Shared {
+                backend,
+                meta,
+                intents,
+                locks: LockTable::new(),
+                sequence,
+                limits: self.limits,
+                registry: Mutex::new(BTreeMap::new()),
+                poisoned: AtomicBool::new(false),
+                _temporary: temporary,
+            }),
+        })
+    }
+}
+
+/// Refuses stores written by a newer revkv; marks new ones with this build's format.
+fn check_format(meta: &Meta) -> Result<()> {
+    match meta.get::<u8>("format")? {
+        Some(found) if found > STORE_FORMAT => Err(Error::UnsupportedFormat {
+            location: "the store's format marker".into(),
+            what: "store",
+            found,
+            supported: STORE_FORMAT,
+        }),
+        Some(_) => Ok(()),
+        None => meta.put("format", &STORE_FORMAT),
+    }
+}
+
+impl Shared {
+    /// Fails fast once a multi-key write has failed halfway (see [`Error::Poisoned`]).
+    pub(crate) fn check_writable(&self) -> Result<()> {
+        if self.poisoned.load(Ordering::Acquire) {
+            Err(Error::Poisoned)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Runs the single-key writes of one logical write; if one fails after another succeeded,
+    /// the store is poisoned until reopened, so that no half-applied state is built upon.
+    pub(crate) fn write_all(&self, writes: impl FnOnce() -> Result<()>) -> Result<()> {
+        writes().inspect_err(|_| self.poisoned.store(true, Ordering::Release))
+    }
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        // Mark a clean close, so the next open skips the crash sweep. A poisoned store is
+        // left marked open on purpose. Errors cannot be reported from here; the next open
+        // then simply sweeps.
+        if !self.poisoned.load(Ordering::Acquire)
+            && self.meta.put("session", &Session::Closed).is_ok()
+        {
+            let _ = self.backend.sync();
+        }
+    }
+}

@@ -1,0 +1,67 @@
+//! Intents: how a transaction that writes several records stays all-or-nothing across a crash.
+//!
+//! Under the locks of every key it touches, such a transaction
+//! 1. writes one *intent* (a single-key write) listing all of its writes,
+//! 2. performs them as ordinary single-key writes,
+//! 3. removes the intent.
+//!
+//! The engine recovers a prefix of the single-key writes in the order they returned (see the
+//! crate docs on durability). If the prefix ends before step 1, nothing of the transaction
+//! survives; if it ends after, the intent survives and [`replay`] re-applies every write at the
+//! next open, before anything else runs. The writes carry absolute values, so applying one
+//! twice is harmless, and no later write to the same keys can survive without step 3: it
+//! waited for the locks that are released only after step 3.
+
+use crate::backend::{Backend, Tree};
+use crate::codec::{self, INTENT};
+use crate::{Error, Result};
+
+/// One write of a transaction: `(tree, key, value)`; a `None` value removes the key.
+pub(crate) type IntentWrite<'a> = (&'a str, &'a [u8], Option<&'a [u8]>);
+
+type OwnedWrite = (String, Vec<u8>, Option<Vec<u8>>);
+
+/// Applies `writes` in order behind an intent `id`, as described in the module docs.
+pub(crate) fn apply_atomically(
+    intents: &dyn Tree,
+    id: u64,
+    writes: &[(IntentWrite<'_>, &dyn Tree)],
+) -> Result<()> {
+    let listed: Vec<&IntentWrite<'_>> = writes.iter().map(|(w, _)| w).collect();
+    let intent = codec::encode_tagged(INTENT, &listed)
+        .map_err(|e| Error::encode(e, format!("transaction intent {id}")))?;
+    intents.put(&id.to_be_bytes(), &intent)?;
+    apply_in_order(writes)?;
+    intents.remove(&id.to_be_bytes())
+}
+
+/// Applies `writes` one after the other, without an intent.
+pub(crate) fn apply_in_order(writes: &[(IntentWrite<'_>, &dyn Tree)]) -> Result<()> {
+    for ((_, key, value), tree) in writes {
+        match value {
+            Some(value) => tree.put(key, value)?,
+            None => tree.remove(key)?,
+        }
+    }
+    Ok(())
+}
+
+/// Completes every transaction whose intent survived a crash. Returns how many there were.
+pub(crate) fn replay(backend: &dyn Backend, intents: &dyn Tree) -> Result<usize> {
+    let mut replayed = 0;
+    for entry in intents.scan(b"") {
+        let (id, bytes) = entry?;
+        let writes: Vec<OwnedWrite> = codec::decode_tagged(INTENT, &bytes)
+            .map_err(|e| Error::decode(e, format!("transaction intent {id:?}")))?;
+        for (tree, key, value) in writes {
+            let tree = backend.tree(&tree)?;
+            match value {
+                Some(value) => tree.put(&key, &value)?,
+                None => tree.remove(&key)?,
+            }
+        }
+        intents.remove(&id)?;
+        replayed += 1;
+    }
+    Ok(replayed)
+}

@@ -1,0 +1,379 @@
+//! Atomic transactions across records and collections.
+//!
+//! A transaction runs optimistically: its reads go to the committed state (and are remembered),
+//! its writes are checked at once, exactly as on a collection, and staged. At commit it takes
+//! the locks of everything it read or wrote, in one fixed order, checks that nothing it read
+//! has changed (else it runs the caller's closure again), and applies its writes with the
+//! intent protocol of [`intent`], so that a crash leaves all of them or none.
+
+pub(crate) mod intent;
+
+use std::borrow::Borrow;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::backend::Tree;
+use crate::codec;
+use crate::collection::Collection;
+use crate::collection::schema::{Change, Expect, Keyspace, Schema, View};
+use crate::retry::{Backoff, MAX_ATTEMPTS};
+use crate::store::Shared;
+use crate::{Error, Result, Store, Version, Versioned};
+
+/// A transaction in progress, handed to the closure of [`Store::transaction`].
+///
+/// Its methods behave as the same methods of [`Collection`] and raise the same conflicts,
+/// against the state the transaction has seen plus its own writes. Nothing it writes is
+/// visible to anyone else until the closure returns `Ok` and the transaction commits.
+pub struct Transaction<'s> {
+    shared: &'s Arc<Shared>,
+    /// What the transaction read from the committed state, by keyspace and key.
+    reads: HashMap<(Arc<str>, Vec<u8>), Read>,
+    /// What it will write, by keyspace and key; the last write of a key wins.
+    writes: BTreeMap<(Arc<str>, Vec<u8>), Staged>,
+    modified: SystemTime,
+}
+
+struct Read {
+    keyspace: Keyspace,
+    seen: Option<Vec<u8>>,
+}
+
+struct Staged {
+    keyspace: Keyspace,
+    value: Option<Vec<u8>>,
+    is_record: bool,
+}
+
+impl Store {
+    /// Runs `body` as one atomic transaction across any records and collections of this
+    /// store, and returns what it returns.
+    ///
+    /// Either every write of the transaction becomes visible at once, or none does: the first
+    /// error returned by `body` aborts it, and a crash at any point leaves all or nothing.
+    /// Transactions are serializable. When something the transaction read changes before it
+    /// commits, `body` runs again on fresh data (so it may run more than once and should have
+    /// no other side effects); a conflict `body` returns is returned as it is, after checking
+    /// that it was not caused by such a change.
+    ///
+    /// ```
+    /// # use serde::{Deserialize, Serialize};
+    /// #[derive(Serialize, Deserialize, Clone)]
+    /// struct Item { stock: u32 }
+    /// #[derive(Serialize, Deserialize)]
+    /// struct Order { sku: String }
+    ///
+    /// let store = revkv::Store::temporary()?;
+    /// let items = store.collection::<Item>("items").open()?;
+    /// let orders = store.collection::<Order>("orders").open()?;
+    /// items.insert("sku-1", Item { stock: 1 })?;
+    ///
+    /// let buy = |order_id: &str| {
+    ///     store.transaction(|tx| {
+    ///         let item = tx.get(&items, "sku-1")?.expect("exists");
+    ///         if item.value.stock == 0 {
+    ///             return Err(revkv::Conflict::rule("out_of_stock", "sku-1 is sold out").into());
+    ///         }
+    ///         tx.update(&items, "sku-1", item.version, Item { stock: item.value.stock - 1 })?;
+    ///         tx.insert(&orders, order_id, Order { sku: "sku-1".into() })?;
+    ///         Ok(())
+    ///     })
+    /// };
+    /// buy("o-1")?;
+    /// let sold_out = buy("o-2").unwrap_err();
+    /// assert_eq!(sold_out.to_string(), "out_of_stock: sku-1 is sold out");
+    /// assert!(orders.get("o-2")?.is_none());
+    /// # Ok::<(), revkv::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// Whatever `body` returns; [`Error::Contention`] when it lost the race to commit more
+    /// times than retries allow; storage errors.
+    pub fn transaction<R, F>(&self, mut body: F) -> Result<R>
+    where
+        F: FnMut(&mut Transaction<'_>) -> Result<R>,
+    {
+        let mut backoff = Backoff::new();
+        loop {
+            let mut tx = Transaction {
+                shared: &self.shared,
+                reads: HashMap::new(),
+                writes: BTreeMap::new(),
+                modified: codec::stored_precision(SystemTime::now()),
+            };
+            match body(&mut tx) {
+                Ok(value) => {
+                    if tx.commit()? {
+                        return Ok(value);
+                    }
+                }
+                Err(Error::Conflict(conflict)) => {
+                    // Only a conflict seen on a consistent state is the caller's to handle.
+                    let _held = tx.lock();
+                    if tx.reads_unchanged()? {
+                        return Err(conflict.into());
+                    }
+                }
+                Err(other) => return Err(other),
+            }
+            if !backoff.wait() {
+                return Err(Error::Contention {
+                    attempts: MAX_ATTEMPTS,
+                });
+            }
+        }
+    }
+}
+
+impl Transaction<'_> {
+    /// The record under `key` as this transaction sees it.
+    ///
+    /// # Errors
+    /// As [`Collection::get`], plus [`Error::ForeignCollection`].
+    pub fn get<T>(&mut self, collection: &Collection<T>, key: &str) -> Result<Option<Versioned<T>>>
+    where
+        T: Serialize + DeserializeOwned + Send + Sync + 'static,
+    {
+        let schema = self.schema_of(collection)?;
+        schema.check_key(key, self.shared.limits)?;
+        schema
+            .read(self, key)?
+            .map(|stored| schema.versioned(key, &stored))
+            .transpose()
+    }
+
+    /// The record whose unique index `index` holds `value`, as this transaction sees it.
+    ///
+    /// # Errors
+    /// As [`Collection::find_unique`], plus [`Error::ForeignCollection`].
+    pub fn find_unique<T>(
+        &mut self,
+        collection: &Collection<T>,
+        index: &str,
+        value: &str,
+    ) -> Result<Option<Versioned<T>>>
+    where
+        T: Serialize + DeserializeOwned + Send + Sync + 'static,
+    {
+        let schema = self.schema_of(collection)?;
+        let position = schema.index_position(index)?;
+        schema
+            .holder(self, position, value)?
+            .map(|(key, stored)| schema.versioned(&key, &stored))
+            .transpose()
+    }
+
+    /// Creates `key`, as [`Collection::insert`]. Returns the version it will have.
+    ///
+    /// # Errors
+    /// As [`Collection::insert`], plus [`Error::ForeignCollection`].
+    pub fn insert<T>(
+        &mut self,
+        collection: &Collection<T>,
+        key: &str,
+        value: impl Borrow<T>,
+    ) -> Result<Version>
+    where
+        T: Serialize + DeserializeOwned + Send + Sync + 'static,
+    {
+        self.stage(collection, key, Expect::Absent, Some(value.borrow()))
+    }
+
+    /// Replaces `key` if it is at `expected`, as [`Collection::update`]. Returns the version
+    /// it will have.
+    ///
+    /// # Errors
+    /// As [`Collection::update`], plus [`Error::ForeignCollection`].
+    pub fn update<T>(
+        &mut self,
+        collection: &Collection<T>,
+        key: &str,
+        expected: Version,
+        value: impl Borrow<T>,
+    ) -> Result<Version>
+    where
+        T: Serialize + DeserializeOwned + Send + Sync + 'static,
+    {
+        self.stage(
+            collection,
+            key,
+            Expect::Version(expected),
+            Some(value.borrow()),
+        )
+    }
+
+    /// Deletes `key` if it is at `expected`, as [`Collection::delete`].
+    ///
+    /// # Errors
+    /// As [`Collection::delete`], plus [`Error::ForeignCollection`].
+    pub fn delete<T>(
+        &mut self,
+        collection: &Collection<T>,
+        key: &str,
+        expected: Version,
+    ) -> Result<()>
+    where
+        T: Serialize + DeserializeOwned + Send + Sync + 'static,
+    {
+        self.stage(collection, key, Expect::Version(expected), None)
+            .map(drop)
+    }
+
+    fn schema_of<'c, T>(&self, collection: &'c Collection<T>) -> Result<&'c Schema<T>>
+    where
+        T: Serialize + DeserializeOwned + Send + Sync + 'static,
+    {
+        if Arc::ptr_eq(&collection.store().shared, self.shared) {
+            Ok(collection.schema())
+        } else {
+            Err(Error::ForeignCollection {
+                collection: collection.name().to_owned(),
+            })
+        }
+    }
+
+    fn stage<T>(
+        &mut self,
+        collection: &Collection<T>,
+        key: &str,
+        expect: Expect,
+        value: Option<&T>,
+    ) -> Result<Version>
+    where
+        T: Serialize + DeserializeOwned + Send + Sync + 'static,
+    {
+        let schema = self.schema_of(collection)?;
+        let limits = self.shared.limits;
+        schema.check_key(key, limits)?;
+        let new = value
+            .map(|v| schema.new_value(key, v, limits))
+            .transpose()?;
+        let current = schema.read(self, key)?;
+        let mut change = schema.prepare(self, key, expect, current.as_ref(), new)?;
+        let version = self.shared.sequence.next()?;
+        if let Some(record) = &mut change.record {
+            record.stamp(version, self.modified);
+        }
+        self.stage_change(schema, change);
+        Ok(version)
+    }
+
+    fn stage_change<T>(&mut self, schema: &Schema<T>, change: Change) {
+        let entry = codec::encode_claim(&change.key);
+        let index_writes = (change.releases.into_iter().map(|(i, v)| (i, v, None))).chain(
+            change
+                .claims
+                .into_iter()
+                .map(|(i, v)| (i, v, Some(entry.clone()))),
+        );
+        for (i, value, claim) in index_writes {
+            let keyspace = &schema.indexes[i].keyspace;
+            self.writes.insert(
+                (Arc::clone(&keyspace.name), value.into_bytes()),
+                Staged {
+                    keyspace: keyspace.clone(),
+                    value: claim,
+                    is_record: false,
+                },
+            );
+        }
+        self.writes.insert(
+            (Arc::clone(&schema.records.name), change.key.into_bytes()),
+            Staged {
+                keyspace: schema.records.clone(),
+                value: change.record.map(|r| r.bytes().to_vec()),
+                is_record: true,
+            },
+        );
+    }
+
+    /// Locks everything read or written, in the lock table's fixed order.
+    fn lock(&self) -> crate::locks::Held<'_> {
+        let locks = &self.shared.locks;
+        let ids = self
+            .reads
+            .iter()
+            .map(|((_, key), read)| read.keyspace.lock_id(locks, key))
+            .chain(
+                self.writes
+                    .iter()
+                    .map(|((_, key), staged)| staged.keyspace.lock_id(locks, key)),
+            )
+            .collect();
+        locks.lock_all(ids)
+    }
+
+    /// Whether everything read is still as it was; call with [`Self::lock`] held.
+    fn reads_unchanged(&self) -> Result<bool> {
+        for ((_, key), read) in &self.reads {
+            if read.keyspace.tree.get(key)? != read.seen {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// Applies the staged writes if nothing read has changed; `Ok(false)` asks for a rerun.
+    fn commit(self) -> Result<bool> {
+        let _held = self.lock();
+        if !self.reads_unchanged()? {
+            return Ok(false);
+        }
+        if self.writes.is_empty() {
+            return Ok(true);
+        }
+        self.shared.check_writable()?;
+        // Index entries taken first and freed last, as in a single write: with at most one
+        // record written, that order alone keeps a crash from leaving a visible half.
+        let rank = |s: &Staged| match (s.is_record, &s.value) {
+            (false, Some(_)) => 0,
+            (true, _) => 1,
+            (false, None) => 2,
+        };
+        let mut ordered: Vec<_> = self.writes.iter().collect();
+        ordered.sort_by_key(|(_, staged)| rank(staged));
+        let records = ordered.iter().filter(|(_, s)| s.is_record).count();
+        let writes: Vec<_> = ordered
+            .iter()
+            .map(|((tree, key), staged)| {
+                let write: intent::IntentWrite<'_> = (tree, key, staged.value.as_deref());
+                (write, staged.keyspace.tree.as_ref() as &dyn Tree)
+            })
+            .collect();
+        self.shared.write_all(|| {
+            if records > 1 {
+                let id = self.shared.sequence.next()?.get();
+                intent::apply_atomically(self.shared.intents.as_ref(), id, &writes)
+            } else {
+                intent::apply_in_order(&writes)
+            }
+        })?;
+        Ok(true)
+    }
+}
+
+impl View for Transaction<'_> {
+    /// Own writes first, then what was already read (so reads repeat), then the engine.
+    fn read(&mut self, keyspace: &Keyspace, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        let id = (Arc::clone(&keyspace.name), key.to_vec());
+        if let Some(staged) = self.writes.get(&id) {
+            return Ok(staged.value.clone());
+        }
+        if let Some(read) = self.reads.get(&id) {
+            return Ok(read.seen.clone());
+        }
+        let seen = keyspace.tree.get(key)?;
+        self.reads.insert(
+            id,
+            Read {
+                keyspace: keyspace.clone(),
+                seen: seen.clone(),
+            },
+        );
+        Ok(seen)
+    }
+}
