@@ -371,3 +371,107 @@ impl fmt::Debug for Snapshot {
             .finish_non_exhaustive()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn snapshot() -> Snapshot {
+        Snapshot::new(Version::new(9), SystemTime::UNIX_EPOCH, b"")
+    }
+
+    /// Each variant's message names what conflicted and says what to do next.
+    #[test]
+    fn every_variant_explains_itself() {
+        let s = |c: Conflict| c.to_string();
+        let coll = || "orders".to_owned();
+        let key = || "o1".to_owned();
+        let cases = [
+            (
+                s(Conflict::VersionMismatch {
+                    collection: coll(),
+                    key: key(),
+                    expected: Version::new(3),
+                    current: Some(Version::new(9)),
+                    record: Some(snapshot()),
+                }),
+                &["orders/o1", "version 3", "version 9", "re-read"][..],
+            ),
+            (
+                s(Conflict::VersionMismatch {
+                    collection: coll(),
+                    key: key(),
+                    expected: Version::new(3),
+                    current: None,
+                    record: None,
+                }),
+                &["orders/o1", "no longer exists", "re-create"],
+            ),
+            (
+                s(Conflict::AlreadyExists {
+                    collection: coll(),
+                    key: key(),
+                    current: Version::new(9),
+                    record: snapshot(),
+                }),
+                &["orders/o1", "already exists", "update it"],
+            ),
+            (
+                s(Conflict::Unique {
+                    collection: "users".into(),
+                    key: "u2".into(),
+                    index: "email".into(),
+                    value: "a@x".into(),
+                    holder: "u1".into(),
+                }),
+                &["users/u2", "email", "\"a@x\"", "choose a different email"],
+            ),
+            (
+                s(Conflict::Transition {
+                    collection: coll(),
+                    key: key(),
+                    from: "pending".into(),
+                    to: "shipped".into(),
+                    allowed: vec!["cancelled".into(), "paid".into()],
+                    current: Version::new(9),
+                    record: snapshot(),
+                }),
+                &[
+                    "orders/o1",
+                    "\"pending\"",
+                    "\"shipped\"",
+                    "\"cancelled\", \"paid\"",
+                ],
+            ),
+            (
+                s(Conflict::InitialState {
+                    collection: coll(),
+                    key: key(),
+                    state: "paid".into(),
+                    allowed: vec!["pending".into()],
+                }),
+                &["orders/o1", "\"paid\"", "start in \"pending\""],
+            ),
+            (
+                s(Conflict::rule("out_of_stock", "sku-1 has no stock left")),
+                &["out_of_stock", "sku-1 has no stock left"],
+            ),
+        ];
+        for (message, parts) in cases {
+            for part in parts {
+                assert!(message.contains(part), "{message:?} lacks {part:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn rules_can_name_their_record_and_other_variants_ignore_it() {
+        let rule = Conflict::rule("out_of_stock", "none left").at("items", "sku-1");
+        assert_eq!(
+            (rule.collection(), rule.key()),
+            (Some("items"), Some("sku-1"))
+        );
+        assert_eq!(rule.kind(), ConflictKind::Rule);
+        assert_eq!(Conflict::rule("c", "d").collection(), None);
+    }
+}
