@@ -100,6 +100,7 @@ mod backend;
 mod codec;
 mod collection;
 mod conflict;
+mod durability;
 mod error;
 mod guard;
 mod locks;
@@ -113,6 +114,7 @@ mod version;
 
 pub use collection::{Collection, CollectionBuilder, Iter};
 pub use conflict::{Conflict, ConflictKind, Snapshot};
+pub use durability::Durability;
 pub use error::{Error, Result};
 pub use store::{Store, StoreBuilder};
 pub use txn::Transaction;

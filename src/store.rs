@@ -12,6 +12,7 @@ use tempfile::TempDir;
 
 use crate::backend::{Backend, SledBackend, Tree};
 use crate::collection::{CollectionBuilder, Registered};
+use crate::durability::{Durability, GroupCommit};
 use crate::locks::LockTable;
 use crate::meta::Meta;
 use crate::sequence::Sequence;
@@ -45,6 +46,7 @@ pub struct StoreBuilder {
     path: Option<PathBuf>,
     limits: Limits,
     cache_bytes: u64,
+    durability: Durability,
 }
 
 pub(crate) struct Shared {
@@ -54,6 +56,8 @@ pub(crate) struct Shared {
     pub(crate) locks: LockTable,
     pub(crate) sequence: Sequence,
     pub(crate) limits: Limits,
+    durability: Durability,
+    group_commit: GroupCommit,
     /// Open collections by name, for `verify` and for opening a name a second time.
     pub(crate) registry: Mutex<BTreeMap<String, Arc<dyn Registered>>>,
     poisoned: AtomicBool,
@@ -101,6 +105,7 @@ impl Store {
                 max_value_len: 16 * 1024 * 1024,
             },
             cache_bytes: 256 * 1024 * 1024,
+            durability: Durability::OnFlush,
         }
     }
 
@@ -121,8 +126,10 @@ impl Store {
     ///
     /// # Errors
     /// [`Error::Io`] if the operating system cannot write or sync.
+    ///
+    /// Concurrent calls share syncs (group commit).
     pub fn flush(&self) -> Result<()> {
-        self.shared.backend.sync()
+        self.shared.sync()
     }
 
     /// Checks every open collection: each record's unique values have index entries pointing
@@ -159,6 +166,12 @@ impl StoreBuilder {
     /// The largest encoded value accepted, in bytes (default 16 MiB).
     pub fn max_value_len(mut self, bytes: usize) -> Self {
         self.limits.max_value_len = bytes;
+        self
+    }
+
+    /// When writes become durable (default: [`Durability::OnFlush`]).
+    pub fn durability(mut self, durability: Durability) -> Self {
+        self.durability = durability;
         self
     }
 
@@ -202,6 +215,8 @@ impl StoreBuilder {
                 locks: LockTable::new(),
                 sequence,
                 limits: self.limits,
+                durability: self.durability,
+                group_commit: GroupCommit::new(),
                 registry: Mutex::new(BTreeMap::new()),
                 poisoned: AtomicBool::new(false),
                 _temporary: temporary,
@@ -231,6 +246,24 @@ impl Shared {
             Err(Error::Poisoned)
         } else {
             Ok(())
+        }
+    }
+
+    /// Makes every write that returned before this call durable. A failed sync poisons the
+    /// store: after `fsync` fails, the kernel may already have dropped the unsynced pages, so a
+    /// later successful sync would prove nothing.
+    pub(crate) fn sync(&self) -> Result<()> {
+        self.group_commit
+            .sync(self.backend.as_ref())
+            .inspect_err(|_| self.poisoned.store(true, Ordering::Release))
+    }
+
+    /// Called after each successful write: in [`Durability::Immediate`] mode, waits until the
+    /// write is durable.
+    pub(crate) fn acknowledge(&self) -> Result<()> {
+        match self.durability {
+            Durability::OnFlush => Ok(()),
+            Durability::Immediate => self.sync(),
         }
     }
 

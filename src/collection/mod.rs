@@ -186,7 +186,7 @@ where
         let new = value
             .map(|v| self.schema.new_value(key, v, shared.limits))
             .transpose()?;
-        let (_held, current) = self.lock_record(key, new.as_ref())?;
+        let (held, current) = self.lock_record(key, new.as_ref())?;
         let mut change = self
             .schema
             .prepare(&mut Committed, key, expect, current.as_ref(), new)?;
@@ -196,6 +196,8 @@ where
             record.stamp(version, modified);
         }
         self.schema.apply(shared, &change)?;
+        drop(held);
+        shared.acknowledge()?;
         Ok((version, modified))
     }
 

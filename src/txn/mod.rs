@@ -319,7 +319,7 @@ impl Transaction<'_> {
 
     /// Applies the staged writes if nothing read has changed; `Ok(false)` asks for a rerun.
     fn commit(self) -> Result<bool> {
-        let _held = self.lock();
+        let held = self.lock();
         if !self.reads_unchanged()? {
             return Ok(false);
         }
@@ -352,6 +352,8 @@ impl Transaction<'_> {
                 intent::apply_in_order(&writes)
             }
         })?;
+        drop(held);
+        self.shared.acknowledge()?;
         Ok(true)
     }
 }
