@@ -47,6 +47,8 @@ pub struct StoreBuilder {
     limits: Limits,
     cache_bytes: u64,
     durability: Durability,
+    #[cfg(feature = "fault-injection")]
+    crash_after_writes: Option<u64>,
 }
 
 pub(crate) struct Shared {
@@ -106,6 +108,8 @@ impl Store {
             },
             cache_bytes: 256 * 1024 * 1024,
             durability: Durability::OnFlush,
+            #[cfg(feature = "fault-injection")]
+            crash_after_writes: None,
         }
     }
 
@@ -181,6 +185,16 @@ impl StoreBuilder {
         self
     }
 
+    /// Simulates a crash for tests: after `writes` single-key writes to the engine (revkv's
+    /// own bookkeeping at open included), every write fails with [`Error::Io`], so the engine
+    /// keeps exactly the writes before that point. Drop the store and reopen it without this
+    /// option to run crash recovery. Needs the `fault-injection` feature.
+    #[cfg(feature = "fault-injection")]
+    pub fn crash_after_writes(mut self, writes: u64) -> Self {
+        self.crash_after_writes = Some(writes);
+        self
+    }
+
     /// Opens the store, completing any transaction a crash interrupted.
     ///
     /// # Errors
@@ -194,6 +208,11 @@ impl StoreBuilder {
             }
         };
         let backend: Arc<dyn Backend> = Arc::new(SledBackend::open(&dir, self.cache_bytes)?);
+        #[cfg(feature = "fault-injection")]
+        let backend: Arc<dyn Backend> = match self.crash_after_writes {
+            Some(writes) => Arc::new(crate::backend::CrashPoint::new(backend, writes)),
+            None => backend,
+        };
         let meta = Arc::new(Meta::new(backend.tree("revkv/meta")?));
         check_format(&meta)?;
         let intents = backend.tree("revkv/intents")?;

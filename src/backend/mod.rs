@@ -4,12 +4,16 @@
 //! built above this trait from ordered single-key writes, so an engine only has to offer what
 //! every key-value store offers: get, put, remove, prefix scans, and a full durability barrier.
 
+#[cfg(feature = "fault-injection")]
+mod crash_point;
 mod sled;
 
 use std::sync::Arc;
 
 use crate::Result;
 
+#[cfg(feature = "fault-injection")]
+pub(crate) use self::crash_point::CrashPoint;
 pub(crate) use self::sled::SledBackend;
 
 /// Key/value pairs from a scan, in key order.
@@ -26,8 +30,8 @@ pub(crate) trait Backend: Send + Sync {
 }
 
 /// One ordered keyspace of an engine. Each call is atomic on its own key; the engine's crash
-/// recovery keeps a prefix of the calls in the order they returned (see `docs/durability` in
-/// the crate docs).
+/// recovery keeps a prefix of the calls in the order they returned (see "Durability and crash
+/// consistency" in the crate docs).
 pub(crate) trait Tree: Send + Sync {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>>;
     fn put(&self, key: &[u8], value: &[u8]) -> Result<()>;
