@@ -156,9 +156,10 @@ pub enum Error {
         path: PathBuf,
     },
 
-    /// A multi-record write failed halfway on an I/O error; the store refuses further writes
-    /// until it is reopened, which completes or discards that write.
-    #[error("a write failed halfway and the store refuses writes until it is reopened")]
+    /// An earlier write or sync failed (for example on a full disk), so the store refuses
+    /// writes until it is reopened; reopening completes or discards the write that failed.
+    /// What was acknowledged before stays readable.
+    #[error("an earlier write failed, and the store refuses writes until it is reopened")]
     Poisoned,
 
     /// A transaction kept finding that what it read changed before it could commit, and gave
@@ -167,6 +168,23 @@ pub enum Error {
     Contention {
         /// How many times it ran.
         attempts: u32,
+    },
+
+    /// The store's file system has less free space than the store keeps in reserve, so writes
+    /// are refused before the storage engine meets a full disk. Reads still work; free some
+    /// space (then reopen, if a write was refused halfway and poisoned the store).
+    #[error(
+        "the disk holding {} has {free_bytes} bytes free, below the reserve of {reserve_bytes}; \
+         writes are refused until space is freed",
+        path.display()
+    )]
+    DiskFull {
+        /// The store's directory.
+        path: PathBuf,
+        /// Free bytes found.
+        free_bytes: u64,
+        /// The configured reserve ([`StoreBuilder::min_free_bytes`](crate::StoreBuilder::min_free_bytes)).
+        reserve_bytes: u64,
     },
 
     /// The operating system reported an I/O error.

@@ -46,6 +46,7 @@ pub struct StoreBuilder {
     path: Option<PathBuf>,
     limits: Limits,
     cache_bytes: u64,
+    min_free_bytes: u64,
     durability: Durability,
     #[cfg(feature = "fault-injection")]
     crash_after_writes: Option<u64>,
@@ -107,6 +108,7 @@ impl Store {
                 max_value_len: 16 * 1024 * 1024,
             },
             cache_bytes: 256 * 1024 * 1024,
+            min_free_bytes: 64 * 1024 * 1024,
             durability: Durability::OnFlush,
             #[cfg(feature = "fault-injection")]
             crash_after_writes: None,
@@ -173,6 +175,14 @@ impl StoreBuilder {
         self
     }
 
+    /// Free space to keep on the store's file system (default 64 MiB): writes are refused with
+    /// [`Error::DiskFull`] below it, because the storage engine does not recover cleanly
+    /// from a full disk.
+    pub fn min_free_bytes(mut self, bytes: u64) -> Self {
+        self.min_free_bytes = bytes;
+        self
+    }
+
     /// When writes become durable (default: [`Durability::OnFlush`]).
     pub fn durability(mut self, durability: Durability) -> Self {
         self.durability = durability;
@@ -207,7 +217,11 @@ impl StoreBuilder {
                 (temp.path().to_path_buf(), Some(temp))
             }
         };
-        let backend: Arc<dyn Backend> = Arc::new(SledBackend::open(&dir, self.cache_bytes)?);
+        let backend: Arc<dyn Backend> = Arc::new(SledBackend::open(
+            &dir,
+            self.cache_bytes,
+            self.min_free_bytes,
+        )?);
         #[cfg(feature = "fault-injection")]
         let backend: Arc<dyn Backend> = match self.crash_after_writes {
             Some(writes) => Arc::new(crate::backend::CrashPoint::new(backend, writes)),
@@ -286,8 +300,10 @@ impl Shared {
         }
     }
 
-    /// Runs the single-key writes of one logical write; if one fails after another succeeded,
-    /// the store is poisoned until reopened, so that no half-applied state is built upon.
+    /// Runs the single-key writes of one logical write. If one fails, the store is poisoned
+    /// until reopened: another write of the same logical write may have succeeded, and after an
+    /// I/O error the engine itself cannot be trusted to persist what it accepts (sled 0.34 can
+    /// hang in its next flush once a write failed on a full disk).
     pub(crate) fn write_all(&self, writes: impl FnOnce() -> Result<()>) -> Result<()> {
         writes().inspect_err(|_| self.poisoned.store(true, Ordering::Release))
     }

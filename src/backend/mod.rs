@@ -7,6 +7,7 @@
 #[cfg(feature = "fault-injection")]
 mod crash_point;
 mod sled;
+mod space;
 
 use std::sync::Arc;
 

@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use parking_lot::Mutex;
 
+use super::space::SpaceGuard;
 use super::{Backend, Entries, Tree};
 use crate::{Error, Result};
 
@@ -26,14 +27,17 @@ pub(crate) struct SledBackend {
     /// `sync_file_range`, which is not a durability barrier.
     log: File,
     blobs: Arc<BlobSync>,
+    failed: Arc<Failed>,
+    space: Arc<SpaceGuard>,
     // Declared last so the lock is released after sled has shut down.
     _lock: File,
 }
 
 impl SledBackend {
     /// Opens the database in `dir`, failing with [`Error::Locked`] if any other open store
-    /// (in this process or another) holds it.
-    pub(crate) fn open(dir: &Path, cache_bytes: u64) -> Result<Self> {
+    /// (in this process or another) holds it. Writes are refused once less than
+    /// `free_space_reserve` bytes are free on its file system.
+    pub(crate) fn open(dir: &Path, cache_bytes: u64, free_space_reserve: u64) -> Result<Self> {
         fs::create_dir_all(dir)?;
         let lock = File::options()
             .create(true)
@@ -58,6 +62,8 @@ impl SledBackend {
             dir: dir.to_path_buf(),
             log,
             blobs: Arc::new(BlobSync::default()),
+            failed: Arc::new(Failed::default()),
+            space: Arc::new(SpaceGuard::new(dir.to_path_buf(), free_space_reserve)),
             _lock: lock,
         })
     }
@@ -65,44 +71,76 @@ impl SledBackend {
 
 impl Backend for SledBackend {
     fn tree(&self, name: &str) -> Result<Arc<dyn Tree>> {
-        let tree = self.db.open_tree(name).map_err(storage_error)?;
+        let tree = self.failed.check(self.db.open_tree(name))?;
         Ok(Arc::new(SledTree {
             tree,
             blobs: Arc::clone(&self.blobs),
+            failed: Arc::clone(&self.failed),
+            space: Arc::clone(&self.space),
         }))
     }
 
     fn sync(&self) -> Result<()> {
-        self.db.flush().map_err(storage_error)?;
+        self.failed.refuse_if_failed()?;
+        self.space.check()?;
+        self.failed.check(self.db.flush())?;
         self.log.sync_data()?;
         self.blobs.sync_new(&self.dir.join("blobs"))
+    }
+}
+
+/// Set once sled reports an I/O error or corruption. From then on writes and syncs are
+/// refused: sled 0.34 keeps accepting writes into memory after its log failed (on a full disk,
+/// say), and its next flush can then wait forever.
+#[derive(Default)]
+struct Failed(AtomicBool);
+
+impl Failed {
+    fn check<T>(&self, result: ::sled::Result<T>) -> Result<T> {
+        result.map_err(|e| {
+            let error = storage_error(e);
+            if matches!(error, Error::Io(_) | Error::Corrupt { .. }) {
+                self.0.store(true, Ordering::Release);
+            }
+            error
+        })
+    }
+
+    fn refuse_if_failed(&self) -> Result<()> {
+        if self.0.load(Ordering::Acquire) {
+            Err(Error::Poisoned)
+        } else {
+            Ok(())
+        }
     }
 }
 
 struct SledTree {
     tree: ::sled::Tree,
     blobs: Arc<BlobSync>,
+    failed: Arc<Failed>,
+    space: Arc<SpaceGuard>,
 }
 
 impl Tree for SledTree {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        Ok(self
-            .tree
-            .get(key)
-            .map_err(storage_error)?
-            .map(|v| v.to_vec()))
+        Ok(self.failed.check(self.tree.get(key))?.map(|v| v.to_vec()))
     }
 
     fn put(&self, key: &[u8], value: &[u8]) -> Result<()> {
+        self.failed.refuse_if_failed()?;
+        self.space.before_write(key.len() + value.len())?;
         if value.len() >= BLOB_THRESHOLD {
             self.blobs.pending.store(true, Ordering::Release);
         }
-        self.tree.insert(key, value).map_err(storage_error)?;
+        self.failed.check(self.tree.insert(key, value))?;
         Ok(())
     }
 
     fn remove(&self, key: &[u8]) -> Result<()> {
-        self.tree.remove(key).map_err(storage_error)?;
+        self.failed.refuse_if_failed()?;
+        self.space.before_write(key.len())?;
+        self.failed.check(self.tree.remove(key))?;
         Ok(())
     }
 

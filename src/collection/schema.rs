@@ -417,10 +417,6 @@ impl<T: Serialize + DeserializeOwned> Schema<T> {
             }
             Ok(())
         };
-        if change.claims.is_empty() && change.releases.is_empty() {
-            writes()
-        } else {
-            shared.write_all(writes)
-        }
+        shared.write_all(writes)
     }
 }

@@ -74,7 +74,7 @@ mod tests {
     #[test]
     fn an_intent_left_by_a_crash_is_completed_and_removed() -> Result<()> {
         let dir = tempfile::tempdir()?;
-        let backend = SledBackend::open(dir.path(), 1 << 20)?;
+        let backend = SledBackend::open(dir.path(), 1 << 20, 0)?;
         let intents = backend.tree("intents")?;
         let a = backend.tree("a")?;
         let b = backend.tree("b")?;
@@ -104,7 +104,7 @@ mod tests {
     #[test]
     fn an_intent_from_a_newer_revkv_stops_the_open() -> Result<()> {
         let dir = tempfile::tempdir()?;
-        let backend = SledBackend::open(dir.path(), 1 << 20)?;
+        let backend = SledBackend::open(dir.path(), 1 << 20, 0)?;
         let intents = backend.tree("intents")?;
         intents.put(&1_u64.to_be_bytes(), b"I\x09future")?;
         assert!(matches!(
