@@ -133,7 +133,9 @@ pub(crate) struct EncodedRecord(Vec<u8>);
 
 impl EncodedRecord {
     pub(crate) fn new<T: Serialize>(value: &T) -> Result<Self, bincode::Error> {
-        let mut bytes = Vec::with_capacity(RECORD_HEADER_LEN + 64);
+        // Sized up front: growing the buffer while serializing costs more than the sizing pass.
+        let size = usize::try_from(options().serialized_size(value)?).unwrap_or(usize::MAX);
+        let mut bytes = Vec::with_capacity(RECORD_HEADER_LEN.saturating_add(size));
         RECORD.write(&mut bytes);
         bytes.resize(RECORD_HEADER_LEN, 0);
         options().serialize_into(&mut bytes, value)?;

@@ -5,7 +5,9 @@
 //! a hash, so memory does not grow with the number of keys; a multi-lock is taken in stripe
 //! order, so two writers can never wait on each other in a cycle.
 
-use std::hash::{BuildHasher, Hasher, RandomState};
+use std::hash::Hasher;
+
+use rustc_hash::FxHasher;
 
 use crossbeam::utils::CachePadded;
 use parking_lot::{Mutex, MutexGuard};
@@ -18,7 +20,8 @@ pub(crate) struct LockId(usize);
 
 pub(crate) struct LockTable {
     stripes: Box<[CachePadded<Mutex<()>>]>,
-    hasher: RandomState,
+    /// Mixed into every hash, so that which keys share a stripe differs from store to store.
+    seed: u64,
 }
 
 /// Locks held together; released on drop.
@@ -35,14 +38,15 @@ impl LockTable {
             stripes: (0..STRIPES)
                 .map(|_| CachePadded::new(Mutex::new(())))
                 .collect(),
-            hasher: RandomState::new(),
+            seed: fastrand::u64(..),
         }
     }
 
     /// The lock for `bytes` within `space` (a collection's records or one unique index).
     pub(crate) fn id(&self, space: u64, bytes: &[u8]) -> LockId {
-        let mut hasher = self.hasher.build_hasher();
-        hasher.write_u64(space);
+        // A fast hash is enough: a collision only makes two keys share a lock.
+        let mut hasher = FxHasher::default();
+        hasher.write_u64(self.seed ^ space);
         hasher.write(bytes);
         // The modulo keeps the value below STRIPES, so the cast cannot truncate.
         #[allow(clippy::cast_possible_truncation)]

@@ -94,8 +94,8 @@ pub(crate) struct NewValue<'a, T> {
 }
 
 /// A checked write of one record: the record itself and the index entries it claims and frees.
-pub(crate) struct Change {
-    pub(crate) key: String,
+pub(crate) struct Change<'k> {
+    pub(crate) key: &'k str,
     /// `None` deletes the record.
     pub(crate) record: Option<EncodedRecord>,
     /// `(index position, value)` pairs this record takes.
@@ -279,14 +279,14 @@ impl<T: Serialize + DeserializeOwned> Schema<T> {
 
     /// Checks a write of `key` against the record before it (`current`, read under the
     /// write's locks or recorded by a transaction) and returns what to store, or the conflict.
-    pub(crate) fn prepare(
+    pub(crate) fn prepare<'k>(
         &self,
         view: &mut dyn View,
-        key: &str,
+        key: &'k str,
         expect: Expect,
         current: Option<&Stored>,
         new: Option<NewValue<'_, T>>,
-    ) -> Result<Change> {
+    ) -> Result<Change<'k>> {
         self.check_expectation(key, expect, current)?;
         let old = match current {
             Some(stored) if self.needs_old_value() => Some(self.decode(key, stored)?),
@@ -296,7 +296,7 @@ impl<T: Serialize + DeserializeOwned> Schema<T> {
             self.check_states(states, key, current, old.as_ref(), new.as_ref())?;
         }
         let mut change = Change {
-            key: key.to_owned(),
+            key,
             record: None,
             claims: Vec::new(),
             releases: Vec::new(),
@@ -396,11 +396,11 @@ impl<T: Serialize + DeserializeOwned> Schema<T> {
     /// Stores a checked change with ordered single-key writes: index entries it claims first,
     /// then the record, then the entries it frees. A crash at any point leaves at most index
     /// entries that [`Self::holder`] does not count, so the record and its index agree.
-    pub(crate) fn apply(&self, shared: &Shared, change: &Change) -> Result<()> {
+    pub(crate) fn apply(&self, shared: &Shared, change: &Change<'_>) -> Result<()> {
         let key = change.key.as_bytes();
         let writes = || {
             if !change.claims.is_empty() {
-                let entry = codec::encode_claim(&change.key);
+                let entry = codec::encode_claim(change.key);
                 for (i, value) in &change.claims {
                     self.indexes[*i]
                         .keyspace

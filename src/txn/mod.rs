@@ -262,8 +262,8 @@ impl Transaction<'_> {
         Ok(version)
     }
 
-    fn stage_change<T>(&mut self, schema: &Schema<T>, change: Change) {
-        let entry = codec::encode_claim(&change.key);
+    fn stage_change<T>(&mut self, schema: &Schema<T>, change: Change<'_>) {
+        let entry = codec::encode_claim(change.key);
         let index_writes = (change.releases.into_iter().map(|(i, v)| (i, v, None))).chain(
             change
                 .claims
@@ -282,7 +282,7 @@ impl Transaction<'_> {
             );
         }
         self.writes.insert(
-            (Arc::clone(&schema.records.name), change.key.into_bytes()),
+            (Arc::clone(&schema.records.name), change.key.as_bytes().to_vec()),
             Staged {
                 keyspace: schema.records.clone(),
                 value: change.record.map(|r| r.bytes().to_vec()),
