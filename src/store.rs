@@ -304,7 +304,7 @@ impl Shared {
     /// until reopened: another write of the same logical write may have succeeded, and after an
     /// I/O error the engine itself cannot be trusted to persist what it accepts (sled 0.34 can
     /// hang in its next flush once a write failed on a full disk).
-    pub(crate) fn write_all(&self, writes: impl FnOnce() -> Result<()>) -> Result<()> {
+    pub(crate) fn write_all<R>(&self, writes: impl FnOnce() -> Result<R>) -> Result<R> {
         writes().inspect_err(|_| self.poisoned.store(true, Ordering::Release))
     }
 }

@@ -73,6 +73,11 @@ impl Tree for CrashPointTree {
         self.inner.put(key, value)
     }
 
+    fn put_new(&self, key: &[u8], value: &[u8]) -> Result<bool> {
+        admit(&self.remaining)?;
+        self.inner.put_new(key, value)
+    }
+
     fn remove(&self, key: &[u8]) -> Result<()> {
         admit(&self.remaining)?;
         self.inner.remove(key)

@@ -36,6 +36,8 @@ pub(crate) trait Backend: Send + Sync {
 pub(crate) trait Tree: Send + Sync {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>>;
     fn put(&self, key: &[u8], value: &[u8]) -> Result<()>;
+    /// Writes `value` only if `key` has none; `false` if it had one (then nothing is written).
+    fn put_new(&self, key: &[u8], value: &[u8]) -> Result<bool>;
     fn remove(&self, key: &[u8]) -> Result<()>;
     fn scan(&self, prefix: &[u8]) -> Entries;
 }

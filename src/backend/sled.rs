@@ -137,6 +137,18 @@ impl Tree for SledTree {
         Ok(())
     }
 
+    fn put_new(&self, key: &[u8], value: &[u8]) -> Result<bool> {
+        self.failed.refuse_if_failed()?;
+        self.space.before_write(key.len() + value.len())?;
+        if value.len() >= BLOB_THRESHOLD {
+            self.blobs.pending.store(true, Ordering::Release);
+        }
+        let swapped =
+            self.failed
+                .check(self.tree.compare_and_swap(key, None::<&[u8]>, Some(value)))?;
+        Ok(swapped.is_ok())
+    }
+
     fn remove(&self, key: &[u8]) -> Result<()> {
         self.failed.refuse_if_failed()?;
         self.space.before_write(key.len())?;

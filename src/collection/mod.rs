@@ -93,8 +93,33 @@ where
     /// state machine does not start in the value's state; input and storage errors as
     /// [`Collection::get`], plus [`Error::ValueTooLarge`].
     pub fn insert(&self, key: &str, value: impl Borrow<T>) -> Result<Version> {
-        self.write(key, Expect::Absent, Some(value.borrow()))
-            .map(|(v, _)| v)
+        let version = self.create(key, value.borrow())?;
+        self.store.shared.acknowledge()?;
+        Ok(version)
+    }
+
+    /// Inserts many new records, as [`Collection::insert`] does one by one, but with one
+    /// durability wait for the whole batch (in [`Durability::Immediate`] mode). Each record is
+    /// written atomically; the batch as a whole is not: on the first error it stops, and the
+    /// records before it stay. Use a transaction where all-or-nothing matters.
+    ///
+    /// Returns the version of each record, in order.
+    ///
+    /// # Errors
+    /// As [`Collection::insert`], for the first record that fails.
+    ///
+    /// [`Durability::Immediate`]: crate::Durability::Immediate
+    pub fn load<K, V>(&self, records: impl IntoIterator<Item = (K, V)>) -> Result<Vec<Version>>
+    where
+        K: AsRef<str>,
+        V: Borrow<T>,
+    {
+        let versions = records
+            .into_iter()
+            .map(|(key, value)| self.create(key.as_ref(), value.borrow()))
+            .collect::<Result<_>>()?;
+        self.store.shared.acknowledge()?;
+        Ok(versions)
     }
 
     /// Replaces the record `key` if it is still at version `expected`. Returns the new version.
@@ -177,16 +202,57 @@ where
         }
     }
 
-    /// One checked write of one record, under the locks of the key and of every unique value
-    /// it takes or frees.
+    /// An insert, not yet acknowledged. Without indexes or states there is nothing to check
+    /// but the key being free, which the engine's insert-if-absent does in the same step.
+    fn create(&self, key: &str, value: &T) -> Result<Version> {
+        if !self.schema.indexes.is_empty() || self.schema.states.is_some() {
+            return self
+                .write_unacknowledged(key, Expect::Absent, Some(value))
+                .map(|(v, _)| v);
+        }
+        let shared = &self.store.shared;
+        self.schema.check_key(key, shared.limits)?;
+        shared.check_writable()?;
+        let mut new = self.schema.new_value(key, value, shared.limits)?;
+        let locks = &shared.locks;
+        let _held = locks.lock(self.schema.records.lock_id(locks, key.as_bytes()));
+        let version = shared.sequence.next()?;
+        new.record
+            .stamp(version, codec::stored_precision(SystemTime::now()));
+        let records = &self.schema.records.tree;
+        loop {
+            if shared.write_all(|| records.put_new(key.as_bytes(), new.record.bytes()))? {
+                return Ok(version);
+            }
+            // Taken: the same conflict a checked insert reports, with the record it found.
+            let current = self.schema.read(&mut Committed, key)?;
+            self.schema
+                .check_expectation(key, Expect::Absent, current.as_ref())?;
+        }
+    }
+
+    /// One checked write of one record, acknowledged.
     fn write(&self, key: &str, expect: Expect, value: Option<&T>) -> Result<(Version, SystemTime)> {
+        let written = self.write_unacknowledged(key, expect, value)?;
+        self.store.shared.acknowledge()?;
+        Ok(written)
+    }
+
+    /// One checked write of one record, under the locks of the key and of every unique value
+    /// it takes or frees; durable only once acknowledged.
+    fn write_unacknowledged(
+        &self,
+        key: &str,
+        expect: Expect,
+        value: Option<&T>,
+    ) -> Result<(Version, SystemTime)> {
         let shared = &self.store.shared;
         self.schema.check_key(key, shared.limits)?;
         shared.check_writable()?;
         let new = value
             .map(|v| self.schema.new_value(key, v, shared.limits))
             .transpose()?;
-        let (held, current) = self.lock_record(key, new.as_ref())?;
+        let (_held, current) = self.lock_record(key, new.as_ref())?;
         let mut change = self
             .schema
             .prepare(&mut Committed, key, expect, current.as_ref(), new)?;
@@ -196,8 +262,6 @@ where
             record.stamp(version, modified);
         }
         self.schema.apply(shared, &change)?;
-        drop(held);
-        shared.acknowledge()?;
         Ok((version, modified))
     }
 

@@ -330,7 +330,12 @@ impl<T: Serialize + DeserializeOwned> Schema<T> {
         Ok(change)
     }
 
-    fn check_expectation(&self, key: &str, expect: Expect, current: Option<&Stored>) -> Result<()> {
+    pub(crate) fn check_expectation(
+        &self,
+        key: &str,
+        expect: Expect,
+        current: Option<&Stored>,
+    ) -> Result<()> {
         let conflict = match (expect, current) {
             (Expect::Absent, None) => return Ok(()),
             (Expect::Version(expected), Some(stored)) if stored.header.version == expected => {

@@ -282,7 +282,10 @@ impl Transaction<'_> {
             );
         }
         self.writes.insert(
-            (Arc::clone(&schema.records.name), change.key.as_bytes().to_vec()),
+            (
+                Arc::clone(&schema.records.name),
+                change.key.as_bytes().to_vec(),
+            ),
             Staged {
                 keyspace: schema.records.clone(),
                 value: change.record.map(|r| r.bytes().to_vec()),
