@@ -1,5 +1,7 @@
 //! When writes become durable, and group commit for the writers that wait for it.
 
+use std::time::{Duration, Instant};
+
 use parking_lot::{Condvar, Mutex};
 
 use crate::Result;
@@ -19,11 +21,17 @@ pub enum Durability {
     Immediate,
 }
 
-/// Shares syncs between concurrent waiters: whoever finds no sync running starts one that
-/// covers every write acknowledged to the group so far; the others wait for it.
+/// How long a sync waits for the writers of the previous group to join the next one.
+const GATHER: Duration = Duration::from_micros(100);
+
+/// Shares syncs between concurrent waiters: whoever finds no sync running leads one that
+/// covers every write handed to the group so far; the others wait for it. When the previous
+/// sync covered several writers, the leader first waits (at most [`GATHER`]) for as many to
+/// join, since they are likely finishing their writes; a lone writer never waits.
 pub(crate) struct GroupCommit {
     state: Mutex<Tickets>,
     synced_changed: Condvar,
+    ticket_issued: Condvar,
 }
 
 #[derive(Default)]
@@ -32,7 +40,10 @@ struct Tickets {
     issued: u64,
     /// Every ticket up to this one is durable.
     durable: u64,
+    /// A leader is gathering or syncing.
     syncing: bool,
+    /// How many tickets the last sync covered.
+    last_group: u64,
 }
 
 impl GroupCommit {
@@ -40,6 +51,7 @@ impl GroupCommit {
         Self {
             state: Mutex::new(Tickets::default()),
             synced_changed: Condvar::new(),
+            ticket_issued: Condvar::new(),
         }
     }
 
@@ -48,6 +60,7 @@ impl GroupCommit {
         let mut tickets = self.state.lock();
         tickets.issued += 1;
         let mine = tickets.issued;
+        self.ticket_issued.notify_one();
         loop {
             if tickets.durable >= mine {
                 return Ok(());
@@ -56,9 +69,17 @@ impl GroupCommit {
                 self.synced_changed.wait(&mut tickets);
                 continue;
             }
-            // Lead a sync for every ticket issued so far.
-            let covered = tickets.issued;
+            // Lead a sync for every ticket issued so far, once the group has gathered.
             tickets.syncing = true;
+            let deadline = Instant::now() + GATHER;
+            while tickets.issued - tickets.durable < tickets.last_group
+                && !self
+                    .ticket_issued
+                    .wait_until(&mut tickets, deadline)
+                    .timed_out()
+            {}
+            let covered = tickets.issued;
+            tickets.last_group = covered - tickets.durable;
             drop(tickets);
             let result = backend.sync();
             tickets = self.state.lock();

@@ -97,6 +97,7 @@
 //! [`Error`], checked before anything is stored.
 
 mod backend;
+mod clock;
 mod codec;
 mod collection;
 mod conflict;
@@ -107,15 +108,18 @@ mod locks;
 mod meta;
 mod retry;
 mod sequence;
+mod stats;
 mod store;
 mod txn;
 mod verify;
 mod version;
 
+pub use clock::{Clock, ManualClock, SystemClock};
 pub use collection::{Collection, CollectionBuilder, Iter};
 pub use conflict::{Conflict, ConflictKind, Snapshot};
 pub use durability::Durability;
 pub use error::{Error, Result};
+pub use stats::{HOT_KEY_WINDOW, HotKey, RetryStats, Stats};
 pub use store::{Store, StoreBuilder};
 pub use txn::Transaction;
 pub use verify::{Problem, Report};

@@ -18,6 +18,11 @@ impl Backoff {
         Self { attempt: 0 }
     }
 
+    /// Attempts made after the first.
+    pub(crate) fn retries(&self) -> u32 {
+        self.attempt
+    }
+
     /// Waits before the next attempt; `false` once the attempts are used up.
     pub(crate) fn wait(&mut self) -> bool {
         self.attempt += 1;

@@ -11,11 +11,13 @@ use serde::de::DeserializeOwned;
 use tempfile::TempDir;
 
 use crate::backend::{Backend, SledBackend, Tree};
+use crate::clock::{Clock, StoreClock, SystemClock};
 use crate::collection::{CollectionBuilder, Registered};
 use crate::durability::{Durability, GroupCommit};
 use crate::locks::LockTable;
 use crate::meta::Meta;
 use crate::sequence::Sequence;
+use crate::stats::{Observer, Stats};
 use crate::txn::intent;
 use crate::verify::Report;
 use crate::{Error, Result};
@@ -40,7 +42,6 @@ pub(crate) struct Limits {
 }
 
 /// Options for opening a [`Store`]; start from [`Store::builder`].
-#[derive(Debug)]
 #[must_use]
 pub struct StoreBuilder {
     path: Option<PathBuf>,
@@ -48,6 +49,7 @@ pub struct StoreBuilder {
     cache_bytes: u64,
     min_free_bytes: u64,
     durability: Durability,
+    clock: Arc<dyn Clock>,
     #[cfg(feature = "fault-injection")]
     crash_after_writes: Option<u64>,
 }
@@ -59,6 +61,8 @@ pub(crate) struct Shared {
     pub(crate) locks: LockTable,
     pub(crate) sequence: Sequence,
     pub(crate) limits: Limits,
+    pub(crate) clock: StoreClock,
+    pub(crate) observer: Observer,
     durability: Durability,
     group_commit: GroupCommit,
     /// Open collections by name, for `verify` and for opening a name a second time.
@@ -110,6 +114,7 @@ impl Store {
             cache_bytes: 256 * 1024 * 1024,
             min_free_bytes: 64 * 1024 * 1024,
             durability: Durability::OnFlush,
+            clock: Arc::new(SystemClock),
             #[cfg(feature = "fault-injection")]
             crash_after_writes: None,
         }
@@ -136,6 +141,13 @@ impl Store {
     /// Concurrent calls share syncs (group commit).
     pub fn flush(&self) -> Result<()> {
         self.shared.sync()
+    }
+
+    /// Conflict and retry counters since the store was opened, and the keys with the most
+    /// conflicts lately. Every conflict is also a `tracing` event at target `revkv::conflict`.
+    #[must_use]
+    pub fn stats(&self) -> Stats {
+        self.shared.observer.snapshot(self.shared.clock.now())
     }
 
     /// Checks every open collection: each record's unique values have index entries pointing
@@ -186,6 +198,13 @@ impl StoreBuilder {
     /// When writes become durable (default: [`Durability::OnFlush`]).
     pub fn durability(mut self, durability: Durability) -> Self {
         self.durability = durability;
+        self
+    }
+
+    /// The clock for modification times and expiry (default: the system clock). Tests pass a
+    /// [`ManualClock`](crate::ManualClock).
+    pub fn clock(mut self, clock: impl Clock + 'static) -> Self {
+        self.clock = Arc::new(clock);
         self
     }
 
@@ -248,6 +267,8 @@ impl StoreBuilder {
                 locks: LockTable::new(),
                 sequence,
                 limits: self.limits,
+                clock: StoreClock::new(self.clock),
+                observer: Observer::default(),
                 durability: self.durability,
                 group_commit: GroupCommit::new(),
                 registry: Mutex::new(BTreeMap::new()),
@@ -280,6 +301,14 @@ impl Shared {
         } else {
             Ok(())
         }
+    }
+
+    /// Passes `result` through, counting and logging it if it is a conflict.
+    pub(crate) fn observe<T>(&self, result: Result<T>) -> Result<T> {
+        if let Err(Error::Conflict(conflict)) = &result {
+            self.observer.conflict(conflict, self.clock.now());
+        }
+        result
     }
 
     /// Makes every write that returned before this call durable. A failed sync poisons the

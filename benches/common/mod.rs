@@ -5,7 +5,8 @@
 
 #![allow(dead_code)] // each bench file uses part of this module
 
-use std::time::Duration;
+use std::sync::Barrier;
+use std::time::{Duration, Instant};
 
 use criterion::Criterion;
 use serde::{Deserialize, Serialize};
@@ -13,6 +14,11 @@ use serde::{Deserialize, Serialize};
 /// Whether to run briefly, for smoke tests.
 pub fn quick() -> bool {
     std::env::var_os("REVKV_BENCH_QUICK").is_some()
+}
+
+/// `full` normally, `small` in quick mode.
+pub fn scale(full: usize, small: usize) -> usize {
+    if quick() { small } else { full }
 }
 
 /// Criterion settings: full by default, a few milliseconds per benchmark in quick mode.
@@ -44,8 +50,7 @@ impl Payload {
         }
     }
 
-    /// The same value as raw bytes, for the raw-sled baselines: 100 bytes that differ per
-    /// counter.
+    /// The same value as raw bytes, for the raw baselines: 100 bytes that differ per counter.
     pub fn raw(counter: u64) -> Vec<u8> {
         let mut bytes = vec![b'x'; 100];
         bytes[..8].copy_from_slice(&counter.to_le_bytes());
@@ -56,4 +61,36 @@ impl Payload {
 /// `n` keys `k0000000`..: 8 bytes like typical short ids.
 pub fn keys(n: usize) -> Vec<String> {
     (0..n).map(|i| format!("k{i:07}")).collect()
+}
+
+/// Runs `total` operations split over `threads` threads started together and returns the
+/// wall time; `op(thread, i)` is the i-th operation of a thread. For `iter_custom`.
+pub fn run_threads(threads: usize, total: u64, op: impl Fn(usize, u64) + Sync) -> Duration {
+    let per_thread = total.div_ceil(threads as u64);
+    let barrier = Barrier::new(threads + 1);
+    std::thread::scope(|s| {
+        for t in 0..threads {
+            let (barrier, op) = (&barrier, &op);
+            s.spawn(move || {
+                barrier.wait();
+                for i in 0..per_thread {
+                    op(t, i);
+                }
+            });
+        }
+        barrier.wait();
+        let start = Instant::now();
+        // Scoped threads are joined when the scope ends.
+        start
+    })
+    .elapsed()
+}
+
+/// The 99th percentile of `latencies`.
+pub fn p99(latencies: &mut [Duration]) -> Duration {
+    latencies.sort_unstable();
+    latencies
+        .get(latencies.len() * 99 / 100)
+        .copied()
+        .unwrap_or_default()
 }

@@ -15,7 +15,6 @@ use serde::de::DeserializeOwned;
 
 use self::schema::{Committed, Expect, NewValue, Schema, Stored};
 use crate::backend::Entries;
-use crate::codec;
 use crate::guard::StateMachine;
 use crate::locks::Held;
 use crate::retry::Backoff;
@@ -93,9 +92,11 @@ where
     /// state machine does not start in the value's state; input and storage errors as
     /// [`Collection::get`], plus [`Error::ValueTooLarge`].
     pub fn insert(&self, key: &str, value: impl Borrow<T>) -> Result<Version> {
-        let version = self.create(key, value.borrow())?;
-        self.store.shared.acknowledge()?;
-        Ok(version)
+        let shared = &self.store.shared;
+        shared.observe(self.create(key, value.borrow()).and_then(|version| {
+            shared.acknowledge()?;
+            Ok(version)
+        }))
     }
 
     /// Inserts many new records, as [`Collection::insert`] does one by one, but with one
@@ -114,12 +115,15 @@ where
         K: AsRef<str>,
         V: Borrow<T>,
     {
+        let shared = &self.store.shared;
         let versions = records
             .into_iter()
             .map(|(key, value)| self.create(key.as_ref(), value.borrow()))
-            .collect::<Result<_>>()?;
-        self.store.shared.acknowledge()?;
-        Ok(versions)
+            .collect::<Result<_>>();
+        shared.observe(versions.and_then(|versions| {
+            shared.acknowledge()?;
+            Ok(versions)
+        }))
     }
 
     /// Replaces the record `key` if it is still at version `expected`. Returns the new version.
@@ -129,8 +133,8 @@ where
     /// is then `None`), [`Conflict::Unique`] and [`Conflict::Transition`] as the collection
     /// declares; other errors as [`Collection::insert`].
     pub fn update(&self, key: &str, expected: Version, value: impl Borrow<T>) -> Result<Version> {
-        self.write(key, Expect::Version(expected), Some(value.borrow()))
-            .map(|(v, _)| v)
+        let written = self.write(key, Expect::Version(expected), Some(value.borrow()));
+        self.store.shared.observe(written.map(|(v, _)| v))
     }
 
     /// Deletes the record `key` if it is still at version `expected`, freeing its unique
@@ -139,7 +143,8 @@ where
     /// # Errors
     /// [`Conflict::VersionMismatch`] as [`Collection::update`]; storage errors.
     pub fn delete(&self, key: &str, expected: Version) -> Result<()> {
-        self.write(key, Expect::Version(expected), None).map(drop)
+        let written = self.write(key, Expect::Version(expected), None);
+        self.store.shared.observe(written.map(drop))
     }
 
     /// Read-modify-write: applies `change` to the current value and stores the result with a
@@ -154,24 +159,40 @@ where
     where
         F: FnMut(&T) -> T,
     {
+        let shared = &self.store.shared;
         let mut backoff = Backoff::new();
-        loop {
-            let current = self.get(key)?.ok_or_else(|| Error::NotFound {
-                collection: self.schema.name.clone(),
-                key: key.to_owned(),
-            })?;
+        let result = loop {
+            let current = match self.get(key) {
+                Ok(Some(current)) => current,
+                Ok(None) => break Err(self.not_found(key)),
+                Err(e) => break Err(e),
+            };
             let value = change(&current.value);
             match self.write(key, Expect::Version(current.version), Some(&value)) {
-                Ok((version, modified)) => return Ok(Versioned::new(version, value, modified)),
+                Ok((version, modified)) => break Ok(Versioned::new(version, value, modified)),
                 Err(Error::Conflict(Conflict::VersionMismatch { current: None, .. })) => {
-                    return Err(Error::NotFound {
-                        collection: self.schema.name.clone(),
-                        key: key.to_owned(),
-                    });
+                    break Err(self.not_found(key));
                 }
                 Err(Error::Conflict(Conflict::VersionMismatch { .. })) if backoff.wait() => {}
-                Err(other) => return Err(other),
+                Err(other) => {
+                    if matches!(other, Error::Conflict(Conflict::VersionMismatch { .. })) {
+                        shared.observer.update_with_exhausted();
+                    }
+                    break Err(other);
+                }
             }
+        };
+        let now = shared.clock.now();
+        shared
+            .observer
+            .update_with(&self.schema.name, key, backoff.retries(), now);
+        shared.observe(result)
+    }
+
+    fn not_found(&self, key: &str) -> Error {
+        Error::NotFound {
+            collection: self.schema.name.clone(),
+            key: key.to_owned(),
         }
     }
 
@@ -217,8 +238,7 @@ where
         let locks = &shared.locks;
         let _held = locks.lock(self.schema.records.lock_id(locks, key.as_bytes()));
         let version = shared.sequence.next()?;
-        new.record
-            .stamp(version, codec::stored_precision(SystemTime::now()));
+        new.record.stamp(version, shared.clock.now());
         let records = &self.schema.records.tree;
         loop {
             if shared.write_all(|| records.put_new(key.as_bytes(), new.record.bytes()))? {
@@ -257,7 +277,7 @@ where
             .schema
             .prepare(&mut Committed, key, expect, current.as_ref(), new)?;
         let version = shared.sequence.next()?;
-        let modified = codec::stored_precision(SystemTime::now());
+        let modified = shared.clock.now();
         if let Some(record) = &mut change.record {
             record.stamp(version, modified);
         }

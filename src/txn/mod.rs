@@ -98,34 +98,38 @@ impl Store {
         F: FnMut(&mut Transaction<'_>) -> Result<R>,
     {
         let mut backoff = Backoff::new();
-        loop {
+        let result = loop {
             let mut tx = Transaction {
                 shared: &self.shared,
                 reads: HashMap::new(),
                 writes: BTreeMap::new(),
-                modified: codec::stored_precision(SystemTime::now()),
+                modified: self.shared.clock.now(),
             };
             match body(&mut tx) {
-                Ok(value) => {
-                    if tx.commit()? {
-                        return Ok(value);
-                    }
-                }
+                Ok(value) => match tx.commit() {
+                    Ok(true) => break Ok(value),
+                    Ok(false) => {}
+                    Err(e) => break Err(e),
+                },
                 Err(Error::Conflict(conflict)) => {
                     // Only a conflict seen on a consistent state is the caller's to handle.
                     let _held = tx.lock();
-                    if tx.reads_unchanged()? {
-                        return Err(conflict.into());
+                    match tx.reads_unchanged() {
+                        Ok(true) => break Err(conflict.into()),
+                        Ok(false) => {}
+                        Err(e) => break Err(e),
                     }
                 }
-                Err(other) => return Err(other),
+                Err(other) => break Err(other),
             }
+            self.shared.observer.transaction_rerun();
             if !backoff.wait() {
-                return Err(Error::Contention {
+                break Err(Error::Contention {
                     attempts: MAX_ATTEMPTS,
                 });
             }
-        }
+        };
+        self.shared.observe(result)
     }
 }
 

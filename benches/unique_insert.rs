@@ -1,0 +1,94 @@
+//! Unique insert into a collection with one unique index (crash-atomic), against the naive
+//! sled transaction over two trees (check the index, write index entry and record) and an
+//! in-memory map pair; one thread, fresh keys every time.
+
+mod common;
+
+use std::collections::HashMap;
+
+use common::Payload;
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use parking_lot::RwLock;
+use serde::{Deserialize, Serialize};
+use sled::Transactional;
+use sled::transaction::ConflictableTransactionError;
+
+#[derive(Serialize, Deserialize, Clone)]
+struct User {
+    email: String,
+    payload: Payload,
+}
+
+fn user(n: u64) -> User {
+    User {
+        email: format!("user{n}@example.com"),
+        payload: Payload::new(n),
+    }
+}
+
+fn unique_insert(c: &mut Criterion) {
+    let mut group = c.benchmark_group("unique_insert_1_thread");
+    group.throughput(Throughput::Elements(1));
+
+    let store = revkv::Store::temporary().expect("store");
+    let users = store
+        .collection::<User>("users")
+        .unique("email", |u: &User| u.email.clone())
+        .open()
+        .expect("collection");
+    let mut n = 0_u64;
+    group.bench_function("revkv_unique_insert", |b| {
+        b.iter(|| {
+            n += 1;
+            users.insert(&format!("u{n:010}"), user(n)).expect("insert");
+        });
+    });
+
+    let dir = tempfile::tempdir().expect("dir");
+    let db = sled::open(dir.path()).expect("sled");
+    let (records, index) = (
+        db.open_tree("users").expect("tree"),
+        db.open_tree("email").expect("tree"),
+    );
+    group.bench_function("sled_transaction_2_trees", |b| {
+        b.iter(|| {
+            n += 1;
+            let (key, email, value) = (
+                format!("u{n:010}"),
+                format!("user{n}@example.com"),
+                Payload::raw(n),
+            );
+            (&records, &index)
+                .transaction(|(records, index)| {
+                    if index.get(email.as_bytes())?.is_some() {
+                        return Err(ConflictableTransactionError::Abort(()));
+                    }
+                    index.insert(email.as_bytes(), key.as_bytes())?;
+                    records.insert(key.as_bytes(), value.as_slice())?;
+                    Ok(())
+                })
+                .expect("transaction");
+        });
+    });
+
+    let map: RwLock<(HashMap<String, User>, HashMap<String, String>)> = RwLock::default();
+    group.bench_function("in_memory_maps", |b| {
+        b.iter(|| {
+            n += 1;
+            let (key, value) = (format!("u{n:010}"), user(n));
+            let mut maps = map.write();
+            if !maps.1.contains_key(&value.email) {
+                maps.1.insert(value.email.clone(), key.clone());
+                maps.0.insert(key, value);
+            }
+        });
+    });
+    group.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = common::criterion();
+    targets = unique_insert
+}
+criterion_main!(benches);
