@@ -21,7 +21,7 @@ struct Slot {
 
 fn slot(n: u64) -> Slot {
     Slot {
-        state: if n % 2 == 0 { "open" } else { "held" }.to_owned(),
+        state: if n.is_multiple_of(2) { "open" } else { "held" }.to_owned(),
         payload: Payload::new(n),
     }
 }
