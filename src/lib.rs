@@ -102,6 +102,8 @@ mod collection;
 mod conflict;
 mod error;
 mod guard;
+#[cfg(feature = "http")]
+pub mod http;
 mod locks;
 mod meta;
 mod retry;
