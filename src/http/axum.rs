@@ -41,9 +41,9 @@ use axum::body::{Body, to_bytes};
 use axum::extract::{FromRequestParts, Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use http::header::{ALLOW, CONTENT_LENGTH, CONTENT_TYPE};
+use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use http::request::Parts;
-use http::{HeaderMap, StatusCode};
+use http::{Method, StatusCode};
 
 use super::problem::PROBLEM_JSON;
 use super::{HttpError, HttpProblem, Policy, Preconditions, ProblemKind, parse_preconditions};
@@ -92,11 +92,12 @@ impl<S: Send + Sync> FromRequestParts<S> for Preconditions {
 /// `.layer(axum::middleware::from_fn_with_state(policy, problems))`.
 pub async fn problems(State(policy): State<Policy>, request: Request, next: Next) -> Response {
     let path = request.uri().path().to_owned();
+    let method = request.method().clone();
     let response = next.run(request).await;
     let problem = if let Some(Unrendered(error)) = response.extensions().get::<Unrendered>() {
         policy.render(error)
     } else if is_unexplained_error(&response) {
-        from_plain(response).await
+        from_plain(response, &method).await
     } else {
         return response;
     };
@@ -118,7 +119,7 @@ fn is_unexplained_error(response: &Response) -> bool {
 }
 
 /// A problem for a plain error answer, keeping its status and headers (such as `Allow`).
-async fn from_plain(response: Response) -> HttpProblem {
+async fn from_plain(response: Response, method: &Method) -> HttpProblem {
     let (parts, body) = response.into_parts();
     let status = parts.status;
     let mut problem = ProblemKind::for_status(status)
@@ -129,7 +130,7 @@ async fn from_plain(response: Response) -> HttpProblem {
             .ok()
             .and_then(|bytes| String::from_utf8(bytes.to_vec()).ok())
             .filter(|text| !text.trim().is_empty());
-        text.unwrap_or_else(|| client_error_detail(status, &parts.headers))
+        text.unwrap_or_else(|| client_error_detail(status, method))
     } else {
         // A server error's text may describe internals: say nothing more than the status.
         "the server failed to complete the request".to_owned()
@@ -143,15 +144,12 @@ async fn from_plain(response: Response) -> HttpProblem {
     problem
 }
 
-fn client_error_detail(status: StatusCode, headers: &HeaderMap) -> String {
+fn client_error_detail(status: StatusCode, method: &Method) -> String {
     match status {
         StatusCode::NOT_FOUND => "no resource is at this path".to_owned(),
+        // axum adds `Allow` after the middleware has run, so the detail points to it.
         StatusCode::METHOD_NOT_ALLOWED => {
-            let allowed = headers
-                .get(ALLOW)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or_default();
-            format!("this resource does not support that method; it allows {allowed}")
+            format!("{method} is not supported here; the Allow header lists the methods that are")
         }
         _ => status
             .canonical_reason()

@@ -100,13 +100,23 @@ impl Policy {
         let (kind, members, detail) = match conflict {
             Conflict::VersionMismatch { .. } => (ProblemKind::VersionConflict, members, None),
             Conflict::AlreadyExists { .. } => (ProblemKind::AlreadyExists, members, None),
-            Conflict::Unique { index, holder, .. } => {
+            Conflict::Unique {
+                index,
+                value,
+                holder,
+                ..
+            } => {
                 let members = Members {
                     index: Some(index.clone()),
                     holder: self.reveal_unique_holder.then(|| holder.clone()),
                     ..members
                 };
-                (ProblemKind::UniqueViolation, members, None)
+                // The conflict's own message names the key being written, which for a create
+                // is one the client never sees.
+                let detail = format!(
+                    "another record already has the {index} {value:?}; choose a different {index}"
+                );
+                (ProblemKind::UniqueViolation, members, Some(detail))
             }
             Conflict::Transition { from, allowed, .. } => {
                 let members = Members {

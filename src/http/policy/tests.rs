@@ -98,6 +98,10 @@ fn a_unique_violation_names_the_index_and_hides_the_holder_by_default() {
         &json!({"type": "/problems/unique-violation", "status": 409,
                 "conflict": "unique", "index": "email"}),
     );
+    assert_eq!(
+        body["detail"],
+        r#"another record already has the email "a@example.com"; choose a different email"#
+    );
     assert!(!body.to_string().contains("u1"), "holder leaked: {body}");
 
     let revealing = Policy::default().reveal_unique_holder(true);
