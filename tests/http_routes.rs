@@ -75,7 +75,7 @@ fn items_are_created_and_read_under_their_sku() {
     let version = created.json()["version"].as_u64().expect("version");
     assert_eq!(
         created.json(),
-        json!({"sku": "tea-1", "stock": 12, "version": version})
+        json!({"id": "tea-1", "sku": "tea-1", "stock": 12, "version": version})
     );
     assert_eq!(created.header("location"), "/items/tea-1");
     assert_eq!(created.header("etag"), format!("\"{version}\""));

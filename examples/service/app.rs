@@ -23,7 +23,6 @@ use revkv::http::{HttpError, Policy, Preconditions, ReadOutcome, Validators, jso
 use revkv::{Collection, Conflict, Store, Transaction, Versioned};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde_json::Value;
 
 use self::idempotency::{Admission, IdempotencyKeys};
 use self::model::{
@@ -339,14 +338,15 @@ async fn transition_order(
 
 /// `GET` of one record: `200` with `ETag` and `Last-Modified`, `304` when `If-None-Match`
 /// or `If-Modified-Since` says the client has it, `412` when `If-Match` fails.
-async fn read<T>(
+async fn read<T, V>(
     collection: Collection<T>,
     key: String,
     pre: &Preconditions,
-    view: fn(&str, &T, revkv::Version) -> Value,
+    view: fn(&str, &T, revkv::Version) -> V,
 ) -> Outcome
 where
     T: Serialize + DeserializeOwned + Send + Sync + 'static,
+    V: Serialize,
 {
     let record = blocking(move || {
         let record = existing(&collection, &key)?;

@@ -4,7 +4,6 @@
 use revkv::Version;
 use revkv::http::HttpError;
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
 
 /// The order states and the transitions between them.
 pub const ORDER_TRANSITIONS: [(&str, &str); 3] = [
@@ -124,22 +123,60 @@ pub struct TransitionInput {
     pub to: String,
 }
 
-pub fn user_view(id: &str, user: &User, version: Version) -> Value {
-    json!({"id": id, "username": user.username, "email": user.email, "version": version})
+/// A user as the API shows it.
+#[derive(Serialize)]
+pub struct UserView {
+    id: String,
+    username: String,
+    email: String,
+    version: Version,
 }
 
-pub fn item_view(sku: &str, item: &Item, version: Version) -> Value {
-    json!({"sku": sku, "stock": item.stock, "version": version})
+pub fn user_view(id: &str, user: &User, version: Version) -> UserView {
+    UserView {
+        id: id.to_owned(),
+        username: user.username.clone(),
+        email: user.email.clone(),
+        version,
+    }
 }
 
-pub fn order_view(id: &str, order: &Order, version: Version) -> Value {
-    json!({
-        "id": id,
-        "sku": order.sku,
-        "quantity": order.quantity,
-        "status": order.status,
-        "version": version,
-    })
+/// An item as the API shows it; its id is its SKU.
+#[derive(Serialize)]
+pub struct ItemView {
+    id: String,
+    sku: String,
+    stock: u32,
+    version: Version,
+}
+
+pub fn item_view(sku: &str, item: &Item, version: Version) -> ItemView {
+    ItemView {
+        id: sku.to_owned(),
+        sku: sku.to_owned(),
+        stock: item.stock,
+        version,
+    }
+}
+
+/// An order as the API shows it.
+#[derive(Serialize)]
+pub struct OrderView {
+    id: String,
+    sku: String,
+    quantity: u32,
+    status: String,
+    version: Version,
+}
+
+pub fn order_view(id: &str, order: &Order, version: Version) -> OrderView {
+    OrderView {
+        id: id.to_owned(),
+        sku: order.sku.clone(),
+        quantity: order.quantity,
+        status: order.status.clone(),
+        version,
+    }
 }
 
 /// A fresh record id: `prefix` and 64 random bits in hex.

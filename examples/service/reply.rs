@@ -6,7 +6,6 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use revkv::Version;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 /// Status, headers and JSON body of an answer.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -18,16 +17,17 @@ pub struct Reply {
 
 impl Reply {
     /// `status` with a JSON body.
-    pub fn json(status: StatusCode, body: &Value) -> Self {
+    pub fn json(status: StatusCode, body: &impl Serialize) -> Self {
         Self {
             status: status.as_u16(),
             headers: vec![(CONTENT_TYPE.to_string(), "application/json".to_owned())],
-            body: body.to_string(),
+            // The views are strings and numbers, which always serialize.
+            body: serde_json::to_string(body).unwrap_or_default(),
         }
     }
 
     /// `201 Created` for the resource at `location`, with its version as `ETag`.
-    pub fn created(location: &str, version: Version, body: &Value) -> Self {
+    pub fn created(location: &str, version: Version, body: &impl Serialize) -> Self {
         Self::json(StatusCode::CREATED, body)
             .with_header(&LOCATION, location)
             .with_etag(version)
