@@ -317,8 +317,9 @@ async fn transition_order(
             if to == "cancelled" {
                 let sku = &order.value.sku;
                 let item = tx.get(&items, sku)?.ok_or_else(|| not_found(&items, sku))?;
+                // Stock plus open orders never exceeds what the item was created with.
                 let restocked = Item {
-                    stock: item.value.stock + order.value.quantity,
+                    stock: item.value.stock.saturating_add(order.value.quantity),
                 };
                 tx.update(&items, sku, item.version, restocked)?;
             }

@@ -18,10 +18,9 @@ const CONTENTION_RETRY_AFTER: HeaderValue = HeaderValue::from_static("1");
 /// a unique value is not revealed.
 ///
 /// ```
-/// use revkv::http::{HttpError, Policy, PreconditionFailed, TagCondition};
-/// use revkv::http::{Preconditions, Validators};
-/// use std::time::SystemTime;
+/// use revkv::http::{HttpError, Policy, Preconditions, TagCondition};
 ///
+/// // If-Match: * on a record that does not exist.
 /// let mut preconditions = Preconditions::default();
 /// preconditions.if_match = Some(TagCondition::Any);
 /// let failed: HttpError = preconditions.evaluate_write(None).unwrap_err().into();
