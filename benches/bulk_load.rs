@@ -3,6 +3,9 @@
 //! (sled's own floor), with fjall and redb (one transaction) for reference. Quick mode loads
 //! 20,000 records.
 
+// Benchmark arithmetic on small counters and ratios: the casts cannot lose anything here.
+#![allow(clippy::cast_possible_truncation, clippy::cast_precision_loss)]
+
 mod common;
 
 use common::Payload;

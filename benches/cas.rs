@@ -2,6 +2,9 @@
 //! a raw sled `compare_and_swap` loop and an in-memory map, in one criterion group so that the
 //! ratios come from one run.
 
+// Benchmark arithmetic on small counters and ratios: the casts cannot lose anything here.
+#![allow(clippy::cast_possible_truncation, clippy::cast_precision_loss)]
+
 mod common;
 
 use std::collections::HashMap;

@@ -3,6 +3,9 @@
 //! read-modify-write. Before the timed runs, each configuration is profiled once for retries
 //! per successful update and p99 latency, which criterion does not report.
 
+// Benchmark arithmetic on small counters and ratios: the casts cannot lose anything here.
+#![allow(clippy::cast_possible_truncation, clippy::cast_precision_loss)]
+
 mod common;
 
 use std::collections::HashMap;

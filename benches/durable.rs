@@ -3,6 +3,9 @@
 //! `write + fdatasync`, redb with `Durability::Immediate` and fjall with
 //! `PersistMode::SyncData`, each doing a versioned update (read, then write) per commit.
 
+// Benchmark arithmetic on small counters and ratios: the casts cannot lose anything here.
+#![allow(clippy::cast_possible_truncation, clippy::cast_precision_loss)]
+
 mod common;
 
 use std::fs::File;

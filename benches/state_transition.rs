@@ -2,6 +2,9 @@
 //! collection without one and the raw sled compare-and-swap loop; one thread, 10,000 records
 //! that cycle through `open -> held -> open`.
 
+// Benchmark arithmetic on small counters and ratios: the casts cannot lose anything here.
+#![allow(clippy::cast_possible_truncation, clippy::cast_precision_loss)]
+
 mod common;
 
 use std::collections::HashMap;

@@ -2,6 +2,9 @@
 //! neither. revkv's transaction (intent protocol over single-key writes) against the same
 //! transaction in sled over two trees, and an in-memory map pair; one thread, 1,000 items.
 
+// Benchmark arithmetic on small counters and ratios: the casts cannot lose anything here.
+#![allow(clippy::cast_possible_truncation, clippy::cast_precision_loss)]
+
 mod common;
 
 use std::collections::HashMap;
@@ -43,11 +46,11 @@ fn transactions(c: &mut Criterion) {
     items
         .load(skus.iter().map(|s| (s, Item { stock: u64::MAX })))
         .expect("load");
-    let mut n = 0_u64;
+    let mut n = 0_usize;
     group.bench_function("revkv_transaction", |b| {
         b.iter(|| {
             n += 1;
-            let sku = &skus[n as usize % ITEMS];
+            let sku = &skus[n % ITEMS];
             store
                 .transaction(|tx| {
                     let item = tx.get(&items, sku)?.expect("item");
@@ -64,7 +67,7 @@ fn transactions(c: &mut Criterion) {
                         &format!("o{n:012}"),
                         Order {
                             sku: sku.clone(),
-                            payload: Payload::new(n),
+                            payload: Payload::new(n as u64),
                         },
                     )?;
                     Ok(())
@@ -85,8 +88,8 @@ fn transactions(c: &mut Criterion) {
     group.bench_function("sled_transaction_2_trees", |b| {
         b.iter(|| {
             n += 1;
-            let sku = &skus[n as usize % ITEMS];
-            let order = (format!("o{n:012}"), Payload::raw(n));
+            let sku = &skus[n % ITEMS];
+            let order = (format!("o{n:012}"), Payload::raw(n as u64));
             (&stock, &placed)
                 .transaction(|(stock, placed)| {
                     let left = stock.get(sku)?.expect("item");
@@ -109,7 +112,7 @@ fn transactions(c: &mut Criterion) {
     group.bench_function("in_memory_maps", |b| {
         b.iter(|| {
             n += 1;
-            let sku = &skus[n as usize % ITEMS];
+            let sku = &skus[n % ITEMS];
             let mut maps = maps.write();
             let left = maps.0.get_mut(sku).expect("item");
             if *left > 0 {
@@ -118,7 +121,7 @@ fn transactions(c: &mut Criterion) {
                     format!("o{n:012}"),
                     Order {
                         sku: sku.clone(),
-                        payload: Payload::new(n),
+                        payload: Payload::new(n as u64),
                     },
                 );
             }

@@ -2,6 +2,9 @@
 //! sled transaction over two trees (check the index, write index entry and record) and an
 //! in-memory map pair; one thread, fresh keys every time.
 
+// Benchmark arithmetic on small counters and ratios: the casts cannot lose anything here.
+#![allow(clippy::cast_possible_truncation, clippy::cast_precision_loss)]
+
 mod common;
 
 use std::collections::HashMap;

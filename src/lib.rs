@@ -12,7 +12,9 @@
 //!
 //! Two clients read the same document at version 1 and both edit it. The first write wins; the
 //! second gets a conflict that carries the record as it is now, merges, and succeeds. Over HTTP
-//! the conflict becomes `409 Conflict` (or `412` for a failed `If-Match`).
+//! the conflict becomes `409 Conflict` (or `412` for a failed `If-Match`): the module
+//! `revkv::http` (feature `http`, on by default) makes that mapping, with RFC 9457 problem
+//! bodies, and `examples/service` shows it in a whole service.
 //!
 //! ```
 //! use revkv::{Conflict, Error, Store};
@@ -104,6 +106,8 @@ mod conflict;
 mod durability;
 mod error;
 mod guard;
+#[cfg(feature = "http")]
+pub mod http;
 mod locks;
 mod meta;
 mod retry;

@@ -78,7 +78,7 @@ fn counters_and_events_match_the_provoked_conflicts() -> revkv::Result<()> {
                 )
             })
             .unwrap_err();
-        docs.update_with("cold", |d| d.clone())?;
+        docs.update_with("cold", Clone::clone)?;
         Ok(())
     })?;
 

@@ -1,0 +1,396 @@
+//! The example service's routes: users, items and orders on revkv, every failure answered as
+//! an RFC 9457 problem. `main.rs` serves it; the tests in `tests/http_*.rs` include this file
+//! to drive it over real HTTP.
+//!
+//! Store calls block (on locks, on backoff, on `fsync`), so each request's store work runs on
+//! tokio's blocking pool. Every write is flushed to disk before it is answered.
+
+#[path = "idempotency.rs"]
+pub mod idempotency;
+#[path = "model.rs"]
+mod model;
+#[path = "reply.rs"]
+mod reply;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::middleware::from_fn_with_state;
+use axum::routing::{get, post};
+use revkv::http::axum::problems;
+use revkv::http::{HttpError, Policy, Preconditions, ReadOutcome, Validators, json_body};
+use revkv::{Collection, Conflict, Store, Transaction, Versioned};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use self::idempotency::{Admission, IdempotencyKeys};
+use self::model::{
+    Item, ItemInput, ORDER_TRANSITIONS, Order, OrderInput, TransitionInput, User, UserInput,
+    VersionInput, item_view, new_id, order_view, user_view,
+};
+use self::reply::Reply;
+
+/// The largest request body accepted; a larger one is answered with `413`.
+pub const BODY_LIMIT: usize = 16 * 1024;
+
+/// What a request's transaction decided: an answer, or a refusal that changes nothing.
+type Outcome = Result<Reply, HttpError>;
+
+/// The service's collections. Cheap to clone.
+#[derive(Clone)]
+pub struct App {
+    pub store: Store,
+    users: Collection<User>,
+    items: Collection<Item>,
+    orders: Collection<Order>,
+    pub keys: IdempotencyKeys,
+}
+
+impl App {
+    /// Opens the service's collections in `store`.
+    pub fn open(store: Store) -> revkv::Result<Self> {
+        let users = store
+            .collection::<User>("users")
+            .unique("username", |u: &User| u.username.clone())
+            .unique("email", |u: &User| u.email.to_lowercase())
+            .open()?;
+        let items = store.collection::<Item>("items").open()?;
+        let orders = store
+            .collection::<Order>("orders")
+            .states(|o: &Order| o.status.clone(), ORDER_TRANSITIONS)
+            .initial_states(["pending"])
+            .open()?;
+        let keys = IdempotencyKeys::open(&store)?;
+        Ok(Self {
+            store,
+            users,
+            items,
+            orders,
+            keys,
+        })
+    }
+
+    /// Runs a POST: admits it by its `Idempotency-Key`, runs `effect` in one transaction
+    /// together with recording its answer, and makes both durable before answering.
+    async fn post<E>(&self, uri: &Uri, headers: &HeaderMap, body: &[u8], effect: E) -> Outcome
+    where
+        E: FnMut(&mut Transaction<'_>) -> revkv::Result<Outcome> + Send + 'static,
+    {
+        let key = idempotency::key(headers)?;
+        let request = idempotency::fingerprint(uri, body);
+        let app = self.clone();
+        blocking(move || app.run_post(key, request, effect)).await
+    }
+
+    fn run_post<E>(&self, key: Option<String>, request: String, mut effect: E) -> Outcome
+    where
+        E: FnMut(&mut Transaction<'_>) -> revkv::Result<Outcome>,
+    {
+        let claim = match self.keys.admit(key, request)? {
+            Admission::Replay(reply) => return Ok(reply),
+            Admission::Run(claim) => claim,
+        };
+        let outcome = self.store.transaction(|tx| {
+            let outcome = effect(tx)?;
+            if let (Ok(reply), Some(claim)) = (&outcome, &claim) {
+                self.keys.complete(tx, claim, reply)?;
+            }
+            Ok(outcome)
+        });
+        match outcome.unwrap_or_else(|error| Err(error.into())) {
+            Ok(reply) => {
+                self.store.flush()?;
+                Ok(reply)
+            }
+            Err(refused) => {
+                if let Some(claim) = claim {
+                    self.keys.release(claim);
+                }
+                Err(refused)
+            }
+        }
+    }
+}
+
+/// The service's routes, answering failures under `policy`.
+pub fn router(app: App, policy: Policy) -> Router {
+    Router::new()
+        .route("/users", post(create_user))
+        .route(
+            "/users/{id}",
+            get(get_user).put(replace_user).delete(delete_user),
+        )
+        .route("/items", post(create_item))
+        .route("/items/{sku}", get(get_item))
+        .route("/orders", post(create_order))
+        .route("/orders/{id}", get(get_order))
+        .route("/orders/{id}/transitions", post(transition_order))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .with_state(app)
+        .layer(from_fn_with_state(policy, problems))
+}
+
+async fn create_user(State(app): State<App>, uri: Uri, headers: HeaderMap, body: Bytes) -> Outcome {
+    let user = json_body::<UserInput>(&headers, &body)?.user()?;
+    let users = app.users.clone();
+    app.post(&uri, &headers, &body, move |tx| {
+        let id = new_id("u_");
+        let version = tx.insert(&users, &id, &user)?;
+        let location = format!("/users/{id}");
+        Ok(Ok(Reply::created(
+            &location,
+            version,
+            &user_view(&id, &user, version),
+        )))
+    })
+    .await
+}
+
+async fn get_user(State(app): State<App>, Path(id): Path<String>, pre: Preconditions) -> Outcome {
+    read(app.users, id, &pre, user_view).await
+}
+
+/// `PUT /users/{id}`: replaces the user if it is still at the version the client read, sent
+/// as `If-Match` (`412` when stale) or as `version` in the body (`409` when stale).
+async fn replace_user(
+    State(app): State<App>,
+    Path(id): Path<String>,
+    pre: Preconditions,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Outcome {
+    let input = json_body::<UserInput>(&headers, &body)?;
+    let user = input.user()?;
+    let body_version = input.version;
+    if body_version.is_none() && !pre.guards_write() {
+        return Err(HttpError::precondition_required());
+    }
+    blocking(move || {
+        let users = &app.users;
+        let version = pre.guard_write(
+            || existing(users, &id).map(Some),
+            |current| {
+                let current = current.ok_or_else(|| not_found(users, &id))?;
+                users.update(&id, body_version.unwrap_or(current.version), &user)
+            },
+        )?;
+        app.store.flush()?;
+        Ok(Reply::json(StatusCode::OK, &user_view(&id, &user, version)).with_etag(version))
+    })
+    .await
+}
+
+/// `DELETE /users/{id}`: as `PUT`, with the version in `If-Match` or in an optional body.
+async fn delete_user(
+    State(app): State<App>,
+    Path(id): Path<String>,
+    pre: Preconditions,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Outcome {
+    let body_version = if body.is_empty() {
+        None
+    } else {
+        json_body::<VersionInput>(&headers, &body)?.version
+    };
+    if body_version.is_none() && !pre.guards_write() {
+        return Err(HttpError::precondition_required());
+    }
+    blocking(move || {
+        let users = &app.users;
+        pre.guard_write(
+            || existing(users, &id).map(Some),
+            |current| {
+                let current = current.ok_or_else(|| not_found(users, &id))?;
+                users.delete(&id, body_version.unwrap_or(current.version))
+            },
+        )?;
+        app.store.flush()?;
+        Ok(Reply::empty(StatusCode::NO_CONTENT))
+    })
+    .await
+}
+
+async fn create_item(State(app): State<App>, uri: Uri, headers: HeaderMap, body: Bytes) -> Outcome {
+    let input = json_body::<ItemInput>(&headers, &body)?;
+    input.validate()?;
+    let items = app.items.clone();
+    app.post(&uri, &headers, &body, move |tx| {
+        let item = Item { stock: input.stock };
+        let version = tx.insert(&items, &input.sku, &item)?;
+        let location = format!("/items/{}", input.sku);
+        Ok(Ok(Reply::created(
+            &location,
+            version,
+            &item_view(&input.sku, &item, version),
+        )))
+    })
+    .await
+}
+
+async fn get_item(State(app): State<App>, Path(sku): Path<String>, pre: Preconditions) -> Outcome {
+    read(app.items, sku, &pre, item_view).await
+}
+
+/// `POST /orders`: takes the quantity from the item's stock and creates a pending order, in
+/// one transaction; not enough stock is the rule conflict `out_of_stock`.
+async fn create_order(
+    State(app): State<App>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Outcome {
+    let input = json_body::<OrderInput>(&headers, &body)?;
+    if input.quantity == 0 {
+        return Err(HttpError::invalid_body("quantity must be at least 1"));
+    }
+    let (items, orders) = (app.items.clone(), app.orders.clone());
+    app.post(&uri, &headers, &body, move |tx| {
+        let sku = &input.sku;
+        let Some(item) = tx.get(&items, sku)? else {
+            let unknown = format!("there is no item with sku {sku:?}");
+            return Ok(Err(HttpError::invalid_body(unknown)));
+        };
+        let stock = item.value.stock;
+        if stock < input.quantity {
+            let detail = format!(
+                "{sku} has {stock} in stock; the order asks for {}",
+                input.quantity
+            );
+            return Err(Conflict::rule("out_of_stock", detail)
+                .at("items", sku)
+                .into());
+        }
+        let left = Item {
+            stock: stock - input.quantity,
+        };
+        tx.update(&items, sku, item.version, left)?;
+        let id = new_id("o_");
+        let order = Order {
+            sku: sku.clone(),
+            quantity: input.quantity,
+            status: "pending".to_owned(),
+        };
+        let version = tx.insert(&orders, &id, &order)?;
+        let location = format!("/orders/{id}");
+        Ok(Ok(Reply::created(
+            &location,
+            version,
+            &order_view(&id, &order, version),
+        )))
+    })
+    .await
+}
+
+async fn get_order(State(app): State<App>, Path(id): Path<String>, pre: Preconditions) -> Outcome {
+    read(app.orders, id, &pre, order_view).await
+}
+
+/// `POST /orders/{id}/transitions`: moves the order along its state machine; cancelling
+/// returns the quantity to stock in the same transaction. Asking for the state the order is
+/// already in changes nothing. `If-Match` is honoured when sent.
+async fn transition_order(
+    State(app): State<App>,
+    Path(id): Path<String>,
+    uri: Uri,
+    pre: Preconditions,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Outcome {
+    let to = json_body::<TransitionInput>(&headers, &body)?.to;
+    let (items, orders) = (app.items.clone(), app.orders.clone());
+    app.post(&uri, &headers, &body, move |tx| {
+        let order = tx
+            .get(&orders, &id)?
+            .ok_or_else(|| not_found(&orders, &id))?;
+        if let Err(failed) = pre.evaluate_write(Some(Validators::of(&order))) {
+            return Ok(Err(failed.into()));
+        }
+        let mut version = order.version;
+        if order.value.status != to {
+            let moved = Order {
+                status: to.clone(),
+                ..order.value.clone()
+            };
+            version = tx.update(&orders, &id, order.version, &moved)?;
+            if to == "cancelled" {
+                let sku = &order.value.sku;
+                let item = tx.get(&items, sku)?.ok_or_else(|| not_found(&items, sku))?;
+                // Stock plus open orders never exceeds what the item was created with.
+                let restocked = Item {
+                    stock: item.value.stock.saturating_add(order.value.quantity),
+                };
+                tx.update(&items, sku, item.version, restocked)?;
+            }
+        }
+        let view = order_view(
+            &id,
+            &Order {
+                status: to.clone(),
+                ..order.value
+            },
+            version,
+        );
+        Ok(Ok(Reply::json(StatusCode::OK, &view).with_etag(version)))
+    })
+    .await
+}
+
+/// `GET` of one record: `200` with `ETag` and `Last-Modified`, `304` when `If-None-Match`
+/// or `If-Modified-Since` says the client has it, `412` when `If-Match` fails.
+async fn read<T, V>(
+    collection: Collection<T>,
+    key: String,
+    pre: &Preconditions,
+    view: fn(&str, &T, revkv::Version) -> V,
+) -> Outcome
+where
+    T: Serialize + DeserializeOwned + Send + Sync + 'static,
+    V: Serialize,
+{
+    let record = blocking(move || {
+        let record = existing(&collection, &key)?;
+        Ok((key, record))
+    });
+    let (key, record) = record.await?;
+    let validators = Validators::of(&record);
+    Ok(match pre.evaluate_read(Some(validators))? {
+        ReadOutcome::NotModified => Reply::empty(StatusCode::NOT_MODIFIED),
+        ReadOutcome::Proceed => {
+            Reply::json(StatusCode::OK, &view(&key, &record.value, record.version))
+        }
+    }
+    .with_headers(&validators.headers()))
+}
+
+/// The record under `key`; a missing one is `404`.
+fn existing<T>(collection: &Collection<T>, key: &str) -> revkv::Result<Versioned<T>>
+where
+    T: Serialize + DeserializeOwned + Send + Sync + 'static,
+{
+    collection
+        .get(key)?
+        .ok_or_else(|| not_found(collection, key))
+}
+
+fn not_found<T>(collection: &Collection<T>, key: &str) -> revkv::Error
+where
+    T: Serialize + DeserializeOwned + Send + Sync + 'static,
+{
+    revkv::Error::NotFound {
+        collection: collection.name().to_owned(),
+        key: key.to_owned(),
+    }
+}
+
+/// Runs store work on the blocking pool; a panic in it is answered with `500`.
+async fn blocking<R, F>(work: F) -> Result<R, HttpError>
+where
+    R: Send + 'static,
+    F: FnOnce() -> Result<R, HttpError> + Send + 'static,
+{
+    tokio::task::spawn_blocking(work)
+        .await
+        .unwrap_or_else(|_| Err(HttpError::internal()))
+}

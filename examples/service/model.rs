@@ -1,0 +1,185 @@
+//! The records the service keeps, the request bodies that create and change them, and the
+//! JSON it answers with.
+
+use revkv::Version;
+use revkv::http::HttpError;
+use serde::{Deserialize, Serialize};
+
+/// The order states and the transitions between them.
+pub const ORDER_TRANSITIONS: [(&str, &str); 3] = [
+    ("pending", "paid"),
+    ("paid", "shipped"),
+    ("pending", "cancelled"),
+];
+
+/// A registered user, under a generated id. Usernames are unique as sent; e-mail addresses
+/// are unique regardless of case.
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct User {
+    pub username: String,
+    pub email: String,
+}
+
+/// Stock of one item, under its SKU.
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct Item {
+    pub stock: u32,
+}
+
+/// An order of `quantity` pieces of one item, under a generated id.
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct Order {
+    pub sku: String,
+    pub quantity: u32,
+    pub status: String,
+}
+
+/// `POST /users` and `PUT /users/{id}`; a PUT may carry the `version` it replaces instead of
+/// an `If-Match` header.
+#[derive(Deserialize)]
+pub struct UserInput {
+    username: String,
+    email: String,
+    #[serde(default)]
+    pub version: Option<Version>,
+}
+
+impl UserInput {
+    /// The user to store.
+    ///
+    /// # Errors
+    /// `422` for an empty or over-long username, or an e-mail address without `@`.
+    pub fn user(&self) -> Result<User, HttpError> {
+        let username = self.username.trim();
+        if username.is_empty()
+            || username.chars().count() > 64
+            || username.chars().any(char::is_control)
+        {
+            return Err(HttpError::invalid_body(
+                "username must be 1 to 64 printable characters",
+            ));
+        }
+        let email = self.email.trim();
+        let well_formed = email
+            .split_once('@')
+            .is_some_and(|(local, domain)| !local.is_empty() && !domain.is_empty());
+        if !well_formed || email.len() > 254 || email.chars().any(char::is_whitespace) {
+            return Err(HttpError::invalid_body(
+                "email must be an address such as ada@example.com",
+            ));
+        }
+        Ok(User {
+            username: username.to_owned(),
+            email: email.to_owned(),
+        })
+    }
+}
+
+/// `DELETE /users/{id}` may carry the `version` it deletes instead of an `If-Match` header.
+#[derive(Deserialize)]
+pub struct VersionInput {
+    pub version: Option<Version>,
+}
+
+/// `POST /items`.
+#[derive(Deserialize)]
+pub struct ItemInput {
+    pub sku: String,
+    pub stock: u32,
+}
+
+impl ItemInput {
+    /// Checks that the SKU can stand in a URL path as it is.
+    ///
+    /// # Errors
+    /// `422` for a SKU that is empty, longer than 64 or not made of letters, digits, `.`,
+    /// `_` and `-`.
+    pub fn validate(&self) -> Result<(), HttpError> {
+        let fits = (1..=64).contains(&self.sku.len())
+            && self
+                .sku
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+        if fits {
+            Ok(())
+        } else {
+            Err(HttpError::invalid_body(
+                "sku must be 1 to 64 letters, digits, '.', '_' or '-'",
+            ))
+        }
+    }
+}
+
+/// `POST /orders`.
+#[derive(Deserialize)]
+pub struct OrderInput {
+    pub sku: String,
+    pub quantity: u32,
+}
+
+/// `POST /orders/{id}/transitions`.
+#[derive(Deserialize)]
+pub struct TransitionInput {
+    pub to: String,
+}
+
+/// A user as the API shows it.
+#[derive(Serialize)]
+pub struct UserView {
+    id: String,
+    username: String,
+    email: String,
+    version: Version,
+}
+
+pub fn user_view(id: &str, user: &User, version: Version) -> UserView {
+    UserView {
+        id: id.to_owned(),
+        username: user.username.clone(),
+        email: user.email.clone(),
+        version,
+    }
+}
+
+/// An item as the API shows it; its id is its SKU.
+#[derive(Serialize)]
+pub struct ItemView {
+    id: String,
+    sku: String,
+    stock: u32,
+    version: Version,
+}
+
+pub fn item_view(sku: &str, item: &Item, version: Version) -> ItemView {
+    ItemView {
+        id: sku.to_owned(),
+        sku: sku.to_owned(),
+        stock: item.stock,
+        version,
+    }
+}
+
+/// An order as the API shows it.
+#[derive(Serialize)]
+pub struct OrderView {
+    id: String,
+    sku: String,
+    quantity: u32,
+    status: String,
+    version: Version,
+}
+
+pub fn order_view(id: &str, order: &Order, version: Version) -> OrderView {
+    OrderView {
+        id: id.to_owned(),
+        sku: order.sku.clone(),
+        quantity: order.quantity,
+        status: order.status.clone(),
+        version,
+    }
+}
+
+/// A fresh record id: `prefix` and 64 random bits in hex.
+pub fn new_id(prefix: &str) -> String {
+    format!("{prefix}{:016x}", fastrand::u64(..))
+}

@@ -1,0 +1,84 @@
+//! The HTTP adapter (feature `http`): revkv's conflicts as correct HTTP answers, on the types
+//! of the [`http`] crate, so any framework built on them can use it; the `axum` feature adds
+//! first-class axum integration in the module `revkv::http::axum`.
+//!
+//! # What it does
+//!
+//! - **Validators.** A record's [`Version`](crate::Version) is its strong `ETag` ([`etag`],
+//!   `"17"`), its modification time its `Last-Modified` ([`http_date`], [`Validators`]).
+//! - **Preconditions.** [`parse_preconditions`] reads `If-Match` (lists, `*`),
+//!   `If-None-Match` (lists, `*` for create-only), `If-Unmodified-Since` and
+//!   `If-Modified-Since`; malformed values are a [`HeaderError`] (`400`), never a panic.
+//!   [`Preconditions::evaluate_read`] and [`Preconditions::evaluate_write`] follow the order
+//!   of RFC 9110 §13.2.2 (strong comparison for `If-Match`, weak for `If-None-Match`), and
+//!   [`Preconditions::guard_write`] applies them atomically to a compare-and-swap write.
+//! - **Problems.** Every failure becomes an RFC 9457 `application/problem+json` answer
+//!   ([`HttpProblem`]) with `type`, `title`, `status`, `detail`, `instance` and the
+//!   extension members ([`Members`]) a client needs to resolve it: `conflict` (`version`,
+//!   `exists`, `unique`, `transition`, `rule`), `current_version`, `current_state`,
+//!   `allowed`, `index`, `code`, `header`.
+//! - **Policy.** [`Policy`] decides the status of each failure and renders [`HttpError`]s.
+//!
+//! # Status policy
+//!
+//! | failure | status | `type` |
+//! | --- | --- | --- |
+//! | `If-Match` / `If-Unmodified-Since` / `If-None-Match` does not hold on a write | 412 (409 with [`Policy::precondition_failed_as_conflict`]) | `/problems/precondition-failed` |
+//! | `If-None-Match` matches on `GET`/`HEAD` | 304, no body | — |
+//! | a route requires a precondition and got none | 428 | `/problems/precondition-required` |
+//! | stale version in the body ([`Conflict::VersionMismatch`](crate::Conflict::VersionMismatch)) | 409 | `/problems/version-conflict` |
+//! | key taken by a create ([`Conflict::AlreadyExists`](crate::Conflict::AlreadyExists)) | 409 | `/problems/already-exists` |
+//! | unique value taken ([`Conflict::Unique`](crate::Conflict::Unique)) | 409 | `/problems/unique-violation` |
+//! | transition or initial state not allowed | 409 | `/problems/transition-not-allowed` |
+//! | business rule ([`Conflict::Rule`](crate::Conflict::Rule)) | 409 | `/problems/rule-violation` |
+//! | record not found ([`Error::NotFound`](crate::Error::NotFound)) | 404 | `/problems/not-found` |
+//! | malformed precondition header | 400 | `/problems/invalid-header` |
+//! | empty or too long key | 400 | `/problems/invalid-key` |
+//! | body not JSON / not `application/json` / not fitting | 400 / 415 / 422 | `/problems/malformed-body`, `/problems/unsupported-media-type`, `/problems/invalid-body` |
+//! | unique value too long for its index | 422 | `/problems/invalid-body` |
+//! | value over the store's limit | 413 | `/problems/payload-too-large` |
+//! | transaction contention ([`Error::Contention`](crate::Error::Contention)) | 503 + `Retry-After` | `/problems/contention` |
+//! | storage, corruption, schema and other server failures | 500, no internals | `/problems/internal-error` |
+//!
+//! Type URIs are relative references, resolved against the service's own address; they are
+//! stable and listed in [`ProblemKind`]. A unique-violation problem names the index but not
+//! the record holding the value, unless [`Policy::reveal_unique_holder`] is set.
+//!
+//! # Example
+//!
+//! ```
+//! use revkv::http::{Policy, json_body};
+//! use serde::{Deserialize, Serialize};
+//!
+//! #[derive(Serialize, Deserialize)]
+//! struct User { email: String }
+//!
+//! let store = revkv::Store::temporary()?;
+//! let users = store.collection::<User>("users").unique("email", |u: &User| u.email.clone()).open()?;
+//! users.insert("u1", User { email: "a@example.com".into() })?;
+//!
+//! let taken = users.insert("u2", User { email: "a@example.com".into() }).unwrap_err();
+//! let problem = Policy::default().render(&taken.into()).with_instance_path("/users");
+//! let body: serde_json::Value = serde_json::from_str(&problem.to_json())?;
+//! assert_eq!(body["status"], 409);
+//! assert_eq!(body["type"], "/problems/unique-violation");
+//! assert_eq!((body["conflict"].as_str(), body["index"].as_str()), (Some("unique"), Some("email")));
+//! assert!(body.get("holder").is_none(), "the holder's key stays hidden");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+#[cfg(feature = "axum")]
+pub mod axum;
+mod error;
+mod etag;
+mod policy;
+mod preconditions;
+mod problem;
+
+pub use error::{HttpError, json_body};
+pub use etag::{EntityTag, Validators, etag, http_date};
+pub use policy::Policy;
+pub use preconditions::{
+    HeaderError, PreconditionFailed, Preconditions, ReadOutcome, TagCondition, parse_preconditions,
+};
+pub use problem::{HttpProblem, Members, PROBLEM_JSON, ProblemKind};

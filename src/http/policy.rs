@@ -1,0 +1,176 @@
+//! The status policy: which answer each failure gets.
+
+use http::header::RETRY_AFTER;
+use http::{HeaderValue, StatusCode};
+
+use super::error::{BodyError, Cause, HttpError};
+use super::preconditions::header_title;
+use super::problem::{HttpProblem, Members, ProblemKind};
+use crate::{Conflict, ConflictKind, Error};
+
+/// Seconds a client is asked to wait after a `503` for contention.
+const CONTENTION_RETRY_AFTER: HeaderValue = HeaderValue::from_static("1");
+
+/// Decides how each failure is answered, and renders [`HttpError`]s into [`HttpProblem`]s.
+///
+/// The defaults follow RFC 9110: a failed `If-Match` or `If-Unmodified-Since` is `412`, a
+/// stale version in the body and every other conflict `409`. The key of the record that holds
+/// a unique value is not revealed.
+///
+/// ```
+/// use revkv::http::{HttpError, Policy, Preconditions, TagCondition};
+///
+/// // If-Match: * on a record that does not exist.
+/// let mut preconditions = Preconditions::default();
+/// preconditions.if_match = Some(TagCondition::Any);
+/// let failed: HttpError = preconditions.evaluate_write(None).unwrap_err().into();
+/// assert_eq!(Policy::default().render(&failed).status(), 412);
+/// let as_conflict = Policy::default().precondition_failed_as_conflict(true);
+/// assert_eq!(as_conflict.render(&failed).status(), 409);
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[must_use]
+pub struct Policy {
+    precondition_failed_as_conflict: bool,
+    reveal_unique_holder: bool,
+}
+
+impl Policy {
+    /// Answer failed preconditions with `409 Conflict` instead of `412 Precondition Failed`,
+    /// for APIs that follow that convention. The problem type stays
+    /// `/problems/precondition-failed`.
+    pub const fn precondition_failed_as_conflict(mut self, yes: bool) -> Self {
+        self.precondition_failed_as_conflict = yes;
+        self
+    }
+
+    /// Send the key of the record that holds a taken unique value, as the member `holder`.
+    /// Only for services whose clients may see every record of the collection.
+    pub const fn reveal_unique_holder(mut self, yes: bool) -> Self {
+        self.reveal_unique_holder = yes;
+        self
+    }
+
+    /// The answer to `error` under this policy.
+    #[must_use]
+    pub fn render(&self, error: &HttpError) -> HttpProblem {
+        match &error.cause {
+            Cause::Store(Error::Conflict(conflict)) => self.conflict(conflict),
+            Cause::Store(error) => store_error(error),
+            Cause::PreconditionFailed(failed) => {
+                let mut problem = HttpProblem::of_kind(ProblemKind::PreconditionFailed)
+                    .with_detail(failed.to_string())
+                    .with_members(Members {
+                        current_version: failed.current_version(),
+                        header: Some(header_title(failed.header())),
+                        ..Members::conflict(ConflictKind::Version)
+                    });
+                if self.precondition_failed_as_conflict {
+                    problem = problem.with_status(StatusCode::CONFLICT);
+                }
+                problem
+            }
+            Cause::PreconditionRequired => HttpProblem::of_kind(ProblemKind::PreconditionRequired)
+                .with_detail(error.to_string()),
+            Cause::Header(header_error) => HttpProblem::of_kind(ProblemKind::InvalidHeader)
+                .with_detail(header_error.to_string())
+                .with_members(Members {
+                    header: Some(header_title(header_error.header())),
+                    ..Members::default()
+                }),
+            Cause::Body(body) => {
+                let kind = match body {
+                    BodyError::Malformed(_) => ProblemKind::MalformedBody,
+                    BodyError::Invalid(_) => ProblemKind::InvalidBody,
+                    BodyError::NotJson => ProblemKind::UnsupportedMediaType,
+                };
+                HttpProblem::of_kind(kind).with_detail(error.to_string())
+            }
+            Cause::Internal => internal_error(),
+            Cause::Problem(problem) => (**problem).clone(),
+        }
+    }
+
+    fn conflict(&self, conflict: &Conflict) -> HttpProblem {
+        let members = Members {
+            current_version: conflict.current_version(),
+            ..Members::conflict(conflict.kind())
+        };
+        let (kind, members, detail) = match conflict {
+            Conflict::VersionMismatch { .. } => (ProblemKind::VersionConflict, members, None),
+            Conflict::AlreadyExists { .. } => (ProblemKind::AlreadyExists, members, None),
+            Conflict::Unique {
+                index,
+                value,
+                holder,
+                ..
+            } => {
+                let members = Members {
+                    index: Some(index.clone()),
+                    holder: self.reveal_unique_holder.then(|| holder.clone()),
+                    ..members
+                };
+                // The conflict's own message names the key being written, which for a create
+                // is one the client never sees.
+                let detail = format!(
+                    "another record already has the {index} {value:?}; choose a different {index}"
+                );
+                (ProblemKind::UniqueViolation, members, Some(detail))
+            }
+            Conflict::Transition { from, allowed, .. } => {
+                let members = Members {
+                    current_state: Some(from.clone()),
+                    allowed: Some(allowed.clone()),
+                    ..members
+                };
+                (ProblemKind::TransitionNotAllowed, members, None)
+            }
+            Conflict::InitialState { allowed, .. } => {
+                let members = Members {
+                    allowed: Some(allowed.clone()),
+                    ..members
+                };
+                (ProblemKind::TransitionNotAllowed, members, None)
+            }
+            Conflict::Rule { code, detail, .. } => {
+                let members = Members {
+                    code: Some(code.clone()),
+                    ..members
+                };
+                (ProblemKind::RuleViolation, members, Some(detail.clone()))
+            }
+        };
+        HttpProblem::of_kind(kind)
+            .with_detail(detail.unwrap_or_else(|| conflict.to_string()))
+            .with_members(members)
+    }
+}
+
+/// Store errors other than conflicts: the client's fault with what to fix, or the server's
+/// with nothing about its internals.
+fn store_error(error: &Error) -> HttpProblem {
+    let kind = match error {
+        Error::NotFound { .. } => ProblemKind::NotFound,
+        Error::EmptyKey { .. } | Error::KeyTooLong { .. } => ProblemKind::InvalidKey,
+        Error::IndexValueTooLong { .. } => ProblemKind::InvalidBody,
+        Error::ValueTooLarge { .. } => ProblemKind::PayloadTooLarge,
+        Error::Contention { .. } => {
+            return HttpProblem::of_kind(ProblemKind::Contention)
+                .with_detail(
+                    "the request lost the race against other writers too many times; retry it",
+                )
+                .with_header(RETRY_AFTER, CONTENTION_RETRY_AFTER);
+        }
+        // The service's own mistakes and failures of the storage below.
+        _ => return internal_error(),
+    };
+    HttpProblem::of_kind(kind).with_detail(error.to_string())
+}
+
+fn internal_error() -> HttpProblem {
+    HttpProblem::of_kind(ProblemKind::InternalError)
+        .with_detail("the server failed to complete the request")
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,374 @@
+//! Conditional requests (RFC 9110 §13): parsing the precondition headers and evaluating them
+//! against a record's [`Validators`], in the order of RFC 9110 §13.2.2.
+
+use std::fmt;
+use std::time::SystemTime;
+
+use http::HeaderMap;
+use http::header::{HeaderName, IF_MATCH, IF_MODIFIED_SINCE, IF_NONE_MATCH, IF_UNMODIFIED_SINCE};
+
+use super::HttpError;
+use super::etag::{EntityTag, Validators, parse_tag_list, trim_ows, whole_seconds};
+use crate::{Conflict, ConflictKind, Version, Versioned};
+
+/// How many times [`Preconditions::guard_write`] re-reads a record that changed under it.
+const WRITE_ATTEMPTS: u32 = 16;
+
+/// The value of an `If-Match` or `If-None-Match` header.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TagCondition {
+    /// `*`: any current representation.
+    Any,
+    /// A list of entity-tags, never empty.
+    Tags(Vec<EntityTag>),
+}
+
+/// The preconditions of a request, parsed from its headers by [`parse_preconditions`].
+///
+/// `If-Range` is not parsed: revkv's records are answered whole, never as ranges.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Preconditions {
+    /// `If-Match`: the record must exist and, unless `*`, be at one of the listed versions
+    /// (strong comparison).
+    pub if_match: Option<TagCondition>,
+    /// `If-None-Match`: the record must not exist (`*`, create-only) or not be at one of the
+    /// listed versions (weak comparison).
+    pub if_none_match: Option<TagCondition>,
+    /// `If-Unmodified-Since`: the record must not have changed after this date.
+    pub if_unmodified_since: Option<SystemTime>,
+    /// `If-Modified-Since`: for reads, answer `304 Not Modified` unless the record changed
+    /// after this date.
+    pub if_modified_since: Option<SystemTime>,
+}
+
+/// A precondition header whose value does not follow its grammar; answered with `400`.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("the {} header is malformed: {reason}", header_title(header))]
+pub struct HeaderError {
+    header: HeaderName,
+    reason: &'static str,
+}
+
+impl HeaderError {
+    /// A malformed `header`, and why.
+    #[must_use]
+    pub const fn new(header: HeaderName, reason: &'static str) -> Self {
+        Self { header, reason }
+    }
+
+    /// The malformed header.
+    #[must_use]
+    pub const fn header(&self) -> &HeaderName {
+        &self.header
+    }
+}
+
+/// A precondition that evaluated to false: answered with `412` (or `409` by
+/// [`Policy::precondition_failed_as_conflict`](super::Policy::precondition_failed_as_conflict)).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PreconditionFailed {
+    header: HeaderName,
+    current: Option<Version>,
+}
+
+impl PreconditionFailed {
+    /// The header whose condition failed.
+    #[must_use]
+    pub const fn header(&self) -> &HeaderName {
+        &self.header
+    }
+
+    /// The record's current version; `None` when it does not exist.
+    #[must_use]
+    pub const fn current_version(&self) -> Option<Version> {
+        self.current
+    }
+}
+
+impl fmt::Display for PreconditionFailed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.current {
+            Some(version) => write!(
+                f,
+                "the {} condition does not hold: the record is at version {version}; read it \
+                 again and send its current ETag",
+                header_title(&self.header)
+            ),
+            None => write!(
+                f,
+                "the {} condition does not hold: the record does not exist",
+                header_title(&self.header)
+            ),
+        }
+    }
+}
+
+impl std::error::Error for PreconditionFailed {}
+
+/// What a read (`GET` or `HEAD`) should answer once its preconditions hold.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReadOutcome {
+    /// Answer with the record.
+    Proceed,
+    /// Answer `304 Not Modified` with the record's validators and no body.
+    NotModified,
+}
+
+/// Parses `If-Match`, `If-None-Match`, `If-Unmodified-Since` and `If-Modified-Since`.
+///
+/// Entity-tag lists may span several header lines. Dates are HTTP-dates in any of the three
+/// formats of RFC 9110 §5.6.7.
+///
+/// # Errors
+/// A [`HeaderError`] naming the first malformed header: an entity-tag list that is empty or
+/// does not follow `#entity-tag`, `*` combined with tags, or a date that is not one HTTP-date.
+/// (RFC 9110 says to ignore an invalid date; revkv refuses it instead, so that a client that
+/// meant to guard a write never has it applied unguarded.)
+///
+/// ```
+/// use http::HeaderMap;
+/// use revkv::http::{TagCondition, parse_preconditions};
+///
+/// let mut headers = HeaderMap::new();
+/// headers.insert("if-match", r#""4", W/"5""#.parse()?);
+/// let parsed = parse_preconditions(&headers)?;
+/// let Some(TagCondition::Tags(tags)) = parsed.if_match else { panic!("a list") };
+/// assert_eq!(tags.len(), 2);
+///
+/// headers.insert("if-match", "4".parse()?);
+/// assert!(parse_preconditions(&headers).is_err());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn parse_preconditions(headers: &HeaderMap) -> Result<Preconditions, HeaderError> {
+    Ok(Preconditions {
+        if_match: tag_condition(headers, &IF_MATCH)?,
+        if_none_match: tag_condition(headers, &IF_NONE_MATCH)?,
+        if_unmodified_since: date_condition(headers, &IF_UNMODIFIED_SINCE)?,
+        if_modified_since: date_condition(headers, &IF_MODIFIED_SINCE)?,
+    })
+}
+
+/// `"*" / #entity-tag`, over every line of the header.
+fn tag_condition(
+    headers: &HeaderMap,
+    name: &HeaderName,
+) -> Result<Option<TagCondition>, HeaderError> {
+    let fail = |reason| HeaderError::new(name.clone(), reason);
+    let mut lines = headers.get_all(name).iter().peekable();
+    if lines.peek().is_none() {
+        return Ok(None);
+    }
+    let (mut any, mut tags) = (false, Vec::new());
+    for line in lines {
+        let line = trim_ows(line.as_bytes());
+        if line == b"*" {
+            any = true;
+        } else {
+            tags.extend(parse_tag_list(line).map_err(fail)?);
+        }
+    }
+    match (any, tags.is_empty()) {
+        (true, true) => Ok(Some(TagCondition::Any)),
+        (true, false) => Err(fail(
+            "* stands alone and cannot be combined with entity-tags",
+        )),
+        (false, true) => Err(fail("the header lists no entity-tag")),
+        (false, false) => Ok(Some(TagCondition::Tags(tags))),
+    }
+}
+
+/// Exactly one HTTP-date.
+fn date_condition(
+    headers: &HeaderMap,
+    name: &HeaderName,
+) -> Result<Option<SystemTime>, HeaderError> {
+    let fail = |reason| HeaderError::new(name.clone(), reason);
+    let mut lines = headers.get_all(name).iter();
+    let Some(line) = lines.next() else {
+        return Ok(None);
+    };
+    if lines.next().is_some() {
+        return Err(fail("the header is sent more than once"));
+    }
+    let text = line
+        .to_str()
+        .map_err(|_| fail("an HTTP-date is plain ASCII"))?;
+    httpdate::parse_http_date(text.trim_matches([' ', '\t']))
+        .map(Some)
+        .map_err(|_| fail("not an HTTP-date such as \"Sun, 06 Nov 1994 08:49:37 GMT\""))
+}
+
+impl Preconditions {
+    /// Whether the request carries no precondition at all.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self == &Self::default()
+    }
+
+    /// Whether the request says what it expects of the record it writes (`If-Match`,
+    /// `If-None-Match` or `If-Unmodified-Since`). A route that requires conditional writes
+    /// answers a request without one with `428 Precondition Required`
+    /// ([`HttpError::precondition_required`]).
+    #[must_use]
+    pub const fn guards_write(&self) -> bool {
+        self.if_match.is_some()
+            || self.if_none_match.is_some()
+            || self.if_unmodified_since.is_some()
+    }
+
+    /// Evaluates the preconditions of a `GET` or `HEAD` against the record's validators
+    /// (`None` when the record does not exist).
+    ///
+    /// # Errors
+    /// [`PreconditionFailed`] when `If-Match` or `If-Unmodified-Since` does not hold.
+    pub fn evaluate_read(
+        &self,
+        current: Option<Validators>,
+    ) -> Result<ReadOutcome, PreconditionFailed> {
+        self.evaluate(current, true)
+    }
+
+    /// Evaluates the preconditions of a write (any method but `GET` and `HEAD`) against the
+    /// record's validators (`None` when the record does not exist).
+    ///
+    /// # Errors
+    /// [`PreconditionFailed`] when any precondition does not hold.
+    pub fn evaluate_write(&self, current: Option<Validators>) -> Result<(), PreconditionFailed> {
+        self.evaluate(current, false).map(drop)
+    }
+
+    /// RFC 9110 §13.2.2, steps 1 to 4.
+    fn evaluate(
+        &self,
+        current: Option<Validators>,
+        is_read: bool,
+    ) -> Result<ReadOutcome, PreconditionFailed> {
+        let failed = |header: &HeaderName| PreconditionFailed {
+            header: header.clone(),
+            current: current.map(|c| c.version),
+        };
+        // Last-Modified is sent in whole seconds, so dates are compared in whole seconds.
+        let modified = current.map(|c| whole_seconds(c.modified));
+        if let Some(condition) = &self.if_match {
+            if !matches(condition, current, EntityTag::strong_matches) {
+                return Err(failed(&IF_MATCH));
+            }
+        } else if let (Some(date), Some(modified)) = (self.if_unmodified_since, modified)
+            && modified > whole_seconds(date)
+        {
+            return Err(failed(&IF_UNMODIFIED_SINCE));
+        }
+        if let Some(condition) = &self.if_none_match {
+            if matches(condition, current, EntityTag::weak_matches) {
+                return if is_read {
+                    Ok(ReadOutcome::NotModified)
+                } else {
+                    Err(failed(&IF_NONE_MATCH))
+                };
+            }
+        } else if let (true, Some(date), Some(modified)) =
+            (is_read, self.if_modified_since, modified)
+            && modified <= whole_seconds(date)
+        {
+            return Ok(ReadOutcome::NotModified);
+        }
+        Ok(ReadOutcome::Proceed)
+    }
+
+    /// Runs a write whose preconditions must hold for the record it replaces, atomically:
+    /// `read` fetches the record, the preconditions are evaluated against it, and `write`
+    /// gets the record they held for and must write with compare-and-swap against its
+    /// version (or a version the client sent). When the write conflicts because the record
+    /// moved on since `read`, it all runs again on the new record, so a precondition is
+    /// never taken as holding for a state the write did not replace.
+    ///
+    /// `read` may turn a missing record into [`crate::Error::NotFound`] (a `404`) for routes
+    /// that only update, as RFC 9110 §13.2.1 asks; returning `None` instead lets `If-Match`
+    /// fail with `412` and `If-None-Match: *` pass, for routes that may create.
+    ///
+    /// # Errors
+    /// [`PreconditionFailed`], what `read` and `write` return, and [`crate::Error::Contention`]
+    /// when the record kept changing under the write.
+    ///
+    /// ```
+    /// use revkv::http::{Preconditions, TagCondition, EntityTag};
+    /// # use serde::{Deserialize, Serialize};
+    /// # #[derive(Serialize, Deserialize)] struct Doc { title: String }
+    /// let store = revkv::Store::temporary()?;
+    /// let docs = store.collection::<Doc>("docs").open()?;
+    /// let v1 = docs.insert("d1", Doc { title: "one".into() })?;
+    ///
+    /// let mut preconditions = Preconditions::default();
+    /// preconditions.if_match = Some(TagCondition::Tags(vec![EntityTag::strong(v1)]));
+    /// let write = |current: Option<&revkv::Versioned<Doc>>| {
+    ///     let expected = current.map_or(v1, |c| c.version);
+    ///     docs.update("d1", expected, Doc { title: "two".into() })
+    /// };
+    /// let v2 = preconditions.guard_write(|| docs.get("d1"), write).expect("If-Match holds");
+    /// // The same If-Match again: the record is at v2 now, so the precondition fails.
+    /// let failed = preconditions.guard_write(|| docs.get("d1"), write).unwrap_err();
+    /// assert_eq!(failed.to_string(), format!(
+    ///     "the If-Match condition does not hold: the record is at version {v2}; read it \
+    ///      again and send its current ETag"));
+    /// # Ok::<(), revkv::Error>(())
+    /// ```
+    pub fn guard_write<T, R>(
+        &self,
+        mut read: impl FnMut() -> crate::Result<Option<Versioned<T>>>,
+        mut write: impl FnMut(Option<&Versioned<T>>) -> crate::Result<R>,
+    ) -> Result<R, HttpError> {
+        for _ in 0..WRITE_ATTEMPTS {
+            let current = read()?;
+            let validators = current.as_ref().map(Validators::of);
+            self.evaluate_write(validators)?;
+            match write(current.as_ref()) {
+                Err(crate::Error::Conflict(conflict)) if moved_since(&conflict, validators) => {}
+                done => return done.map_err(HttpError::from),
+            }
+        }
+        Err(crate::Error::Contention {
+            attempts: WRITE_ATTEMPTS,
+        }
+        .into())
+    }
+}
+
+/// A header name as people write it: `If-Match` rather than the wire form `if-match`.
+pub(crate) fn header_title(name: &HeaderName) -> String {
+    name.as_str()
+        .split('-')
+        .map(|word| {
+            let mut chars = word.chars();
+            chars.next().map_or_else(String::new, |first| {
+                first.to_ascii_uppercase().to_string() + chars.as_str()
+            })
+        })
+        .collect::<Vec<_>>()
+        .join("-")
+}
+
+fn matches(
+    condition: &TagCondition,
+    current: Option<Validators>,
+    compare: fn(&EntityTag, Version) -> bool,
+) -> bool {
+    match (condition, current) {
+        (_, None) => false,
+        (TagCondition::Any, Some(_)) => true,
+        (TagCondition::Tags(tags), Some(current)) => {
+            tags.iter().any(|tag| compare(tag, current.version))
+        }
+    }
+}
+
+/// Whether a version or existence conflict shows the record changed after it was read.
+fn moved_since(conflict: &Conflict, read: Option<Validators>) -> bool {
+    matches!(
+        conflict.kind(),
+        ConflictKind::Version | ConflictKind::Exists
+    ) && conflict.current_version() != read.map(|r| r.version)
+}
+
+#[cfg(test)]
+mod tests;
