@@ -5,9 +5,12 @@
 
 use std::collections::HashSet;
 use std::fs::{self, File};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
@@ -50,6 +53,7 @@ impl SledBackend {
             },
             fs::TryLockError::Error(io) => Error::Io(io),
         })?;
+        wait_for_engine_release(dir)?;
         let db = ::sled::Config::new()
             .path(dir)
             .cache_capacity(cache_bytes)
@@ -111,6 +115,37 @@ impl Failed {
             Err(Error::Poisoned)
         } else {
             Ok(())
+        }
+    }
+}
+
+/// sled locks its log file too, and releases that lock only when the last of its background
+/// threads lets go of the file, a moment after the `Db` is dropped. So a store this process
+/// just closed can still hold it. Holding `revkv.lock`, no other store of the directory can be
+/// open: wait, bounded, for sled's lock to be free, so that closing a store and opening it
+/// again never fails. Found by the `ops` fuzz target.
+fn wait_for_engine_release(dir: &Path) -> Result<()> {
+    const MAX_WAIT: Duration = Duration::from_secs(1);
+    let log = match File::open(dir.join("db")) {
+        Ok(log) => log,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()), // a new store
+        Err(e) => return Err(e.into()),
+    };
+    let start = Instant::now();
+    loop {
+        match log.try_lock() {
+            // Dropping `log` releases the probe's lock for sled to take.
+            Ok(()) => return Ok(()),
+            Err(fs::TryLockError::WouldBlock) if start.elapsed() < MAX_WAIT => {
+                thread::sleep(Duration::from_millis(1));
+            }
+            // Not a store of this process: something else holds the engine.
+            Err(fs::TryLockError::WouldBlock) => {
+                return Err(Error::Locked {
+                    path: dir.to_path_buf(),
+                });
+            }
+            Err(fs::TryLockError::Error(io)) => return Err(Error::Io(io)),
         }
     }
 }
