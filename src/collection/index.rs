@@ -132,7 +132,22 @@ impl<T: Serialize + DeserializeOwned> Schema<T> {
                         continue;
                     }
                 };
-                let held = self.holder(&mut Committed, i, &value)?;
+                let held = match self.holder(&mut Committed, i, &value) {
+                    Ok(held) => held,
+                    // The record the entry names does not decode (the loop above reported
+                    // it), so the entry cannot be checked: a problem to report, not an error.
+                    Err(e @ (Error::Corrupt { .. } | Error::UnsupportedFormat { .. })) => {
+                        report.problems.push(Problem::Undecodable {
+                            location: format!(
+                                "{}: index {} entry {value:?}",
+                                self.name, unique.name
+                            ),
+                            reason: e.to_string(),
+                        });
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                };
                 if held.is_none_or(|(h, _)| h != holder) {
                     report.problems.push(Problem::StaleEntry {
                         collection: self.name.clone(),
