@@ -84,6 +84,18 @@ pub enum Conflict {
         /// The states records may be created in, sorted.
         allowed: Vec<String>,
     },
+    /// A three-way merge needs the version the caller started from, but the collection's
+    /// history no longer holds it: re-read the record and apply the change to it.
+    BaseNotRetained {
+        /// Collection of the record.
+        collection: String,
+        /// Key of the record.
+        key: String,
+        /// The version the caller's change was based on.
+        base: Version,
+        /// The version the record is at now.
+        current: Option<Version>,
+    },
     /// A business rule raised by the caller, for example inside a transaction.
     Rule {
         /// A stable, machine-readable code such as `out_of_stock`.
@@ -169,7 +181,7 @@ impl Conflict {
     #[must_use]
     pub const fn kind(&self) -> ConflictKind {
         match self {
-            Self::VersionMismatch { .. } => ConflictKind::Version,
+            Self::VersionMismatch { .. } | Self::BaseNotRetained { .. } => ConflictKind::Version,
             Self::AlreadyExists { .. } => ConflictKind::Exists,
             Self::Unique { .. } => ConflictKind::Unique,
             Self::Transition { .. } | Self::InitialState { .. } => ConflictKind::Transition,
@@ -182,6 +194,7 @@ impl Conflict {
     pub fn collection(&self) -> Option<&str> {
         match self {
             Self::VersionMismatch { collection, .. }
+            | Self::BaseNotRetained { collection, .. }
             | Self::AlreadyExists { collection, .. }
             | Self::Unique { collection, .. }
             | Self::Transition { collection, .. }
@@ -195,6 +208,7 @@ impl Conflict {
     pub fn key(&self) -> Option<&str> {
         match self {
             Self::VersionMismatch { key, .. }
+            | Self::BaseNotRetained { key, .. }
             | Self::AlreadyExists { key, .. }
             | Self::Unique { key, .. }
             | Self::Transition { key, .. }
@@ -207,7 +221,9 @@ impl Conflict {
     #[must_use]
     pub fn current_version(&self) -> Option<Version> {
         match self {
-            Self::VersionMismatch { current, .. } => *current,
+            Self::VersionMismatch { current, .. } | Self::BaseNotRetained { current, .. } => {
+                *current
+            }
             Self::AlreadyExists { current, .. } | Self::Transition { current, .. } => {
                 Some(*current)
             }
@@ -302,6 +318,16 @@ impl fmt::Display for Conflict {
                 "{collection}/{key} cannot be created in state {state:?}; records of \
                  {collection} start in {}",
                 list_or_none(allowed)
+            ),
+            Self::BaseNotRetained {
+                collection,
+                key,
+                base,
+                ..
+            } => write!(
+                f,
+                "{collection}/{key} has moved on from version {base}, which its history no longer \
+                 holds, so the change cannot be merged; re-read the record and apply it again"
             ),
             Self::Rule { code, detail, .. } => write!(f, "{code}: {detail}"),
         }

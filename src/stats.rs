@@ -195,6 +195,15 @@ fn trace_conflict(conflict: &Conflict) {
             current = current.map(crate::Version::get),
             "version conflict"
         ),
+        Conflict::BaseNotRetained { base, current, .. } => tracing::info!(
+            target: "revkv::conflict",
+            kind,
+            collection,
+            key,
+            expected = base.get(),
+            current = current.map(crate::Version::get),
+            "merge base no longer retained"
+        ),
         Conflict::AlreadyExists { current, .. } => tracing::info!(
             target: "revkv::conflict",
             kind,

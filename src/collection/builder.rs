@@ -6,6 +6,7 @@ use std::sync::Arc;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use super::history::History;
 use super::schema::{Derive, Keyspace, Schema, States, UniqueIndex};
 use super::{Collection, Registered, index};
 use crate::backend::Backend;
@@ -38,6 +39,7 @@ pub struct CollectionBuilder<T> {
     uniques: Vec<(String, Derive<T>)>,
     states: Option<(Derive<T>, StateMachine)>,
     initial: Option<Vec<String>>,
+    history: usize,
     _values: PhantomData<fn() -> T>,
 }
 
@@ -52,6 +54,7 @@ where
             uniques: Vec::new(),
             states: None,
             initial: None,
+            history: 0,
             _values: PhantomData,
         }
     }
@@ -87,6 +90,14 @@ where
         S: Into<String>,
     {
         self.initial = Some(states.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Keeps the last `versions` earlier versions of each record (default none), for
+    /// [`Collection::get_at`] and the three-way merge of [`Collection::update_merge`]. Each
+    /// update then also writes the version it replaces.
+    pub fn history(mut self, versions: usize) -> Self {
+        self.history = versions;
         self
     }
 
@@ -129,11 +140,19 @@ where
             }
             (None, None) => None,
         };
+        let history = match self.history {
+            0 => None,
+            keep => Some(History {
+                keyspace: Keyspace::open(backend, format!("h/{}", self.name))?,
+                keep,
+            }),
+        };
         let schema = Schema {
             records: Keyspace::open(backend, format!("c/{}", self.name))?,
             name: self.name,
             indexes,
             states,
+            history,
         };
         let shared = &self.store.shared;
         let mut registry = shared.registry.lock();

@@ -1,6 +1,7 @@
 //! Collections: typed records under string keys, each with a version that only grows.
 
 mod builder;
+mod history;
 mod index;
 pub(crate) mod schema;
 
@@ -22,6 +23,7 @@ use crate::verify::Report;
 use crate::{Conflict, Error, Result, Store, Version, Versioned};
 
 pub use self::builder::CollectionBuilder;
+pub(crate) use self::history::History;
 
 /// A named set of records of type `T`, opened with [`Store::collection`]. Cheap to clone.
 ///

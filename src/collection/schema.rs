@@ -7,6 +7,7 @@ use std::sync::Arc;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use super::history::{self, History};
 use crate::backend::{Backend, Tree};
 use crate::codec::{self, EncodedRecord, RecordHeader};
 use crate::conflict::Snapshot;
@@ -59,6 +60,7 @@ pub(crate) struct Schema<T> {
     pub(crate) records: Keyspace,
     pub(crate) indexes: Vec<UniqueIndex<T>>,
     pub(crate) states: Option<States<T>>,
+    pub(crate) history: Option<History>,
 }
 
 /// A record as read from the engine, header already checked.
@@ -102,6 +104,8 @@ pub(crate) struct Change<'k> {
     pub(crate) claims: Vec<(usize, String)>,
     /// `(index position, value)` pairs this record gives up.
     pub(crate) releases: Vec<(usize, String)>,
+    /// The version being replaced, for the collection's history: `(history key, record)`.
+    pub(crate) archive: Option<(Vec<u8>, Vec<u8>)>,
 }
 
 /// Where checks read from: the committed state, or a transaction's view of it.
@@ -300,6 +304,7 @@ impl<T: Serialize + DeserializeOwned> Schema<T> {
             record: None,
             claims: Vec::new(),
             releases: Vec::new(),
+            archive: None,
         };
         for (i, index) in self.indexes.iter().enumerate() {
             let old_value = old.as_ref().map(|o| (index.value_of)(o));
@@ -327,6 +332,14 @@ impl<T: Serialize + DeserializeOwned> Schema<T> {
             }
         }
         change.record = new.map(|n| n.record);
+        if self.history.is_some()
+            && let Some(stored) = current
+        {
+            change.archive = Some((
+                history::entry_key(key, stored.header.version),
+                stored.bytes.clone(),
+            ));
+        }
         Ok(change)
     }
 
@@ -398,8 +411,8 @@ impl<T: Serialize + DeserializeOwned> Schema<T> {
         Err(conflict.into())
     }
 
-    /// Stores a checked change with ordered single-key writes: index entries it claims first,
-    /// then the record, then the entries it frees. A crash at any point leaves at most index
+    /// Stores a checked change with ordered single-key writes: index entries it claims and the
+    /// version it replaces (for the history) first, then the record, then the entries it frees. A crash at any point leaves at most index
     /// entries that [`Self::holder`] does not count, so the record and its index agree.
     pub(crate) fn apply(&self, shared: &Shared, change: &Change<'_>) -> Result<()> {
         let key = change.key.as_bytes();
@@ -413,12 +426,20 @@ impl<T: Serialize + DeserializeOwned> Schema<T> {
                         .put(value.as_bytes(), &entry)?;
                 }
             }
+            if let (Some(history), Some((entry, bytes))) = (&self.history, &change.archive) {
+                history.keyspace.tree.put(entry, bytes)?;
+            }
             match &change.record {
                 Some(record) => self.records.tree.put(key, record.bytes())?,
                 None => self.records.tree.remove(key)?,
             }
             for (i, value) in &change.releases {
                 self.indexes[*i].keyspace.tree.remove(value.as_bytes())?;
+            }
+            if let Some(history) = &self.history
+                && change.archive.is_some()
+            {
+                history.prune(change.key)?;
             }
             Ok(())
         };

@@ -97,7 +97,9 @@ impl Policy {
             ..Members::conflict(conflict.kind())
         };
         let (kind, members, detail) = match conflict {
-            Conflict::VersionMismatch { .. } => (ProblemKind::VersionConflict, members, None),
+            Conflict::VersionMismatch { .. } | Conflict::BaseNotRetained { .. } => {
+                (ProblemKind::VersionConflict, members, None)
+            }
             Conflict::AlreadyExists { .. } => (ProblemKind::AlreadyExists, members, None),
             Conflict::Unique {
                 index,

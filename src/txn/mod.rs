@@ -19,6 +19,7 @@ use serde::de::DeserializeOwned;
 use crate::backend::Tree;
 use crate::codec;
 use crate::collection::Collection;
+use crate::collection::History;
 use crate::collection::schema::{Change, Expect, Keyspace, Schema, View};
 use crate::retry::{Backoff, MAX_ATTEMPTS};
 use crate::store::Shared;
@@ -35,6 +36,8 @@ pub struct Transaction<'s> {
     reads: HashMap<(Arc<str>, Vec<u8>), Read>,
     /// What it will write, by keyspace and key; the last write of a key wins.
     writes: BTreeMap<(Arc<str>, Vec<u8>), Staged>,
+    /// Histories that grow by this transaction, to trim once it has committed.
+    histories: Vec<(History, String)>,
     modified: SystemTime,
 }
 
@@ -103,6 +106,7 @@ impl Store {
                 shared: &self.shared,
                 reads: HashMap::new(),
                 writes: BTreeMap::new(),
+                histories: Vec::new(),
                 modified: self.shared.clock.now(),
             };
             match body(&mut tx) {
@@ -285,6 +289,18 @@ impl Transaction<'_> {
                 },
             );
         }
+        if let (Some(history), Some((entry, bytes))) = (&schema.history, change.archive) {
+            self.writes.insert(
+                (Arc::clone(&history.keyspace.name), entry),
+                Staged {
+                    keyspace: history.keyspace.clone(),
+                    value: Some(bytes),
+                    is_record: false,
+                },
+            );
+            self.histories
+                .push((history.clone(), change.key.to_owned()));
+        }
         self.writes.insert(
             (
                 Arc::clone(&schema.records.name),
@@ -357,7 +373,10 @@ impl Transaction<'_> {
                 intent::apply_atomically(self.shared.intents.as_ref(), id, &writes)
             } else {
                 intent::apply_in_order(&writes)
-            }
+            }?;
+            self.histories
+                .iter()
+                .try_for_each(|(history, key)| history.prune(key))
         })?;
         drop(held);
         self.shared.acknowledge()?;
