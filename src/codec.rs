@@ -5,6 +5,7 @@
 //! | kind   | layout after the tag                                                       |
 //! |--------|-----------------------------------------------------------------------------|
 //! | record | version (u64 BE), modified (µs since the Unix epoch, u64 BE), bincode value |
+//! | record, format 2 | as format 1, with the expiry time (µs, u64 BE) after `modified` |
 //! | claim  | the key of the record that holds the unique value (UTF-8)                  |
 //! | intent | bincode list of the writes of one transaction                              |
 //! | meta   | bincode value (store bookkeeping)                                          |
@@ -28,11 +29,13 @@ pub(crate) struct Tag {
     name: &'static str,
 }
 
+/// Records are written in format 1, or in format 2 when they carry an expiry time; both are read.
 pub(crate) const RECORD: Tag = Tag {
     kind: b'R',
-    format: 1,
+    format: 2,
     name: "record",
 };
+const RECORD_WITHOUT_EXPIRY: u8 = 1;
 pub(crate) const CLAIM: Tag = Tag {
     kind: b'C',
     format: 1,
@@ -51,6 +54,7 @@ pub(crate) const META: Tag = Tag {
 
 const TAG_LEN: usize = 2;
 const RECORD_HEADER_LEN: usize = TAG_LEN + 8 + 8;
+const EXPIRING_RECORD_HEADER_LEN: usize = RECORD_HEADER_LEN + 8;
 
 /// Why stored bytes could not be read; the caller adds where they were found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -129,31 +133,50 @@ pub(crate) fn decode_payload<T: DeserializeOwned>(payload: &[u8]) -> Result<T, D
 /// A record encoded before its version is known: the header is filled in by [`Self::stamp`]
 /// at commit time, so the value is serialized once and outside any lock.
 #[derive(Clone, Debug)]
-pub(crate) struct EncodedRecord(Vec<u8>);
+pub(crate) struct EncodedRecord {
+    bytes: Vec<u8>,
+    header_len: usize,
+}
 
 impl EncodedRecord {
-    pub(crate) fn new<T: Serialize>(value: &T) -> Result<Self, bincode::Error> {
+    /// Encodes `value`, with room for an expiry time if `expiring`.
+    pub(crate) fn new<T: Serialize>(value: &T, expiring: bool) -> Result<Self, bincode::Error> {
+        let (format, header_len) = if expiring {
+            (RECORD.format, EXPIRING_RECORD_HEADER_LEN)
+        } else {
+            (RECORD_WITHOUT_EXPIRY, RECORD_HEADER_LEN)
+        };
         // Sized up front: growing the buffer while serializing costs more than the sizing pass.
         let size = usize::try_from(options().serialized_size(value)?).unwrap_or(usize::MAX);
-        let mut bytes = Vec::with_capacity(RECORD_HEADER_LEN.saturating_add(size));
-        RECORD.write(&mut bytes);
-        bytes.resize(RECORD_HEADER_LEN, 0);
+        let mut bytes = Vec::with_capacity(header_len.saturating_add(size));
+        bytes.extend_from_slice(&[RECORD.kind, format]);
+        bytes.resize(header_len, 0);
         options().serialize_into(&mut bytes, value)?;
-        Ok(Self(bytes))
+        Ok(Self { bytes, header_len })
     }
 
     /// Length of the serialized value without the header.
     pub(crate) fn payload_len(&self) -> usize {
-        self.0.len() - RECORD_HEADER_LEN
+        self.bytes.len() - self.header_len
     }
 
-    pub(crate) fn stamp(&mut self, version: Version, modified: SystemTime) {
-        self.0[TAG_LEN..TAG_LEN + 8].copy_from_slice(&version.get().to_be_bytes());
-        self.0[TAG_LEN + 8..RECORD_HEADER_LEN].copy_from_slice(&micros(modified).to_be_bytes());
+    /// Fills in the header. `expires` is ignored unless the record was encoded as expiring.
+    pub(crate) fn stamp(
+        &mut self,
+        version: Version,
+        modified: SystemTime,
+        expires: Option<SystemTime>,
+    ) {
+        let header = &mut self.bytes[TAG_LEN..self.header_len];
+        header[..8].copy_from_slice(&version.get().to_be_bytes());
+        header[8..16].copy_from_slice(&micros(modified).to_be_bytes());
+        if let (Some(expires), Some(slot)) = (expires, header.get_mut(16..24)) {
+            slot.copy_from_slice(&micros(expires).to_be_bytes());
+        }
     }
 
     pub(crate) fn bytes(&self) -> &[u8] {
-        &self.0
+        &self.bytes
     }
 }
 
@@ -162,29 +185,54 @@ impl EncodedRecord {
 pub(crate) struct RecordHeader {
     pub(crate) version: Version,
     pub(crate) modified: SystemTime,
+    /// When the record stops existing, if it was written with a time to live.
+    pub(crate) expires: Option<SystemTime>,
+    /// Where the bincode payload starts.
+    pub(crate) len: usize,
+}
+
+impl RecordHeader {
+    /// Whether the record has expired at `now`.
+    pub(crate) fn expired(&self, now: SystemTime) -> bool {
+        self.expires.is_some_and(|expires| expires <= now)
+    }
 }
 
 /// Splits stored record bytes into header and bincode payload.
 pub(crate) fn decode_record(bytes: &[u8]) -> Result<(RecordHeader, &[u8]), DecodeError> {
-    let rest = RECORD.strip(bytes)?;
-    let (Some(version), Some(modified)) = (rest.get(..8), rest.get(8..16)) else {
+    let len = match bytes {
+        [kind, RECORD_WITHOUT_EXPIRY, ..] if *kind == RECORD.kind => RECORD_HEADER_LEN,
+        [kind, format, ..] if *kind == RECORD.kind && *format == RECORD.format => {
+            EXPIRING_RECORD_HEADER_LEN
+        }
+        // A future format, another kind, or garbage: the tag check says which.
+        _ => {
+            return Err(RECORD
+                .strip(bytes)
+                .err()
+                .unwrap_or_else(|| DecodeError::Corrupt("unreadable record header".into())));
+        }
+    };
+    let Some(header) = bytes.get(TAG_LEN..len) else {
         return Err(DecodeError::Corrupt(format!(
             "record header is truncated ({} bytes)",
             bytes.len()
         )));
     };
-    let version = Version::new(u64::from_be_bytes(version.try_into().unwrap_or_default()));
-    let modified = u64::from_be_bytes(modified.try_into().unwrap_or_default());
-    let header = RecordHeader {
-        version,
-        modified: SystemTime::UNIX_EPOCH + Duration::from_micros(modified),
+    let field = |at: usize| {
+        let micros = u64::from_be_bytes(header[at..at + 8].try_into().unwrap_or_default());
+        (
+            micros,
+            SystemTime::UNIX_EPOCH + Duration::from_micros(micros),
+        )
     };
-    Ok((header, &rest[16..]))
-}
-
-/// The bincode payload of record bytes that [`decode_record`] accepted.
-pub(crate) fn record_payload(bytes: &[u8]) -> &[u8] {
-    bytes.get(RECORD_HEADER_LEN..).unwrap_or_default()
+    let header = RecordHeader {
+        version: Version::new(field(0).0),
+        modified: field(8).1,
+        expires: (len == EXPIRING_RECORD_HEADER_LEN).then(|| field(16).1),
+        len,
+    };
+    Ok((header, &bytes[len..]))
 }
 
 /// A unique-index entry: which record holds the value.
@@ -217,27 +265,35 @@ mod tests {
 
     #[test]
     fn record_round_trip_keeps_header_and_value() {
-        let mut record = EncodedRecord::new(&("title", 7_u32)).expect("encodes");
         let when = SystemTime::UNIX_EPOCH + Duration::from_micros(1_700_000_000_123_456);
-        record.stamp(Version::new(42), when);
-        let (header, payload) = decode_record(record.bytes()).expect("decodes");
-        assert_eq!(header.version, Version::new(42));
-        assert_eq!(header.modified, when);
-        assert_eq!(
-            decode_payload::<(String, u32)>(payload),
-            Ok(("title".into(), 7))
-        );
+        let later = when + Duration::from_secs(60);
+        for expires in [None, Some(later)] {
+            let mut record =
+                EncodedRecord::new(&("title", 7_u32), expires.is_some()).expect("encodes");
+            record.stamp(Version::new(42), when, expires);
+            let (header, payload) = decode_record(record.bytes()).expect("decodes");
+            assert_eq!(
+                (header.version, header.modified, header.expires),
+                (Version::new(42), when, expires)
+            );
+            assert_eq!(
+                decode_payload::<(String, u32)>(payload),
+                Ok(("title".into(), 7))
+            );
+            assert_eq!(header.expired(later), expires.is_some());
+            assert!(!header.expired(when));
+        }
     }
 
     #[test]
     fn future_format_is_told_apart_from_garbage() {
-        let mut record = EncodedRecord::new(&1_u8).expect("encodes").0;
+        let mut record = EncodedRecord::new(&1_u8, false).expect("encodes").bytes;
         record[1] = 9;
         assert!(matches!(
             decode_record(&record),
             Err(DecodeError::FutureFormat {
                 found: 9,
-                supported: 1,
+                supported: 2,
                 ..
             })
         ));
@@ -246,8 +302,14 @@ mod tests {
             Err(DecodeError::Corrupt(_))
         ));
         assert!(matches!(decode_record(b"R"), Err(DecodeError::Corrupt(_))));
+        for truncated in [&b"R\x01short"[..], b"R\x02seventeen bytes.."] {
+            assert!(matches!(
+                decode_record(truncated),
+                Err(DecodeError::Corrupt(_))
+            ));
+        }
         assert!(matches!(
-            decode_record(b"R\x01short"),
+            decode_record(b"R\x00"),
             Err(DecodeError::Corrupt(_))
         ));
     }

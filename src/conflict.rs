@@ -353,14 +353,21 @@ fn list_or_none(states: &[String]) -> String {
 pub struct Snapshot {
     version: Version,
     modified: SystemTime,
+    expires: Option<SystemTime>,
     payload: Arc<[u8]>,
 }
 
 impl Snapshot {
-    pub(crate) fn new(version: Version, modified: SystemTime, payload: &[u8]) -> Self {
+    pub(crate) fn new(
+        version: Version,
+        modified: SystemTime,
+        expires: Option<SystemTime>,
+        payload: &[u8],
+    ) -> Self {
         Self {
             version,
             modified,
+            expires,
             payload: payload.into(),
         }
     }
@@ -384,7 +391,12 @@ impl Snapshot {
     ) -> Result<Versioned<T>, Error> {
         let value = codec::decode_payload(&self.payload)
             .map_err(|e| Error::decode(e, format!("{collection}/{key}")))?;
-        Ok(Versioned::new(self.version, value, self.modified))
+        Ok(Versioned::new(
+            self.version,
+            value,
+            self.modified,
+            self.expires,
+        ))
     }
 }
 
@@ -403,7 +415,7 @@ mod tests {
     use super::*;
 
     fn snapshot() -> Snapshot {
-        Snapshot::new(Version::new(9), SystemTime::UNIX_EPOCH, b"")
+        Snapshot::new(Version::new(9), SystemTime::UNIX_EPOCH, None, b"")
     }
 
     /// Each variant's message names what conflicted and says what to do next.

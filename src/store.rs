@@ -2,8 +2,9 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
 
 use parking_lot::Mutex;
 use serde::Serialize;
@@ -50,6 +51,7 @@ pub struct StoreBuilder {
     min_free_bytes: u64,
     durability: Durability,
     clock: Arc<dyn Clock>,
+    sweep_every: Option<Duration>,
     #[cfg(feature = "fault-injection")]
     crash_after_writes: Option<u64>,
 }
@@ -65,8 +67,10 @@ pub(crate) struct Shared {
     pub(crate) observer: Observer,
     durability: Durability,
     group_commit: GroupCommit,
-    /// Open collections by name, for `verify` and for opening a name a second time.
-    pub(crate) registry: Mutex<BTreeMap<String, Arc<dyn Registered>>>,
+    /// Open collections by name, for `verify`, sweeping and opening a name a second time.
+    /// Weak: a collection is open while a handle on it lives, and an expiry handler that holds
+    /// another collection must not keep the store alive through the store itself.
+    pub(crate) registry: Mutex<BTreeMap<String, Weak<dyn Registered>>>,
     poisoned: AtomicBool,
     // Declared last: a temporary store's directory is removed after everything above is closed.
     _temporary: Option<TempDir>,
@@ -115,6 +119,7 @@ impl Store {
             min_free_bytes: 64 * 1024 * 1024,
             durability: Durability::OnFlush,
             clock: Arc::new(SystemClock),
+            sweep_every: None,
             #[cfg(feature = "fault-injection")]
             crash_after_writes: None,
         }
@@ -150,6 +155,21 @@ impl Store {
         self.shared.observer.snapshot(self.shared.clock.now())
     }
 
+    /// Removes every record of the open collections whose time to live has passed, each in a
+    /// transaction with its collection's expiry handler; returns how many. A store opened with
+    /// [`StoreBuilder::sweep_every`] also does this in the background.
+    ///
+    /// # Errors
+    /// Storage errors, and whatever an expiry handler returns (that record then stays until
+    /// the next sweep).
+    pub fn sweep_expired(&self) -> Result<usize> {
+        let collections = self.shared.open_collections();
+        collections
+            .into_iter()
+            .map(|collection| collection.sweep_expired(self))
+            .sum()
+    }
+
     /// Checks every open collection: each record's unique values have index entries pointing
     /// at it, every index entry points at a record that holds its value, and every record is
     /// in a state its state machine can reach. Writers wait while it runs, so the report is
@@ -158,11 +178,12 @@ impl Store {
     /// # Errors
     /// Storage errors; problems with the data itself are reported, not returned as errors.
     pub fn verify(&self) -> Result<Report> {
-        let collections: Vec<_> = self.shared.registry.lock().values().cloned().collect();
+        let collections = self.shared.open_collections();
         let _all = self.shared.locks.lock_everything();
         let mut report = Report::default();
+        let now = self.shared.clock.now();
         for collection in collections {
-            collection.verify_into(&mut report)?;
+            collection.verify_into(&mut report, now)?;
         }
         Ok(report)
     }
@@ -205,6 +226,14 @@ impl StoreBuilder {
     /// [`ManualClock`](crate::ManualClock).
     pub fn clock(mut self, clock: impl Clock + 'static) -> Self {
         self.clock = Arc::new(clock);
+        self
+    }
+
+    /// Sweeps expired records in a background thread every `interval` (by default there is
+    /// no background sweeper; [`Store::sweep_expired`] sweeps on demand). The thread holds
+    /// the store only while it sweeps and ends after the store is dropped.
+    pub fn sweep_every(mut self, interval: Duration) -> Self {
+        self.sweep_every = Some(interval);
         self
     }
 
@@ -259,7 +288,7 @@ impl StoreBuilder {
         meta.put("session", &Session::Open)?;
         // Resuming the sequence syncs, which also makes the marks above durable.
         let sequence = Sequence::resume(Arc::clone(&meta), Arc::clone(&backend))?;
-        Ok(Store {
+        let store = Store {
             shared: Arc::new(Shared {
                 backend,
                 meta,
@@ -275,8 +304,30 @@ impl StoreBuilder {
                 poisoned: AtomicBool::new(false),
                 _temporary: temporary,
             }),
-        })
+        };
+        if let Some(interval) = self.sweep_every {
+            spawn_sweeper(Arc::downgrade(&store.shared), interval)?;
+        }
+        Ok(store)
     }
+}
+
+/// Sweeps expired records every `interval` until the store is gone.
+fn spawn_sweeper(store: Weak<Shared>, interval: Duration) -> Result<()> {
+    std::thread::Builder::new()
+        .name("revkv-sweeper".into())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(interval);
+                let Some(shared) = store.upgrade() else {
+                    return;
+                };
+                if let Err(error) = (Store { shared }).sweep_expired() {
+                    tracing::warn!(target: "revkv::expiry", %error, "sweeping expired records failed");
+                }
+            }
+        })?;
+    Ok(())
 }
 
 /// Refuses stores written by a newer revkv; marks new ones with this build's format.
@@ -294,6 +345,15 @@ fn check_format(meta: &Meta) -> Result<()> {
 }
 
 impl Shared {
+    /// The collections with a live handle.
+    pub(crate) fn open_collections(&self) -> Vec<Arc<dyn Registered>> {
+        self.registry
+            .lock()
+            .values()
+            .filter_map(Weak::upgrade)
+            .collect()
+    }
+
     /// Fails fast once a multi-key write has failed halfway (see [`Error::Poisoned`]).
     pub(crate) fn check_writable(&self) -> Result<()> {
         if self.poisoned.load(Ordering::Acquire) {

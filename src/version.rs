@@ -56,14 +56,22 @@ pub struct Versioned<T> {
     pub value: T,
     /// When this version was written (the store's clock, microsecond precision).
     pub modified: SystemTime,
+    /// When the record expires, if it was written with a time to live.
+    pub expires: Option<SystemTime>,
 }
 
 impl<T> Versioned<T> {
-    pub(crate) fn new(version: Version, value: T, modified: SystemTime) -> Self {
+    pub(crate) fn new(
+        version: Version,
+        value: T,
+        modified: SystemTime,
+        expires: Option<SystemTime>,
+    ) -> Self {
         Self {
             version,
             value,
             modified,
+            expires,
         }
     }
 }

@@ -147,7 +147,7 @@ fn a_format_from_the_future_is_told_apart_from_corruption() -> revkv::Result<()>
             err,
             Error::UnsupportedFormat {
                 found: 7,
-                supported: 1,
+                supported: 2,
                 ..
             }
         ),
@@ -188,11 +188,9 @@ fn a_value_of_another_type_is_corrupt_not_a_panic() -> revkv::Result<()> {
     let dir = tempfile::tempdir()?;
     {
         let store = Store::open(dir.path())?;
-        store
-            .collection::<Doc>("docs")
-            .open()?
-            .insert("d", doc("short"))?;
-        // Within one store, a second declaration with another type is refused up front.
+        let docs = store.collection::<Doc>("docs").open()?;
+        docs.insert("d", doc("short"))?;
+        // While it is open, a second declaration with another type is refused up front.
         let err = store.collection::<Wide>("docs").open().unwrap_err();
         assert!(matches!(err, Error::Schema { .. }), "{err:?}");
     }

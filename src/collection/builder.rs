@@ -1,18 +1,18 @@
 //! Declaring a collection: its unique indexes and state machine.
 
 use std::marker::PhantomData;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::history::History;
-use super::schema::{Derive, Keyspace, Schema, States, UniqueIndex};
+use super::schema::{Derive, ExpiryHandler, Keyspace, Schema, States, UniqueIndex};
 use super::{Collection, Registered, index};
 use crate::backend::Backend;
 use crate::guard::StateMachine;
 use crate::meta::Meta;
-use crate::{Error, Result, Store};
+use crate::{Error, Result, Store, Transaction};
 
 /// Declares a collection before opening it; from [`Store::collection`].
 ///
@@ -40,6 +40,7 @@ pub struct CollectionBuilder<T> {
     states: Option<(Derive<T>, StateMachine)>,
     initial: Option<Vec<String>>,
     history: usize,
+    on_expiry: Option<ExpiryHandler<T>>,
     _values: PhantomData<fn() -> T>,
 }
 
@@ -55,6 +56,7 @@ where
             states: None,
             initial: None,
             history: 0,
+            on_expiry: None,
             _values: PhantomData,
         }
     }
@@ -98,6 +100,18 @@ where
     /// update then also writes the version it replaces.
     pub fn history(mut self, versions: usize) -> Self {
         self.history = versions;
+        self
+    }
+
+    /// Runs `handler` in the transaction that removes an expired record (see
+    /// [`Collection::insert_expiring`]), with its key and last value, so that what the record
+    /// held is released in the same atomic step: a lapsed reservation returns its stock.
+    /// An error from the handler aborts that sweep; the record stays until a later one.
+    pub fn on_expiry<F>(mut self, handler: F) -> Self
+    where
+        F: Fn(&mut Transaction<'_>, &str, &T) -> Result<()> + Send + Sync + 'static,
+    {
+        self.on_expiry = Some(Box::new(handler));
         self
     }
 
@@ -149,6 +163,8 @@ where
         };
         let schema = Schema {
             records: Keyspace::open(backend, format!("c/{}", self.name))?,
+            expiry: Keyspace::open(backend, format!("x/{}", self.name))?,
+            on_expiry: self.on_expiry,
             name: self.name,
             indexes,
             states,
@@ -156,7 +172,7 @@ where
         };
         let shared = &self.store.shared;
         let mut registry = shared.registry.lock();
-        if let Some(open) = registry.get(&schema.name) {
+        if let Some(open) = registry.get(&schema.name).and_then(Weak::upgrade) {
             // Already open in this store: share that handle, if it was declared the same way.
             if open.declaration() != schema.declaration() {
                 return Err(Error::Schema {
@@ -164,7 +180,7 @@ where
                     detail: "it is already open with other unique indexes or states".into(),
                 });
             }
-            let same = Arc::clone(open)
+            let same = open
                 .into_any()
                 .downcast::<Schema<T>>()
                 .map_err(|_| Error::Schema {
@@ -175,10 +191,8 @@ where
         }
         reconcile(&schema, backend, &shared.meta)?;
         let schema = Arc::new(schema);
-        registry.insert(
-            schema.name.clone(),
-            Arc::clone(&schema) as Arc<dyn Registered>,
-        );
+        let registered: Arc<dyn Registered> = Arc::clone(&schema) as Arc<dyn Registered>;
+        registry.insert(schema.name.clone(), Arc::downgrade(&registered));
         drop(registry);
         Ok(Collection::new(schema, self.store))
     }

@@ -145,14 +145,9 @@ where
                 }
             };
             let to_write = value.as_ref().unwrap_or(&mine);
-            match self.write(
-                key,
-                super::schema::Expect::Version(current.version),
-                Some(to_write),
-            ) {
-                Ok((version, modified)) => {
-                    break Ok(Versioned::new(version, value.unwrap_or(mine), modified));
-                }
+            let expected = super::schema::Expect::Version(current.version);
+            match self.write(key, expected, Some(to_write), None) {
+                Ok(written) => break Ok(written.into_versioned(value.unwrap_or(mine))),
                 Err(Error::Conflict(Conflict::VersionMismatch { .. })) if backoff.wait() => {}
                 Err(other) => break Err(other),
             }

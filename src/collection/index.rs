@@ -4,6 +4,8 @@
 //! Day-to-day writes keep indexes exact through [`Schema::prepare`] and [`Schema::apply`];
 //! this module handles what happens outside a single write.
 
+use std::time::SystemTime;
+
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -59,7 +61,8 @@ impl<T: Serialize + DeserializeOwned> Schema<T> {
                 let held = match std::str::from_utf8(&value) {
                     Ok(value) => {
                         let holder = codec::decode_claim(&claim).ok();
-                        self.holder(&mut Committed, i, value)?
+                        // Records that expired still hold their values until they are swept.
+                        self.holder(&mut Committed::at(SystemTime::UNIX_EPOCH), i, value)?
                             .is_some_and(|(h, _)| Some(h.as_str()) == holder)
                     }
                     Err(_) => false,
@@ -74,15 +77,19 @@ impl<T: Serialize + DeserializeOwned> Schema<T> {
 
     /// Adds every difference between the records and the indexes, and every record in a state
     /// its machine cannot reach, to `report`.
-    pub(crate) fn verify_into(&self, report: &mut Report) -> Result<()> {
+    /// Records that have expired by `now` are not checked: their values are free, and the
+    /// sweeper removes them with their entries.
+    pub(crate) fn verify_into(&self, report: &mut Report, now: SystemTime) -> Result<()> {
         for entry in self.records.tree.scan(b"") {
             let (key, bytes) = entry?;
             report.records += 1;
-            let record = self
-                .record_key(key)
-                .and_then(|key| Ok((self.decode(&key, &self.parse(&key, bytes)?)?, key)));
+            let record = self.record_key(key).and_then(|key| {
+                let stored = self.parse(&key, bytes)?;
+                Ok((self.decode(&key, &stored)?, key, stored.header.expired(now)))
+            });
             let (value, key) = match record {
-                Ok(record) => record,
+                Ok((_, _, true)) => continue,
+                Ok((value, key, false)) => (value, key),
                 Err(e) => {
                     report.problems.push(Problem::Undecodable {
                         location: self.name.clone(),
@@ -132,7 +139,9 @@ impl<T: Serialize + DeserializeOwned> Schema<T> {
                         continue;
                     }
                 };
-                let held = match self.holder(&mut Committed, i, &value) {
+                // An expired record keeps its entries until it is swept.
+                let held = match self.holder(&mut Committed::at(SystemTime::UNIX_EPOCH), i, &value)
+                {
                     Ok(held) => held,
                     // The record the entry names does not decode (the loop above reported
                     // it), so the entry cannot be checked: a problem to report, not an error.

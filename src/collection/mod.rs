@@ -1,6 +1,7 @@
 //! Collections: typed records under string keys, each with a version that only grows.
 
 mod builder;
+mod expiry;
 mod history;
 mod index;
 pub(crate) mod schema;
@@ -9,7 +10,7 @@ use std::any::Any;
 use std::borrow::Borrow;
 use std::fmt;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -79,9 +80,10 @@ where
     /// [`Error::EmptyKey`] / [`Error::KeyTooLong`] for a bad key, [`Error::Corrupt`] if the
     /// stored bytes do not decode as `T`, [`Error::Io`] on storage failure.
     pub fn get(&self, key: &str) -> Result<Option<Versioned<T>>> {
-        self.schema.check_key(key, self.store.shared.limits)?;
+        let shared = &self.store.shared;
+        self.schema.check_key(key, shared.limits)?;
         self.schema
-            .read(&mut Committed, key)?
+            .read_live(&mut Committed::at(shared.clock.now()), key)?
             .map(|stored| self.schema.versioned(key, &stored))
             .transpose()
     }
@@ -95,7 +97,7 @@ where
     /// [`Collection::get`], plus [`Error::ValueTooLarge`].
     pub fn insert(&self, key: &str, value: impl Borrow<T>) -> Result<Version> {
         let shared = &self.store.shared;
-        shared.observe(self.create(key, value.borrow()).and_then(|version| {
+        shared.observe(self.create(key, value.borrow(), None).and_then(|version| {
             shared.acknowledge()?;
             Ok(version)
         }))
@@ -120,7 +122,7 @@ where
         let shared = &self.store.shared;
         let versions = records
             .into_iter()
-            .map(|(key, value)| self.create(key.as_ref(), value.borrow()))
+            .map(|(key, value)| self.create(key.as_ref(), value.borrow(), None))
             .collect::<Result<_>>();
         shared.observe(versions.and_then(|versions| {
             shared.acknowledge()?;
@@ -135,8 +137,8 @@ where
     /// is then `None`), [`Conflict::Unique`] and [`Conflict::Transition`] as the collection
     /// declares; other errors as [`Collection::insert`].
     pub fn update(&self, key: &str, expected: Version, value: impl Borrow<T>) -> Result<Version> {
-        let written = self.write(key, Expect::Version(expected), Some(value.borrow()));
-        self.store.shared.observe(written.map(|(v, _)| v))
+        let written = self.write(key, Expect::Version(expected), Some(value.borrow()), None);
+        self.store.shared.observe(written.map(|w| w.version))
     }
 
     /// Deletes the record `key` if it is still at version `expected`, freeing its unique
@@ -145,7 +147,7 @@ where
     /// # Errors
     /// [`Conflict::VersionMismatch`] as [`Collection::update`]; storage errors.
     pub fn delete(&self, key: &str, expected: Version) -> Result<()> {
-        let written = self.write(key, Expect::Version(expected), None);
+        let written = self.write(key, Expect::Version(expected), None, None);
         self.store.shared.observe(written.map(drop))
     }
 
@@ -170,8 +172,8 @@ where
                 Err(e) => break Err(e),
             };
             let value = change(&current.value);
-            match self.write(key, Expect::Version(current.version), Some(&value)) {
-                Ok((version, modified)) => break Ok(Versioned::new(version, value, modified)),
+            match self.write(key, Expect::Version(current.version), Some(&value), None) {
+                Ok(written) => break Ok(written.into_versioned(value)),
                 Err(Error::Conflict(Conflict::VersionMismatch { current: None, .. })) => {
                     break Err(self.not_found(key));
                 }
@@ -204,8 +206,9 @@ where
     /// [`Error::UnknownIndex`] if the collection declares no such index; storage errors.
     pub fn find_unique(&self, index: &str, value: &str) -> Result<Option<Versioned<T>>> {
         let position = self.schema.index_position(index)?;
+        let now = self.store.shared.clock.now();
         self.schema
-            .holder(&mut Committed, position, value)?
+            .holder(&mut Committed::at(now), position, value)?
             .map(|(key, stored)| self.schema.versioned(&key, &stored))
             .transpose()
     }
@@ -222,69 +225,96 @@ where
         Iter {
             entries: self.schema.records.tree.scan(prefix.as_bytes()),
             schema: Arc::clone(&self.schema),
+            now: self.store.shared.clock.now(),
         }
     }
 
     /// An insert, not yet acknowledged. Without indexes or states there is nothing to check
     /// but the key being free, which the engine's insert-if-absent does in the same step.
-    fn create(&self, key: &str, value: &T) -> Result<Version> {
+    pub(crate) fn create(&self, key: &str, value: &T, ttl: Option<Duration>) -> Result<Version> {
         if !self.schema.indexes.is_empty() || self.schema.states.is_some() {
             return self
-                .write_unacknowledged(key, Expect::Absent, Some(value))
-                .map(|(v, _)| v);
+                .write_unacknowledged(key, Expect::Absent, Some(value), ttl)
+                .map(|w| w.version);
         }
         let shared = &self.store.shared;
         self.schema.check_key(key, shared.limits)?;
         shared.check_writable()?;
-        let mut new = self.schema.new_value(key, value, shared.limits)?;
+        let new = self.schema.new_value(key, value, shared.limits, ttl)?;
+        let mut change = Schema::fresh(key, new);
         let locks = &shared.locks;
-        let _held = locks.lock(self.schema.records.lock_id(locks, key.as_bytes()));
-        let version = shared.sequence.next()?;
-        new.record.stamp(version, shared.clock.now());
-        let records = &self.schema.records.tree;
+        let now = shared.clock.now();
         loop {
-            if shared.write_all(|| records.put_new(key.as_bytes(), new.record.bytes()))? {
+            let held = locks.lock(self.schema.records.lock_id(locks, key.as_bytes()));
+            let version = shared.sequence.next()?;
+            change.stamp(version, now);
+            let written = shared.write_all(|| self.schema.apply_fresh(&change))?;
+            if written {
                 return Ok(version);
             }
-            // Taken: the same conflict a checked insert reports, with the record it found.
-            let current = self.schema.read(&mut Committed, key)?;
-            self.schema
-                .check_expectation(key, Expect::Absent, current.as_ref())?;
+            // Taken: by an expired record, swept before trying again, or a live one, the same
+            // conflict a checked insert reports.
+            let current = self.schema.read(&mut Committed::at(now), key)?;
+            drop(held);
+            match current {
+                Some(stored) if stored.header.expired(now) => drop(self.expire(key)?),
+                current => self
+                    .schema
+                    .check_expectation(key, Expect::Absent, current.as_ref())?,
+            }
         }
     }
 
     /// One checked write of one record, acknowledged.
-    fn write(&self, key: &str, expect: Expect, value: Option<&T>) -> Result<(Version, SystemTime)> {
-        let written = self.write_unacknowledged(key, expect, value)?;
+    pub(crate) fn write(
+        &self,
+        key: &str,
+        expect: Expect,
+        value: Option<&T>,
+        ttl: Option<Duration>,
+    ) -> Result<Written> {
+        let written = self.write_unacknowledged(key, expect, value, ttl)?;
         self.store.shared.acknowledge()?;
         Ok(written)
     }
 
     /// One checked write of one record, under the locks of the key and of every unique value
-    /// it takes or frees; durable only once acknowledged.
+    /// it takes or frees; durable only once acknowledged. An expired record in the way is
+    /// swept first, so its expiry handler runs before anything replaces it.
     fn write_unacknowledged(
         &self,
         key: &str,
         expect: Expect,
         value: Option<&T>,
-    ) -> Result<(Version, SystemTime)> {
+        ttl: Option<Duration>,
+    ) -> Result<Written> {
         let shared = &self.store.shared;
         self.schema.check_key(key, shared.limits)?;
         shared.check_writable()?;
         let new = value
-            .map(|v| self.schema.new_value(key, v, shared.limits))
+            .map(|v| self.schema.new_value(key, v, shared.limits, ttl))
             .transpose()?;
-        let (_held, current) = self.lock_record(key, new.as_ref())?;
-        let mut change = self
-            .schema
-            .prepare(&mut Committed, key, expect, current.as_ref(), new)?;
+        let now = shared.clock.now();
+        let (_held, current) = loop {
+            let (held, current) = self.lock_record(key, new.as_ref())?;
+            if current.as_ref().is_some_and(|s| s.header.expired(now)) {
+                drop(held);
+                self.expire(key)?;
+                continue;
+            }
+            break (held, current);
+        };
+        let mut change =
+            self.schema
+                .prepare(&mut Committed::at(now), key, expect, current.as_ref(), new)?;
         let version = shared.sequence.next()?;
-        let modified = shared.clock.now();
-        if let Some(record) = &mut change.record {
-            record.stamp(version, modified);
-        }
+        let expires = change.stamp(version, now);
         self.schema.apply(shared, &change)?;
-        Ok((version, modified))
+        Ok(Written {
+            version,
+            modified: now,
+            expires,
+        })
     }
 
     /// Takes the locks a write of `key` needs and reads the record under them.
@@ -294,20 +324,21 @@ where
         new: Option<&NewValue<'_, T>>,
     ) -> Result<(Held<'_>, Option<Stored>)> {
         let locks = &self.store.shared.locks;
+        let mut view = Committed::at(self.store.shared.clock.now());
         if self.schema.indexes.is_empty() {
             let held = locks.lock(self.schema.records.lock_id(locks, key.as_bytes()));
-            return Ok((held, self.schema.read(&mut Committed, key)?));
+            return Ok((held, self.schema.read(&mut view, key)?));
         }
         loop {
             // The index values to free are known only from the record itself: read it, lock
             // everything it and the new value involve, then make sure it did not change.
-            let before = self.schema.read(&mut Committed, key)?;
+            let before = self.schema.read(&mut view, key)?;
             let old = before
                 .as_ref()
                 .map(|stored| self.schema.decode(key, stored))
                 .transpose()?;
             let held = locks.lock_all(self.schema.lock_ids(locks, key, old.as_ref(), new));
-            let current = self.schema.read(&mut Committed, key)?;
+            let current = self.schema.read(&mut view, key)?;
             let version = |s: &Option<Stored>| s.as_ref().map(|s| s.header.version);
             if version(&current) == version(&before) {
                 return Ok((held, current));
@@ -316,11 +347,26 @@ where
     }
 }
 
+/// What a write stored.
+pub(crate) struct Written {
+    pub(crate) version: Version,
+    pub(crate) modified: SystemTime,
+    pub(crate) expires: Option<SystemTime>,
+}
+
+impl Written {
+    pub(crate) fn into_versioned<T>(self, value: T) -> Versioned<T> {
+        Versioned::new(self.version, value, self.modified, self.expires)
+    }
+}
+
 /// What the store keeps of an open collection, whatever its value type.
 pub(crate) trait Registered: Send + Sync {
     /// What the collection was declared with, to refuse a different second declaration.
     fn declaration(&self) -> Declaration;
-    fn verify_into(&self, report: &mut Report) -> Result<()>;
+    fn verify_into(&self, report: &mut Report, now: SystemTime) -> Result<()>;
+    /// Sweeps the records that have expired by now; returns how many.
+    fn sweep_expired(self: Arc<Self>, store: &Store) -> Result<usize>;
     fn into_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync>;
 }
 
@@ -342,8 +388,12 @@ where
         }
     }
 
-    fn verify_into(&self, report: &mut Report) -> Result<()> {
-        Schema::verify_into(self, report)
+    fn verify_into(&self, report: &mut Report, now: SystemTime) -> Result<()> {
+        Schema::verify_into(self, report, now)
+    }
+
+    fn sweep_expired(self: Arc<Self>, store: &Store) -> Result<usize> {
+        Collection::new(self, store.clone()).sweep_due(store.shared.clock.now())
     }
 
     fn into_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync> {
@@ -357,21 +407,31 @@ where
 pub struct Iter<T> {
     entries: Entries,
     schema: Arc<Schema<T>>,
+    /// Records expired at this moment are skipped.
+    now: SystemTime,
 }
 
 impl<T: Serialize + DeserializeOwned> Iterator for Iter<T> {
     type Item = Result<(String, Versioned<T>)>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        let (key, bytes) = match self.entries.next()? {
-            Ok(entry) => entry,
-            Err(e) => return Some(Err(e)),
-        };
-        Some(self.schema.record_key(key).and_then(|key| {
-            let stored = self.schema.parse(&key, bytes)?;
-            let record = self.schema.versioned(&key, &stored)?;
-            Ok((key, record))
-        }))
+        loop {
+            let (key, bytes) = match self.entries.next()? {
+                Ok(entry) => entry,
+                Err(e) => return Some(Err(e)),
+            };
+            let record = self.schema.record_key(key).and_then(|key| {
+                let stored = self.schema.parse(&key, bytes)?;
+                Ok((key, stored))
+            });
+            match record {
+                Ok((_, stored)) if stored.header.expired(self.now) => {}
+                Ok((key, stored)) => {
+                    return Some(self.schema.versioned(&key, &stored).map(|r| (key, r)));
+                }
+                Err(e) => return Some(Err(e)),
+            }
+        }
     }
 }
 

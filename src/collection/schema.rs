@@ -3,6 +3,7 @@
 
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -14,7 +15,7 @@ use crate::conflict::Snapshot;
 use crate::guard::StateMachine;
 use crate::locks::{LockId, LockTable};
 use crate::store::{Limits, Shared};
-use crate::{Conflict, Error, Result, Version, Versioned};
+use crate::{Conflict, Error, Result, Transaction, Version, Versioned};
 
 /// One tree of the engine plus the lock space of its keys.
 #[derive(Clone)]
@@ -61,7 +62,14 @@ pub(crate) struct Schema<T> {
     pub(crate) indexes: Vec<UniqueIndex<T>>,
     pub(crate) states: Option<States<T>>,
     pub(crate) history: Option<History>,
+    /// Records by expiry time: `(µs since the epoch, BE) ++ key`, for the sweeper.
+    pub(crate) expiry: Keyspace,
+    pub(crate) on_expiry: Option<ExpiryHandler<T>>,
 }
+
+/// Runs in the transaction that removes an expired record, with its key and last value.
+pub(crate) type ExpiryHandler<T> =
+    Box<dyn Fn(&mut Transaction<'_>, &str, &T) -> Result<()> + Send + Sync>;
 
 /// A record as read from the engine, header already checked.
 pub(crate) struct Stored {
@@ -71,11 +79,16 @@ pub(crate) struct Stored {
 
 impl Stored {
     fn payload(&self) -> &[u8] {
-        codec::record_payload(&self.bytes)
+        self.bytes.get(self.header.len..).unwrap_or_default()
     }
 
     pub(crate) fn snapshot(&self) -> Snapshot {
-        Snapshot::new(self.header.version, self.header.modified, self.payload())
+        Snapshot::new(
+            self.header.version,
+            self.header.modified,
+            self.header.expires,
+            self.payload(),
+        )
     }
 }
 
@@ -93,6 +106,7 @@ pub(crate) struct NewValue<'a, T> {
     pub(crate) value: &'a T,
     pub(crate) record: EncodedRecord,
     unique: Vec<String>,
+    ttl: Option<Duration>,
 }
 
 /// A checked write of one record: the record itself and the index entries it claims and frees.
@@ -106,19 +120,55 @@ pub(crate) struct Change<'k> {
     pub(crate) releases: Vec<(usize, String)>,
     /// The version being replaced, for the collection's history: `(history key, record)`.
     pub(crate) archive: Option<(Vec<u8>, Vec<u8>)>,
+    ttl: Option<Duration>,
+    /// The sweeper's entry for the new record, once stamped with an expiry time.
+    pub(crate) expiry_entry: Option<Vec<u8>>,
 }
 
-/// Where checks read from: the committed state, or a transaction's view of it.
+impl Change<'_> {
+    /// Fills in the new record's header; returns when it expires, if it does.
+    pub(crate) fn stamp(&mut self, version: Version, modified: SystemTime) -> Option<SystemTime> {
+        let expires = self.ttl.map(|ttl| modified + ttl);
+        if let Some(record) = &mut self.record {
+            record.stamp(version, modified, expires);
+            self.expiry_entry = expires.map(|at| expiry_entry(at, self.key));
+        }
+        expires
+    }
+}
+
+/// The sweeper's index entry for `key` expiring at `at`.
+pub(crate) fn expiry_entry(at: SystemTime, key: &str) -> Vec<u8> {
+    let mut entry = codec::micros(at).to_be_bytes().to_vec();
+    entry.extend_from_slice(key.as_bytes());
+    entry
+}
+
+/// Where checks read from: the committed state, or a transaction's view of it, at a moment
+/// that decides which records have expired.
 pub(crate) trait View {
     fn read(&mut self, keyspace: &Keyspace, key: &[u8]) -> Result<Option<Vec<u8>>>;
+    fn now(&self) -> SystemTime;
 }
 
 /// Reads the engine directly; used under the write's own locks.
-pub(crate) struct Committed;
+pub(crate) struct Committed {
+    now: SystemTime,
+}
+
+impl Committed {
+    pub(crate) fn at(now: SystemTime) -> Self {
+        Self { now }
+    }
+}
 
 impl View for Committed {
     fn read(&mut self, keyspace: &Keyspace, key: &[u8]) -> Result<Option<Vec<u8>>> {
         keyspace.tree.get(key)
+    }
+
+    fn now(&self) -> SystemTime {
+        self.now
     }
 }
 
@@ -154,8 +204,10 @@ impl<T: Serialize + DeserializeOwned> Schema<T> {
         key: &str,
         value: &'a T,
         limits: Limits,
+        ttl: Option<Duration>,
     ) -> Result<NewValue<'a, T>> {
-        let record = EncodedRecord::new(value).map_err(|e| Error::encode(e, self.location(key)))?;
+        let record = EncodedRecord::new(value, ttl.is_some())
+            .map_err(|e| Error::encode(e, self.location(key)))?;
         if record.payload_len() > limits.max_value_len {
             return Err(Error::ValueTooLarge {
                 collection: self.name.clone(),
@@ -179,6 +231,7 @@ impl<T: Serialize + DeserializeOwned> Schema<T> {
             value,
             record,
             unique,
+            ttl,
         })
     }
 
@@ -203,6 +256,12 @@ impl<T: Serialize + DeserializeOwned> Schema<T> {
             .transpose()
     }
 
+    /// The record under `key` unless it has expired at the view's moment.
+    pub(crate) fn read_live(&self, view: &mut dyn View, key: &str) -> Result<Option<Stored>> {
+        let now = view.now();
+        Ok(self.read(view, key)?.filter(|s| !s.header.expired(now)))
+    }
+
     /// A record key as read from the engine.
     pub(crate) fn record_key(&self, key: Vec<u8>) -> Result<String> {
         String::from_utf8(key).map_err(|e| Error::Corrupt {
@@ -224,16 +283,18 @@ impl<T: Serialize + DeserializeOwned> Schema<T> {
 
     pub(crate) fn versioned(&self, key: &str, stored: &Stored) -> Result<Versioned<T>> {
         let value = self.decode(key, stored)?;
+        let header = &stored.header;
         Ok(Versioned::new(
-            stored.header.version,
+            header.version,
             value,
-            stored.header.modified,
+            header.modified,
+            header.expires,
         ))
     }
 
     /// The record that holds `value` in index `index`, with its key, if any. An entry counts
-    /// only if that record exists and still derives the value: entries left behind by a crash
-    /// between the index write and the record write hold nothing.
+    /// only if that record exists, has not expired and still derives the value: entries left
+    /// behind by a crash between the index write and the record write hold nothing.
     pub(crate) fn holder(
         &self,
         view: &mut dyn View,
@@ -250,8 +311,8 @@ impl<T: Serialize + DeserializeOwned> Schema<T> {
                 format!("{}: index {} entry {value:?}", self.name, unique.name),
             )
         })?;
-        let Some(stored) = self.read(view, holder)? else {
-            return Ok(None);
+        let Some(stored) = self.read_live(view, holder)? else {
+            return Ok(None); // no record, or an expired one: the value is free
         };
         let holds = (unique.value_of)(&self.decode(holder, &stored)?) == value;
         Ok(holds.then(|| (holder.to_owned(), stored)))
@@ -305,7 +366,11 @@ impl<T: Serialize + DeserializeOwned> Schema<T> {
             claims: Vec::new(),
             releases: Vec::new(),
             archive: None,
+            ttl: new.as_ref().and_then(|n| n.ttl),
+            expiry_entry: None,
         };
+        // An expired record's values may already belong to other records.
+        let expired = current.is_some_and(|s| s.header.expired(view.now()));
         for (i, index) in self.indexes.iter().enumerate() {
             let old_value = old.as_ref().map(|o| (index.value_of)(o));
             let new_value = new.as_ref().map(|n| &n.unique[i]);
@@ -327,7 +392,9 @@ impl<T: Serialize + DeserializeOwned> Schema<T> {
                 }
                 change.claims.push((i, value.clone()));
             }
-            if let Some(value) = old_value {
+            if let Some(value) = old_value
+                && (!expired || self.claimed_by(view, i, &value, key)?)
+            {
                 change.releases.push((i, value));
             }
         }
@@ -341,6 +408,18 @@ impl<T: Serialize + DeserializeOwned> Schema<T> {
             ));
         }
         Ok(change)
+    }
+
+    /// Whether the entry for `value` in index `index` names `key`.
+    fn claimed_by(
+        &self,
+        view: &mut dyn View,
+        index: usize,
+        value: &str,
+        key: &str,
+    ) -> Result<bool> {
+        let entry = view.read(&self.indexes[index].keyspace, value.as_bytes())?;
+        Ok(entry.as_deref().map(codec::decode_claim) == Some(Ok(key)))
     }
 
     pub(crate) fn check_expectation(
@@ -411,6 +490,32 @@ impl<T: Serialize + DeserializeOwned> Schema<T> {
         Err(conflict.into())
     }
 
+    /// The change that creates `key` in a collection without indexes or states, where there
+    /// is nothing to check before the write.
+    pub(crate) fn fresh<'k>(key: &'k str, new: NewValue<'_, T>) -> Change<'k> {
+        Change {
+            key,
+            ttl: new.ttl,
+            record: Some(new.record),
+            claims: Vec::new(),
+            releases: Vec::new(),
+            archive: None,
+            expiry_entry: None,
+        }
+    }
+
+    /// Stores a [`Self::fresh`] change if the key is free; `false` if it is taken.
+    pub(crate) fn apply_fresh(&self, change: &Change<'_>) -> Result<bool> {
+        if let Some(entry) = &change.expiry_entry {
+            self.expiry.tree.put(entry, &[])?;
+        }
+        change.record.as_ref().map_or(Ok(true), |record| {
+            self.records
+                .tree
+                .put_new(change.key.as_bytes(), record.bytes())
+        })
+    }
+
     /// Stores a checked change with ordered single-key writes: index entries it claims and the
     /// version it replaces (for the history) first, then the record, then the entries it frees. A crash at any point leaves at most index
     /// entries that [`Self::holder`] does not count, so the record and its index agree.
@@ -428,6 +533,9 @@ impl<T: Serialize + DeserializeOwned> Schema<T> {
             }
             if let (Some(history), Some((entry, bytes))) = (&self.history, &change.archive) {
                 history.keyspace.tree.put(entry, bytes)?;
+            }
+            if let Some(entry) = &change.expiry_entry {
+                self.expiry.tree.put(entry, &[])?;
             }
             match &change.record {
                 Some(record) => self.records.tree.put(key, record.bytes())?,

@@ -11,7 +11,7 @@ pub(crate) mod intent;
 use std::borrow::Borrow;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -20,7 +20,7 @@ use crate::backend::Tree;
 use crate::codec;
 use crate::collection::Collection;
 use crate::collection::History;
-use crate::collection::schema::{Change, Expect, Keyspace, Schema, View};
+use crate::collection::schema::{Change, Expect, Keyspace, Schema, View, expiry_entry};
 use crate::retry::{Backoff, MAX_ATTEMPTS};
 use crate::store::Shared;
 use crate::{Error, Result, Store, Version, Versioned};
@@ -149,7 +149,7 @@ impl Transaction<'_> {
         let schema = self.schema_of(collection)?;
         schema.check_key(key, self.shared.limits)?;
         schema
-            .read(self, key)?
+            .read_live(self, key)?
             .map(|stored| schema.versioned(key, &stored))
             .transpose()
     }
@@ -188,7 +188,7 @@ impl Transaction<'_> {
     where
         T: Serialize + DeserializeOwned + Send + Sync + 'static,
     {
-        self.stage(collection, key, Expect::Absent, Some(value.borrow()))
+        self.stage(collection, key, Expect::Absent, Some(value.borrow()), None)
     }
 
     /// Replaces `key` if it is at `expected`, as [`Collection::update`]. Returns the version
@@ -206,12 +206,8 @@ impl Transaction<'_> {
     where
         T: Serialize + DeserializeOwned + Send + Sync + 'static,
     {
-        self.stage(
-            collection,
-            key,
-            Expect::Version(expected),
-            Some(value.borrow()),
-        )
+        let value = Some(value.borrow());
+        self.stage(collection, key, Expect::Version(expected), value, None)
     }
 
     /// Deletes `key` if it is at `expected`, as [`Collection::delete`].
@@ -227,7 +223,7 @@ impl Transaction<'_> {
     where
         T: Serialize + DeserializeOwned + Send + Sync + 'static,
     {
-        self.stage(collection, key, Expect::Version(expected), None)
+        self.stage(collection, key, Expect::Version(expected), None, None)
             .map(drop)
     }
 
@@ -244,12 +240,62 @@ impl Transaction<'_> {
         }
     }
 
+    /// Creates `key` expiring `ttl` from the transaction's start, as
+    /// [`Collection::insert_expiring`].
+    ///
+    /// # Errors
+    /// As [`Collection::insert`], plus [`Error::ForeignCollection`].
+    pub fn insert_expiring<T>(
+        &mut self,
+        collection: &Collection<T>,
+        key: &str,
+        value: impl Borrow<T>,
+        ttl: Duration,
+    ) -> Result<Version>
+    where
+        T: Serialize + DeserializeOwned + Send + Sync + 'static,
+    {
+        self.stage(
+            collection,
+            key,
+            Expect::Absent,
+            Some(value.borrow()),
+            Some(ttl),
+        )
+    }
+
+    /// Removes `key` if it has expired, running the collection's expiry handler in this
+    /// transaction; whether it did.
+    pub(crate) fn expire<T>(&mut self, collection: &Collection<T>, key: &str) -> Result<bool>
+    where
+        T: Serialize + DeserializeOwned + Send + Sync + 'static,
+    {
+        let schema = self.schema_of(collection)?;
+        let Some(current) = schema.read(self, key)? else {
+            return Ok(false);
+        };
+        let Some(expires) = current.header.expires.filter(|at| *at <= self.modified) else {
+            return Ok(false);
+        };
+        let value = schema.decode(key, &current)?;
+        let expected = Expect::Version(current.header.version);
+        let mut change = schema.prepare(self, key, expected, Some(&current), None)?;
+        change.stamp(self.shared.sequence.next()?, self.modified);
+        self.stage_change(schema, change);
+        self.stage_write(&schema.expiry, expiry_entry(expires, key), None, false);
+        if let Some(handler) = &schema.on_expiry {
+            handler(self, key, &value)?;
+        }
+        Ok(true)
+    }
+
     fn stage<T>(
         &mut self,
         collection: &Collection<T>,
         key: &str,
         expect: Expect,
         value: Option<&T>,
+        ttl: Option<Duration>,
     ) -> Result<Version>
     where
         T: Serialize + DeserializeOwned + Send + Sync + 'static,
@@ -258,58 +304,63 @@ impl Transaction<'_> {
         let limits = self.shared.limits;
         schema.check_key(key, limits)?;
         let new = value
-            .map(|v| schema.new_value(key, v, limits))
+            .map(|v| schema.new_value(key, v, limits, ttl))
             .transpose()?;
+        // An expired record in the way is swept in this transaction first.
+        self.expire(collection, key)?;
         let current = schema.read(self, key)?;
         let mut change = schema.prepare(self, key, expect, current.as_ref(), new)?;
         let version = self.shared.sequence.next()?;
-        if let Some(record) = &mut change.record {
-            record.stamp(version, self.modified);
-        }
+        change.stamp(version, self.modified);
         self.stage_change(schema, change);
         Ok(version)
     }
 
     fn stage_change<T>(&mut self, schema: &Schema<T>, change: Change<'_>) {
         let entry = codec::encode_claim(change.key);
-        let index_writes = (change.releases.into_iter().map(|(i, v)| (i, v, None))).chain(
-            change
-                .claims
-                .into_iter()
-                .map(|(i, v)| (i, v, Some(entry.clone()))),
-        );
-        for (i, value, claim) in index_writes {
-            let keyspace = &schema.indexes[i].keyspace;
-            self.writes.insert(
-                (Arc::clone(&keyspace.name), value.into_bytes()),
-                Staged {
-                    keyspace: keyspace.clone(),
-                    value: claim,
-                    is_record: false,
-                },
+        for (i, value) in change.releases {
+            self.stage_write(&schema.indexes[i].keyspace, value.into_bytes(), None, false);
+        }
+        for (i, value) in change.claims {
+            let claim = Some(entry.clone());
+            self.stage_write(
+                &schema.indexes[i].keyspace,
+                value.into_bytes(),
+                claim,
+                false,
             );
         }
         if let (Some(history), Some((entry, bytes))) = (&schema.history, change.archive) {
-            self.writes.insert(
-                (Arc::clone(&history.keyspace.name), entry),
-                Staged {
-                    keyspace: history.keyspace.clone(),
-                    value: Some(bytes),
-                    is_record: false,
-                },
-            );
+            self.stage_write(&history.keyspace, entry, Some(bytes), false);
             self.histories
                 .push((history.clone(), change.key.to_owned()));
         }
+        if let Some(entry) = change.expiry_entry {
+            self.stage_write(&schema.expiry, entry, Some(Vec::new()), false);
+        }
+        let record = change.record.map(|r| r.bytes().to_vec());
+        self.stage_write(
+            &schema.records,
+            change.key.as_bytes().to_vec(),
+            record,
+            true,
+        );
+    }
+
+    /// Stages one single-key write; a later write of the same key replaces it.
+    fn stage_write(
+        &mut self,
+        keyspace: &Keyspace,
+        key: Vec<u8>,
+        value: Option<Vec<u8>>,
+        is_record: bool,
+    ) {
         self.writes.insert(
-            (
-                Arc::clone(&schema.records.name),
-                change.key.as_bytes().to_vec(),
-            ),
+            (Arc::clone(&keyspace.name), key),
             Staged {
-                keyspace: schema.records.clone(),
-                value: change.record.map(|r| r.bytes().to_vec()),
-                is_record: true,
+                keyspace: keyspace.clone(),
+                value,
+                is_record,
             },
         );
     }
@@ -403,5 +454,9 @@ impl View for Transaction<'_> {
             },
         );
         Ok(seen)
+    }
+
+    fn now(&self) -> SystemTime {
+        self.modified
     }
 }

@@ -9,7 +9,7 @@ use crate::conflict::Snapshot;
 use crate::http::{EntityTag, HeaderError, Preconditions, TagCondition, Validators};
 
 fn snapshot(version: u64) -> Snapshot {
-    Snapshot::new(Version::new(version), SystemTime::UNIX_EPOCH, b"")
+    Snapshot::new(Version::new(version), SystemTime::UNIX_EPOCH, None, b"")
 }
 
 /// The body of `error` rendered under `policy`, with its status checked against the body's.

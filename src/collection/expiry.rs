@@ -1,0 +1,97 @@
+//! Expiry: records written with a time to live read as absent once it has passed, their unique
+//! values are free for others, and a sweeper removes them, together with their index entries
+//! and whatever the collection's expiry handler does, in one transaction.
+//!
+//! Until the sweep the expired record stays on disk, so a crash between expiry and sweep loses
+//! nothing: the next sweep after the restart runs the handler.
+
+use std::borrow::Borrow;
+use std::time::{Duration, SystemTime};
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::Collection;
+use super::schema::Expect;
+use crate::{Result, Version};
+
+impl<T> Collection<T>
+where
+    T: Serialize + DeserializeOwned + Send + Sync + 'static,
+{
+    /// Creates `key` as [`Collection::insert`] does, expiring `ttl` from now: then it reads
+    /// as absent, its unique values are free, and the sweeper removes it (running the
+    /// collection's expiry handler, see [`CollectionBuilder::on_expiry`]).
+    ///
+    /// # Errors
+    /// As [`Collection::insert`].
+    ///
+    /// [`CollectionBuilder::on_expiry`]: super::CollectionBuilder::on_expiry
+    pub fn insert_expiring(
+        &self,
+        key: &str,
+        value: impl Borrow<T>,
+        ttl: Duration,
+    ) -> Result<Version> {
+        let shared = &self.store().shared;
+        shared.observe(
+            self.create(key, value.borrow(), Some(ttl))
+                .and_then(|version| {
+                    shared.acknowledge()?;
+                    Ok(version)
+                }),
+        )
+    }
+
+    /// Replaces `key` as [`Collection::update`] does, expiring `ttl` from now. (A plain
+    /// update clears a record's expiry.)
+    ///
+    /// # Errors
+    /// As [`Collection::update`].
+    pub fn update_expiring(
+        &self,
+        key: &str,
+        expected: Version,
+        value: impl Borrow<T>,
+        ttl: Duration,
+    ) -> Result<Version> {
+        let written = self.write(
+            key,
+            Expect::Version(expected),
+            Some(value.borrow()),
+            Some(ttl),
+        );
+        self.store().shared.observe(written.map(|w| w.version))
+    }
+
+    /// Removes `key` if it has expired, running the expiry handler, in one transaction;
+    /// whether it did.
+    pub(crate) fn expire(&self, key: &str) -> Result<bool> {
+        self.store().transaction(|tx| tx.expire(self, key))
+    }
+
+    /// Sweeps every record that has expired by `now`; returns how many it removed.
+    pub(crate) fn sweep_due(&self, now: SystemTime) -> Result<usize> {
+        let expiry = &self.schema().expiry.tree;
+        let now = crate::codec::micros(now).to_be_bytes();
+        let mut swept = 0;
+        for entry in expiry.scan(b"") {
+            let (entry, _) = entry?;
+            let Some((due, key)) = entry.split_at_checked(8) else {
+                expiry.remove(&entry)?;
+                continue;
+            };
+            if due > now.as_slice() {
+                break; // entries are in expiry order
+            }
+            if let Ok(key) = std::str::from_utf8(key)
+                && self.expire(key)?
+            {
+                swept += 1;
+            }
+            // Done, or stale (the record was changed or removed since): either way, gone.
+            expiry.remove(&entry)?;
+        }
+        Ok(swept)
+    }
+}
