@@ -110,7 +110,7 @@ pub(crate) struct NewValue<'a, T> {
 }
 
 /// A checked write of one record: the record itself and the index entries it claims and frees.
-pub(crate) struct Change<'k> {
+pub(crate) struct Plan<'k> {
     pub(crate) key: &'k str,
     /// `None` deletes the record.
     pub(crate) record: Option<EncodedRecord>,
@@ -125,7 +125,7 @@ pub(crate) struct Change<'k> {
     pub(crate) expiry_entry: Option<Vec<u8>>,
 }
 
-impl Change<'_> {
+impl Plan<'_> {
     /// Fills in the new record's header; returns when it expires, if it does.
     pub(crate) fn stamp(&mut self, version: Version, modified: SystemTime) -> Option<SystemTime> {
         let expires = self.ttl.map(|ttl| modified + ttl);
@@ -351,7 +351,7 @@ impl<T: Serialize + DeserializeOwned> Schema<T> {
         expect: Expect,
         current: Option<&Stored>,
         new: Option<NewValue<'_, T>>,
-    ) -> Result<Change<'k>> {
+    ) -> Result<Plan<'k>> {
         self.check_expectation(key, expect, current)?;
         let old = match current {
             Some(stored) if self.needs_old_value() => Some(self.decode(key, stored)?),
@@ -360,7 +360,7 @@ impl<T: Serialize + DeserializeOwned> Schema<T> {
         if let Some(states) = &self.states {
             self.check_states(states, key, current, old.as_ref(), new.as_ref())?;
         }
-        let mut change = Change {
+        let mut change = Plan {
             key,
             record: None,
             claims: Vec::new(),
@@ -492,8 +492,8 @@ impl<T: Serialize + DeserializeOwned> Schema<T> {
 
     /// The change that creates `key` in a collection without indexes or states, where there
     /// is nothing to check before the write.
-    pub(crate) fn fresh<'k>(key: &'k str, new: NewValue<'_, T>) -> Change<'k> {
-        Change {
+    pub(crate) fn fresh<'k>(key: &'k str, new: NewValue<'_, T>) -> Plan<'k> {
+        Plan {
             key,
             ttl: new.ttl,
             record: Some(new.record),
@@ -505,7 +505,7 @@ impl<T: Serialize + DeserializeOwned> Schema<T> {
     }
 
     /// Stores a [`Self::fresh`] change if the key is free; `false` if it is taken.
-    pub(crate) fn apply_fresh(&self, change: &Change<'_>) -> Result<bool> {
+    pub(crate) fn apply_fresh(&self, change: &Plan<'_>) -> Result<bool> {
         if let Some(entry) = &change.expiry_entry {
             self.expiry.tree.put(entry, &[])?;
         }
@@ -519,7 +519,7 @@ impl<T: Serialize + DeserializeOwned> Schema<T> {
     /// Stores a checked change with ordered single-key writes: index entries it claims and the
     /// version it replaces (for the history) first, then the record, then the entries it frees. A crash at any point leaves at most index
     /// entries that [`Self::holder`] does not count, so the record and its index agree.
-    pub(crate) fn apply(&self, shared: &Shared, change: &Change<'_>) -> Result<()> {
+    pub(crate) fn apply(&self, shared: &Shared, change: &Plan<'_>) -> Result<()> {
         let key = change.key.as_bytes();
         let writes = || {
             if !change.claims.is_empty() {

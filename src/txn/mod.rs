@@ -20,7 +20,7 @@ use crate::backend::Tree;
 use crate::codec;
 use crate::collection::Collection;
 use crate::collection::History;
-use crate::collection::schema::{Change, Expect, Keyspace, Schema, View, expiry_entry};
+use crate::collection::schema::{Expect, Keyspace, Plan, Schema, View, expiry_entry};
 use crate::retry::{Backoff, MAX_ATTEMPTS};
 use crate::store::Shared;
 use crate::{Error, Result, Store, Version, Versioned};
@@ -316,7 +316,7 @@ impl Transaction<'_> {
         Ok(version)
     }
 
-    fn stage_change<T>(&mut self, schema: &Schema<T>, change: Change<'_>) {
+    fn stage_change<T>(&mut self, schema: &Schema<T>, change: Plan<'_>) {
         let entry = codec::encode_claim(change.key);
         for (i, value) in change.releases {
             self.stage_write(&schema.indexes[i].keyspace, value.into_bytes(), None, false);
