@@ -8,6 +8,7 @@
 //! | record, format 2 | as format 1, with the expiry time (µs, u64 BE) after `modified` |
 //! | claim  | the key of the record that holds the unique value (UTF-8)                  |
 //! | intent | bincode list of the writes of one transaction                              |
+//! | feed   | bincode entry: one commit's single-key writes and the changes among them  |
 //! | meta   | bincode value (store bookkeeping)                                          |
 //!
 //! Decoding never trusts a length prefix: bincode 1's slice reader checks it against the bytes
@@ -45,6 +46,11 @@ pub(crate) const INTENT: Tag = Tag {
     kind: b'I',
     format: 1,
     name: "transaction intent",
+};
+pub(crate) const FEED: Tag = Tag {
+    kind: b'F',
+    format: 1,
+    name: "change feed entry",
 };
 pub(crate) const META: Tag = Tag {
     kind: b'M',

@@ -187,6 +187,19 @@ pub enum Error {
         reserve_bytes: u64,
     },
 
+    /// The change feed no longer holds every change after the position asked for: retention
+    /// pruned them. Start again from a full read, then follow the feed from `oldest`.
+    #[error("the change feed no longer holds that position; the oldest it holds is {oldest}")]
+    HistoryCompacted {
+        /// The oldest position the feed still holds.
+        oldest: u64,
+    },
+
+    /// The store was opened without a change feed
+    /// ([`StoreBuilder::change_feed`](crate::StoreBuilder::change_feed)).
+    #[error("the store keeps no change feed; open it with StoreBuilder::change_feed")]
+    NoChangeFeed,
+
     /// The operating system reported an I/O error.
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),

@@ -105,6 +105,7 @@ mod collection;
 mod conflict;
 mod durability;
 mod error;
+mod feed;
 mod guard;
 #[cfg(feature = "http")]
 pub mod http;
@@ -117,14 +118,17 @@ mod store;
 mod txn;
 mod verify;
 mod version;
+mod watch;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use collection::{Collection, CollectionBuilder, Iter};
 pub use conflict::{Conflict, ConflictKind, Snapshot};
 pub use durability::Durability;
 pub use error::{Error, Result};
+pub use feed::{Change, ChangeKind, Changes, Retention};
 pub use stats::{HOT_KEY_WINDOW, HotKey, RetryStats, Stats};
 pub use store::{Store, StoreBuilder};
 pub use txn::Transaction;
 pub use verify::{Problem, Report};
 pub use version::{Version, Versioned};
+pub use watch::Watch;

@@ -1,4 +1,4 @@
-//! The store-wide version sequence.
+//! Store-wide sequences: the versions of records, and the positions of the change feed.
 //!
 //! Versions are handed out from an in-memory counter below a *lease*: a high-water mark that is
 //! made durable (written and synced) before any number under it is issued. A restart resumes at
@@ -16,9 +16,10 @@ use crate::{Result, Version};
 
 /// How many versions one durable lease covers. A restart skips at most this many.
 const LEASE: u64 = 1 << 20;
-const LEASE_KEY: &str = "version-lease";
 
 pub(crate) struct Sequence {
+    /// The meta key of its lease.
+    lease_key: &'static str,
     next: AtomicU64,
     /// Every number below this is covered by a durable lease.
     leased: AtomicU64,
@@ -28,10 +29,16 @@ pub(crate) struct Sequence {
 }
 
 impl Sequence {
-    /// Resumes the sequence above everything issued before and takes a first lease.
-    pub(crate) fn resume(meta: Arc<Meta>, backend: Arc<dyn Backend>) -> Result<Self> {
-        let stored = meta.get::<u64>(LEASE_KEY)?.unwrap_or(1);
+    /// Resumes the sequence whose lease is stored under `lease_key` above everything issued
+    /// before, and takes a first lease.
+    pub(crate) fn resume(
+        lease_key: &'static str,
+        meta: Arc<Meta>,
+        backend: Arc<dyn Backend>,
+    ) -> Result<Self> {
+        let stored = meta.get::<u64>(lease_key)?.unwrap_or(1);
         let sequence = Self {
+            lease_key,
             next: AtomicU64::new(stored),
             leased: AtomicU64::new(stored),
             extending: Mutex::new(()),
@@ -44,7 +51,13 @@ impl Sequence {
 
     /// Issues the next version.
     pub(crate) fn next(&self) -> Result<Version> {
-        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        self.next_block(1).map(Version::new)
+    }
+
+    /// Issues `count` consecutive numbers; returns the first.
+    pub(crate) fn next_block(&self, count: u64) -> Result<u64> {
+        let first = self.next.fetch_add(count, Ordering::Relaxed);
+        let n = first + count - 1;
         let leased = self.leased.load(Ordering::Acquire);
         if n >= leased {
             // Not covered yet: wait for (or do) the extension.
@@ -60,12 +73,17 @@ impl Sequence {
                 self.extend(n)?;
             }
         }
-        Ok(Version::new(n))
+        Ok(first)
+    }
+
+    /// The number the next call would start at: every number issued so far is below it.
+    pub(crate) fn upcoming(&self) -> u64 {
+        self.next.load(Ordering::Acquire)
     }
 
     fn extend(&self, from: u64) -> Result<()> {
         let lease = from.saturating_add(LEASE);
-        self.meta.put(LEASE_KEY, &lease)?;
+        self.meta.put(self.lease_key, &lease)?;
         self.backend.sync()?;
         self.leased.fetch_max(lease, Ordering::AcqRel);
         Ok(())

@@ -15,12 +15,14 @@ use crate::backend::{Backend, SledBackend, Tree};
 use crate::clock::{Clock, StoreClock, SystemClock};
 use crate::collection::{CollectionBuilder, Registered};
 use crate::durability::{Durability, GroupCommit};
+use crate::feed::{Changes, Feed, Retention};
 use crate::locks::LockTable;
 use crate::meta::Meta;
 use crate::sequence::Sequence;
 use crate::stats::{Observer, Stats};
 use crate::txn::intent;
 use crate::verify::Report;
+use crate::watch::Watch;
 use crate::{Error, Result};
 
 /// The newest store layout this build writes; a store marked with a newer one is refused.
@@ -52,6 +54,7 @@ pub struct StoreBuilder {
     durability: Durability,
     clock: Arc<dyn Clock>,
     sweep_every: Option<Duration>,
+    change_feed: Option<Retention>,
     #[cfg(feature = "fault-injection")]
     crash_after_writes: Option<u64>,
 }
@@ -65,6 +68,7 @@ pub(crate) struct Shared {
     pub(crate) limits: Limits,
     pub(crate) clock: StoreClock,
     pub(crate) observer: Observer,
+    pub(crate) feed: Option<Feed>,
     durability: Durability,
     group_commit: GroupCommit,
     /// Open collections by name, for `verify`, sweeping and opening a name a second time.
@@ -120,6 +124,7 @@ impl Store {
             durability: Durability::OnFlush,
             clock: Arc::new(SystemClock),
             sweep_every: None,
+            change_feed: None,
             #[cfg(feature = "fault-injection")]
             crash_after_writes: None,
         }
@@ -155,6 +160,30 @@ impl Store {
         self.shared.observer.snapshot(self.shared.clock.now())
     }
 
+    /// The changes committed after position `since` (0 for all that are retained), in commit
+    /// order, up to the last commit finished now. Resume from the `seq` of the last change
+    /// seen: no change is ever skipped or repeated, across restarts too.
+    ///
+    /// # Errors
+    /// [`Error::NoChangeFeed`] without [`StoreBuilder::change_feed`];
+    /// [`Error::HistoryCompacted`] if changes after `since` were pruned.
+    pub fn changes_since(&self, since: u64) -> Result<Changes> {
+        self.feed()?.since(since)
+    }
+
+    /// Follows the change feed from position `since`, waiting for new commits without polling.
+    ///
+    /// # Errors
+    /// As [`Store::changes_since`].
+    pub fn watch(&self, since: u64) -> Result<Watch> {
+        self.feed()?;
+        Ok(Watch::new(self.clone(), since))
+    }
+
+    pub(crate) fn feed(&self) -> Result<&Feed> {
+        self.shared.feed.as_ref().ok_or(Error::NoChangeFeed)
+    }
+
     /// Removes every record of the open collections whose time to live has passed, each in a
     /// transaction with its collection's expiry handler; returns how many. A store opened with
     /// [`StoreBuilder::sweep_every`] also does this in the background.
@@ -186,6 +215,12 @@ impl Store {
             collection.verify_into(&mut report, now)?;
         }
         Ok(report)
+    }
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").finish_non_exhaustive()
     }
 }
 
@@ -237,6 +272,14 @@ impl StoreBuilder {
         self
     }
 
+    /// Keeps a change feed of every committed write ([`Store::changes_since`],
+    /// [`Store::watch`]), retaining what `retention` says. Each commit then also writes one
+    /// feed entry, which doubles as its redo record.
+    pub fn change_feed(mut self, retention: Retention) -> Self {
+        self.change_feed = Some(retention);
+        self
+    }
+
     /// Memory the storage engine may use for its page cache (default 256 MiB).
     pub fn cache_bytes(mut self, bytes: u64) -> Self {
         self.cache_bytes = bytes;
@@ -279,7 +322,12 @@ impl StoreBuilder {
         check_format(&meta)?;
         let intents = backend.tree("revkv/intents")?;
         intent::replay(backend.as_ref(), intents.as_ref())?;
-        if meta.get::<Session>("session")? == Some(Session::Open) {
+        let crashed = meta.get::<Session>("session")? == Some(Session::Open);
+        let feed = self
+            .change_feed
+            .map(|retention| Feed::open(&backend, Arc::clone(&meta), retention, crashed))
+            .transpose()?;
+        if crashed {
             // The last session crashed: index entries of writes it was doing may be left over.
             for name in meta.names("collection/")? {
                 meta.put(&format!("sweep/{name}"), &())?;
@@ -287,7 +335,7 @@ impl StoreBuilder {
         }
         meta.put("session", &Session::Open)?;
         // Resuming the sequence syncs, which also makes the marks above durable.
-        let sequence = Sequence::resume(Arc::clone(&meta), Arc::clone(&backend))?;
+        let sequence = Sequence::resume("version-lease", Arc::clone(&meta), Arc::clone(&backend))?;
         let store = Store {
             shared: Arc::new(Shared {
                 backend,
@@ -298,6 +346,7 @@ impl StoreBuilder {
                 limits: self.limits,
                 clock: StoreClock::new(self.clock),
                 observer: Observer::default(),
+                feed,
                 durability: self.durability,
                 group_commit: GroupCommit::new(),
                 registry: Mutex::new(BTreeMap::new()),
@@ -375,6 +424,9 @@ impl Shared {
     /// store: after `fsync` fails, the kernel may already have dropped the unsynced pages, so a
     /// later successful sync would prove nothing.
     pub(crate) fn sync(&self) -> Result<()> {
+        if let Some(feed) = &self.feed {
+            feed.mark_applied()?;
+        }
         self.group_commit
             .sync(self.backend.as_ref())
             .inspect_err(|_| self.poisoned.store(true, Ordering::Release))
@@ -403,7 +455,9 @@ impl Drop for Shared {
         // Mark a clean close, so the next open skips the crash sweep. A poisoned store is
         // left marked open on purpose. Errors cannot be reported from here; the next open
         // then simply sweeps.
+        let applied = self.feed.as_ref().map_or(Ok(()), Feed::mark_applied);
         if !self.poisoned.load(Ordering::Acquire)
+            && applied.is_ok()
             && self.meta.put("session", &Session::Closed).is_ok()
         {
             let _ = self.backend.sync();

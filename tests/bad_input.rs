@@ -169,7 +169,7 @@ fn a_store_written_by_a_newer_revkv_is_refused() -> revkv::Result<()> {
             .expect("insert");
         db.flush().expect("flush");
     }
-    let err = Store::open(dir.path()).err().expect("must refuse");
+    let err = Store::open(dir.path()).expect_err("must refuse");
     assert!(
         matches!(err, Error::UnsupportedFormat { found: 2, .. }),
         "{err:?}"

@@ -134,9 +134,7 @@ fn a_read_only_file_system_is_a_typed_error_and_loses_nothing() -> revkv::Result
     let dir = mount.0.join("store");
     fill(&dir, 100)?;
     mount.remount("ro");
-    let err = open(&dir)
-        .err()
-        .expect("a read-only store cannot be opened for writing");
+    let err = open(&dir).expect_err("a read-only store cannot be opened for writing");
     assert!(matches!(err, Error::Io(_)), "{err:?}");
     mount.remount("rw");
     assert_eq!(read_all(&dir)?, 100);
@@ -211,7 +209,7 @@ fn a_store_held_by_another_process_is_locked() -> revkv::Result<()> {
             child.wait()?
         );
     }
-    let err = open(dir.path()).err().expect("held by the child");
+    let err = open(dir.path()).expect_err("held by the child");
     assert!(matches!(err, Error::Locked { .. }), "{err:?}");
     drop(child.stdin.take()); // lets the child finish and release the store
     assert!(child.wait()?.success());

@@ -66,9 +66,7 @@ fn versions_issued_but_never_flushed_are_not_reissued() -> revkv::Result<()> {
 fn a_store_cannot_be_opened_twice() -> revkv::Result<()> {
     let dir = tempfile::tempdir()?;
     let first = Store::open(dir.path())?;
-    let err = Store::open(dir.path())
-        .err()
-        .expect("second open must fail");
+    let err = Store::open(dir.path()).expect_err("second open must fail");
     assert!(matches!(err, revkv::Error::Locked { .. }), "{err:?}");
     drop(first);
     Store::open(dir.path())?;

@@ -13,10 +13,11 @@ mod model;
 mod reply;
 
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::body::{Body, Bytes};
+use axum::extract::{DefaultBodyLimit, Path, Request, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
-use axum::middleware::from_fn_with_state;
+use axum::middleware::{Next, from_fn, from_fn_with_state};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use revkv::http::axum::problems;
 use revkv::http::{HttpError, Policy, Preconditions, ReadOutcome, Validators, json_body};
@@ -128,7 +129,23 @@ pub fn router(app: App, policy: Policy) -> Router {
         .route("/orders/{id}/transitions", post(transition_order))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(app)
+        .layer(from_fn(read_body_first))
         .layer(from_fn_with_state(policy, problems))
+}
+
+/// Reads each request body in full before routing. An answer given before a handler reads the
+/// body (to a malformed header, say) would otherwise leave unread bytes behind, and the server
+/// would drop the keep-alive connection under the client's next request.
+async fn read_body_first(request: Request, next: Next) -> Response {
+    let (parts, body) = request.into_parts();
+    match axum::body::to_bytes(body, BODY_LIMIT).await {
+        Ok(bytes) => {
+            next.run(Request::from_parts(parts, Body::from(bytes)))
+                .await
+        }
+        // Over the limit (or cut off by the client, who no longer listens).
+        Err(_) => StatusCode::PAYLOAD_TOO_LARGE.into_response(),
+    }
 }
 
 async fn create_user(State(app): State<App>, uri: Uri, headers: HeaderMap, body: Bytes) -> Outcome {

@@ -86,4 +86,8 @@ impl Tree for CrashPointTree {
     fn scan(&self, prefix: &[u8]) -> Entries {
         self.inner.scan(prefix)
     }
+
+    fn scan_from(&self, start: &[u8]) -> Entries {
+        self.inner.scan_from(start)
+    }
 }

@@ -40,4 +40,6 @@ pub(crate) trait Tree: Send + Sync {
     fn put_new(&self, key: &[u8], value: &[u8]) -> Result<bool>;
     fn remove(&self, key: &[u8]) -> Result<()>;
     fn scan(&self, prefix: &[u8]) -> Entries;
+    /// The entries at and after `start`, in key order.
+    fn scan_from(&self, start: &[u8]) -> Entries;
 }

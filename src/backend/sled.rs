@@ -47,13 +47,21 @@ impl SledBackend {
             .truncate(false)
             .write(true)
             .open(dir.join("revkv.lock"))?;
-        lock.try_lock().map_err(|e| match e {
-            fs::TryLockError::WouldBlock => Error::Locked {
-                path: dir.to_path_buf(),
-            },
-            fs::TryLockError::Error(io) => Error::Io(io),
-        })?;
-        wait_for_engine_release(dir)?;
+        // A child process forked (by any thread of this process) between `fork` and `exec`
+        // briefly holds copies of every open file, and with them their locks: wait a moment.
+        lock_within(&lock, dir, Duration::from_secs(1))?;
+        let engine_log = match File::open(dir.join("db")) {
+            Ok(log) => Some(log),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => None, // a new store
+            Err(e) => return Err(e.into()),
+        };
+        if let Some(engine_log) = engine_log {
+            // sled locks its log too, and releases that lock only when the last of its
+            // background threads lets go of the file, a moment after a `Db` is dropped. So a
+            // store this process just closed can still hold it: holding `revkv.lock`, no other
+            // store of the directory is open, so wait for it. Found by the `ops` fuzz target.
+            lock_within(&engine_log, dir, Duration::from_secs(10))?;
+        }
         let db = ::sled::Config::new()
             .path(dir)
             .cache_capacity(cache_bytes)
@@ -119,27 +127,16 @@ impl Failed {
     }
 }
 
-/// sled locks its log file too, and releases that lock only when the last of its background
-/// threads lets go of the file, a moment after the `Db` is dropped. So a store this process
-/// just closed can still hold it. Holding `revkv.lock`, no other store of the directory can be
-/// open: wait, bounded, for sled's lock to be free, so that closing a store and opening it
-/// again never fails. Found by the `ops` fuzz target.
-fn wait_for_engine_release(dir: &Path) -> Result<()> {
-    const MAX_WAIT: Duration = Duration::from_secs(1);
-    let log = match File::open(dir.join("db")) {
-        Ok(log) => log,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()), // a new store
-        Err(e) => return Err(e.into()),
-    };
+/// Takes `file`'s exclusive lock, trying for at most `patience` before reporting the store
+/// as held by someone else. Dropping `file` releases the lock.
+fn lock_within(file: &File, dir: &Path, patience: Duration) -> Result<()> {
     let start = Instant::now();
     loop {
-        match log.try_lock() {
-            // Dropping `log` releases the probe's lock for sled to take.
+        match file.try_lock() {
             Ok(()) => return Ok(()),
-            Err(fs::TryLockError::WouldBlock) if start.elapsed() < MAX_WAIT => {
+            Err(fs::TryLockError::WouldBlock) if start.elapsed() < patience => {
                 thread::sleep(Duration::from_millis(1));
             }
-            // Not a store of this process: something else holds the engine.
             Err(fs::TryLockError::WouldBlock) => {
                 return Err(Error::Locked {
                     path: dir.to_path_buf(),
@@ -189,6 +186,13 @@ impl Tree for SledTree {
         self.space.before_write(key.len())?;
         self.failed.check(self.tree.remove(key))?;
         Ok(())
+    }
+
+    fn scan_from(&self, start: &[u8]) -> Entries {
+        Box::new(self.tree.range(start..).map(|entry| {
+            let (k, v) = entry.map_err(storage_error)?;
+            Ok((k.to_vec(), v.to_vec()))
+        }))
     }
 
     fn scan(&self, prefix: &[u8]) -> Entries {

@@ -232,12 +232,15 @@ where
     /// An insert, not yet acknowledged. Without indexes or states there is nothing to check
     /// but the key being free, which the engine's insert-if-absent does in the same step.
     pub(crate) fn create(&self, key: &str, value: &T, ttl: Option<Duration>) -> Result<Version> {
-        if !self.schema.indexes.is_empty() || self.schema.states.is_some() {
+        let shared = &self.store.shared;
+        // A feed entry must describe a write that happens, so with a feed the check comes
+        // first too.
+        if !self.schema.indexes.is_empty() || self.schema.states.is_some() || shared.feed.is_some()
+        {
             return self
                 .write_unacknowledged(key, Expect::Absent, Some(value), ttl)
                 .map(|w| w.version);
         }
-        let shared = &self.store.shared;
         self.schema.check_key(key, shared.limits)?;
         shared.check_writable()?;
         let new = self.schema.new_value(key, value, shared.limits, ttl)?;
@@ -309,6 +312,16 @@ where
                 .prepare(&mut Committed::at(now), key, expect, current.as_ref(), new)?;
         let version = shared.sequence.next()?;
         let expires = change.stamp(version, now);
+        // With a change feed, the commit's entry goes first: it is also its redo record.
+        let _recorded = match &shared.feed {
+            Some(feed) => {
+                let writes = self
+                    .schema
+                    .entry_writes(&change, version, current.is_some())?;
+                Some(feed.record(writes, now)?)
+            }
+            None => None,
+        };
         self.schema.apply(shared, &change)?;
         Ok(Written {
             version,

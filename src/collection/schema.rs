@@ -12,6 +12,7 @@ use super::history::{self, History};
 use crate::backend::{Backend, Tree};
 use crate::codec::{self, EncodedRecord, RecordHeader};
 use crate::conflict::Snapshot;
+use crate::feed::{ChangeKind, EntryWrite};
 use crate::guard::StateMachine;
 use crate::locks::{LockId, LockTable};
 use crate::store::{Limits, Shared};
@@ -516,41 +517,72 @@ impl<T: Serialize + DeserializeOwned> Schema<T> {
         })
     }
 
-    /// Stores a checked change with ordered single-key writes: index entries it claims and the
-    /// version it replaces (for the history) first, then the record, then the entries it frees. A crash at any point leaves at most index
-    /// entries that [`Self::holder`] does not count, so the record and its index agree.
-    pub(crate) fn apply(&self, shared: &Shared, change: &Plan<'_>) -> Result<()> {
-        let key = change.key.as_bytes();
-        let writes = || {
-            if !change.claims.is_empty() {
-                let entry = codec::encode_claim(change.key);
-                for (i, value) in &change.claims {
-                    self.indexes[*i]
-                        .keyspace
-                        .tree
-                        .put(value.as_bytes(), &entry)?;
-                }
+    /// Calls `visit(keyspace, key, value)` for each single-key write of `plan`, in the order
+    /// that keeps a crash from leaving a visible half: index entries it claims, the version it
+    /// replaces (for the history) and its expiry entry first, then the record, then the index
+    /// entries it frees. A crash at any point leaves at most entries that [`Self::holder`]
+    /// and the sweeper do not count, so the record and its indexes agree. `None` removes.
+    pub(crate) fn for_each_write(
+        &self,
+        plan: &Plan<'_>,
+        mut visit: impl FnMut(&Keyspace, &[u8], Option<&[u8]>) -> Result<()>,
+    ) -> Result<()> {
+        if !plan.claims.is_empty() {
+            let entry = codec::encode_claim(plan.key);
+            for (i, value) in &plan.claims {
+                visit(&self.indexes[*i].keyspace, value.as_bytes(), Some(&entry))?;
             }
-            if let (Some(history), Some((entry, bytes))) = (&self.history, &change.archive) {
-                history.keyspace.tree.put(entry, bytes)?;
+        }
+        if let (Some(history), Some((entry, bytes))) = (&self.history, &plan.archive) {
+            visit(&history.keyspace, entry, Some(bytes))?;
+        }
+        if let Some(entry) = &plan.expiry_entry {
+            visit(&self.expiry, entry, Some(&[]))?;
+        }
+        let record = plan.record.as_ref().map(EncodedRecord::bytes);
+        visit(&self.records, plan.key.as_bytes(), record)?;
+        for (i, value) in &plan.releases {
+            visit(&self.indexes[*i].keyspace, value.as_bytes(), None)?;
+        }
+        Ok(())
+    }
+
+    /// Stores a checked change with the writes of [`Self::for_each_write`], then trims the
+    /// record's history.
+    pub(crate) fn apply(&self, shared: &Shared, plan: &Plan<'_>) -> Result<()> {
+        shared.write_all(|| {
+            self.for_each_write(plan, |keyspace, key, value| match value {
+                Some(value) => keyspace.tree.put(key, value),
+                None => keyspace.tree.remove(key),
+            })?;
+            match &self.history {
+                Some(history) if plan.archive.is_some() => history.prune(plan.key),
+                _ => Ok(()),
             }
-            if let Some(entry) = &change.expiry_entry {
-                self.expiry.tree.put(entry, &[])?;
-            }
-            match &change.record {
-                Some(record) => self.records.tree.put(key, record.bytes())?,
-                None => self.records.tree.remove(key)?,
-            }
-            for (i, value) in &change.releases {
-                self.indexes[*i].keyspace.tree.remove(value.as_bytes())?;
-            }
-            if let Some(history) = &self.history
-                && change.archive.is_some()
-            {
-                history.prune(change.key)?;
-            }
+        })
+    }
+
+    /// The writes of `plan` as the change feed records them; `existed` tells an insert from
+    /// an update.
+    pub(crate) fn entry_writes(
+        &self,
+        plan: &Plan<'_>,
+        version: Version,
+        existed: bool,
+    ) -> Result<Vec<EntryWrite>> {
+        let mut writes = Vec::new();
+        self.for_each_write(plan, |keyspace, key, value| {
+            let is_record = Arc::ptr_eq(&keyspace.name, &self.records.name);
+            writes.push(EntryWrite {
+                tree: keyspace.name.to_string(),
+                key: key.to_vec(),
+                value: value.map(<[u8]>::to_vec),
+                change: ChangeKind::of(existed, value.is_some())
+                    .filter(|_| is_record)
+                    .map(|kind| (kind, version)),
+            });
             Ok(())
-        };
-        shared.write_all(writes)
+        })?;
+        Ok(writes)
     }
 }

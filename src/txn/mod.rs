@@ -21,6 +21,7 @@ use crate::codec;
 use crate::collection::Collection;
 use crate::collection::History;
 use crate::collection::schema::{Expect, Keyspace, Plan, Schema, View, expiry_entry};
+use crate::feed::{ChangeKind, EntryWrite};
 use crate::retry::{Backoff, MAX_ATTEMPTS};
 use crate::store::Shared;
 use crate::{Error, Result, Store, Version, Versioned};
@@ -33,13 +34,16 @@ use crate::{Error, Result, Store, Version, Versioned};
 pub struct Transaction<'s> {
     shared: &'s Arc<Shared>,
     /// What the transaction read from the committed state, by keyspace and key.
-    reads: HashMap<(Arc<str>, Vec<u8>), Read>,
+    reads: HashMap<Slot, Read>,
     /// What it will write, by keyspace and key; the last write of a key wins.
-    writes: BTreeMap<(Arc<str>, Vec<u8>), Staged>,
+    writes: BTreeMap<Slot, Staged>,
     /// Histories that grow by this transaction, to trim once it has committed.
     histories: Vec<(History, String)>,
     modified: SystemTime,
 }
+
+/// A keyspace's name and a key in it.
+type Slot = (Arc<str>, Vec<u8>);
 
 struct Read {
     keyspace: Keyspace,
@@ -49,7 +53,15 @@ struct Read {
 struct Staged {
     keyspace: Keyspace,
     value: Option<Vec<u8>>,
-    is_record: bool,
+    /// Set for the write of a record: what the change feed shows of it.
+    record: Option<RecordWrite>,
+}
+
+#[derive(Clone, Copy)]
+struct RecordWrite {
+    /// Whether the record existed before the transaction.
+    existed: bool,
+    version: Version,
 }
 
 impl Store {
@@ -280,9 +292,10 @@ impl Transaction<'_> {
         let value = schema.decode(key, &current)?;
         let expected = Expect::Version(current.header.version);
         let mut change = schema.prepare(self, key, expected, Some(&current), None)?;
-        change.stamp(self.shared.sequence.next()?, self.modified);
-        self.stage_change(schema, change);
-        self.stage_write(&schema.expiry, expiry_entry(expires, key), None, false);
+        let version = self.shared.sequence.next()?;
+        change.stamp(version, self.modified);
+        self.stage_change(schema, change, true, version);
+        self.stage_write(&schema.expiry, expiry_entry(expires, key), None, None);
         if let Some(handler) = &schema.on_expiry {
             handler(self, key, &value)?;
         }
@@ -309,58 +322,69 @@ impl Transaction<'_> {
         // An expired record in the way is swept in this transaction first.
         self.expire(collection, key)?;
         let current = schema.read(self, key)?;
+        let existed = current.is_some();
         let mut change = schema.prepare(self, key, expect, current.as_ref(), new)?;
         let version = self.shared.sequence.next()?;
         change.stamp(version, self.modified);
-        self.stage_change(schema, change);
+        self.stage_change(schema, change, existed, version);
         Ok(version)
     }
 
-    fn stage_change<T>(&mut self, schema: &Schema<T>, change: Plan<'_>) {
+    fn stage_change<T>(
+        &mut self,
+        schema: &Schema<T>,
+        change: Plan<'_>,
+        existed: bool,
+        version: Version,
+    ) {
         let entry = codec::encode_claim(change.key);
         for (i, value) in change.releases {
-            self.stage_write(&schema.indexes[i].keyspace, value.into_bytes(), None, false);
+            self.stage_write(&schema.indexes[i].keyspace, value.into_bytes(), None, None);
         }
         for (i, value) in change.claims {
             let claim = Some(entry.clone());
-            self.stage_write(
-                &schema.indexes[i].keyspace,
-                value.into_bytes(),
-                claim,
-                false,
-            );
+            self.stage_write(&schema.indexes[i].keyspace, value.into_bytes(), claim, None);
         }
         if let (Some(history), Some((entry, bytes))) = (&schema.history, change.archive) {
-            self.stage_write(&history.keyspace, entry, Some(bytes), false);
+            self.stage_write(&history.keyspace, entry, Some(bytes), None);
             self.histories
                 .push((history.clone(), change.key.to_owned()));
         }
         if let Some(entry) = change.expiry_entry {
-            self.stage_write(&schema.expiry, entry, Some(Vec::new()), false);
+            self.stage_write(&schema.expiry, entry, Some(Vec::new()), None);
         }
         let record = change.record.map(|r| r.bytes().to_vec());
+        let write = RecordWrite { existed, version };
         self.stage_write(
             &schema.records,
             change.key.as_bytes().to_vec(),
             record,
-            true,
+            Some(write),
         );
     }
 
-    /// Stages one single-key write; a later write of the same key replaces it.
+    /// Stages one single-key write; a later write of the same key replaces it (a record
+    /// keeps whether it existed before the transaction).
     fn stage_write(
         &mut self,
         keyspace: &Keyspace,
         key: Vec<u8>,
         value: Option<Vec<u8>>,
-        is_record: bool,
+        record: Option<RecordWrite>,
     ) {
+        let id = (Arc::clone(&keyspace.name), key);
+        let record = record.map(|mut write| {
+            if let Some(earlier) = self.writes.get(&id).and_then(|s| s.record) {
+                write.existed = earlier.existed;
+            }
+            write
+        });
         self.writes.insert(
-            (Arc::clone(&keyspace.name), key),
+            id,
             Staged {
                 keyspace: keyspace.clone(),
                 value,
-                is_record,
+                record,
             },
         );
     }
@@ -403,14 +427,14 @@ impl Transaction<'_> {
         self.shared.check_writable()?;
         // Index entries taken first and freed last, as in a single write: with at most one
         // record written, that order alone keeps a crash from leaving a visible half.
-        let rank = |s: &Staged| match (s.is_record, &s.value) {
+        let rank = |s: &Staged| match (s.record.is_some(), &s.value) {
             (false, Some(_)) => 0,
             (true, _) => 1,
             (false, None) => 2,
         };
         let mut ordered: Vec<_> = self.writes.iter().collect();
         ordered.sort_by_key(|(_, staged)| rank(staged));
-        let records = ordered.iter().filter(|(_, s)| s.is_record).count();
+        let records = ordered.iter().filter(|(_, s)| s.record.is_some()).count();
         let writes: Vec<_> = ordered
             .iter()
             .map(|((tree, key), staged)| {
@@ -419,12 +443,17 @@ impl Transaction<'_> {
             })
             .collect();
         self.shared.write_all(|| {
-            if records > 1 {
+            // With a change feed, the commit's entry is also its redo record; without one,
+            // several records need an intent.
+            if let Some(feed) = &self.shared.feed {
+                let _recorded = feed.record(entry_writes(&ordered), self.modified)?;
+                intent::apply_in_order(&writes)?;
+            } else if records > 1 {
                 let id = self.shared.sequence.next()?.get();
-                intent::apply_atomically(self.shared.intents.as_ref(), id, &writes)
+                intent::apply_atomically(self.shared.intents.as_ref(), id, &writes)?;
             } else {
-                intent::apply_in_order(&writes)
-            }?;
+                intent::apply_in_order(&writes)?;
+            }
             self.histories
                 .iter()
                 .try_for_each(|(history, key)| history.prune(key))
@@ -433,6 +462,22 @@ impl Transaction<'_> {
         self.shared.acknowledge()?;
         Ok(true)
     }
+}
+
+/// The staged writes, in commit order, as the change feed records them.
+fn entry_writes(ordered: &[(&Slot, &Staged)]) -> Vec<EntryWrite> {
+    ordered
+        .iter()
+        .map(|((tree, key), staged)| EntryWrite {
+            tree: tree.to_string(),
+            key: key.clone(),
+            value: staged.value.clone(),
+            change: staged.record.and_then(|write| {
+                let kind = ChangeKind::of(write.existed, staged.value.is_some())?;
+                Some((kind, write.version))
+            }),
+        })
+        .collect()
 }
 
 impl View for Transaction<'_> {

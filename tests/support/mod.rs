@@ -115,7 +115,10 @@ impl Client {
             request = request.header(*name, *value);
         }
         let request = request.body(body.to_owned()).expect("valid request");
-        let mut response = self.agent.run(request).expect("the service answers");
+        let mut response = self
+            .agent
+            .run(request)
+            .unwrap_or_else(|e| panic!("the service answers {method} {path}: {e:?}"));
         Answer {
             status: response.status().as_u16(),
             headers: response.headers().clone(),
