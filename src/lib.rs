@@ -75,6 +75,21 @@
 //! machine; an update along an undeclared transition fails with [`Conflict::Transition`].
 //! [`Store::transaction`] changes records across collections all-or-nothing.
 //!
+//! # Beyond conflicts
+//!
+//! - **Change feed** ([`StoreBuilder::change_feed`]): [`Store::changes_since`] and
+//!   [`Store::watch`] give every committed change in commit order, resumable from any retained
+//!   position; a position older than the retention is [`Error::HistoryCompacted`].
+//! - **History and merge** ([`CollectionBuilder::history`]): [`Collection::get_at`] reads an
+//!   earlier version, and [`Collection::update_merge`] merges a change made to an old version
+//!   into the current record instead of failing.
+//! - **Expiry** ([`Collection::insert_expiring`]): expired records read as absent and free
+//!   their unique values; [`Store::sweep_expired`] (or a background sweeper) removes them,
+//!   running the collection's [`CollectionBuilder::on_expiry`] handler in the same transaction.
+//! - **Observability**: every conflict is a `tracing` event at target `revkv::conflict`
+//!   (never with values), and [`Store::stats`] counts conflicts by kind and collection,
+//!   `update_with` retries, and the hottest keys of the last minute.
+//!
 //! # Durability and crash consistency
 //!
 //! - When a write returns, it is visible to every reader, and it is ordered: a crash keeps a
@@ -83,9 +98,13 @@
 //! - [`Store::flush`] makes every write that returned before it durable against a process
 //!   crash and a power loss: it flushes the engine and then `fdatasync`s its log (and the
 //!   files of large values), because sled's own flush stops at `sync_file_range`.
+//! - In [`Durability::Immediate`] mode, a write returns only once it is durable; concurrent
+//!   writers share syncs (group commit).
 //! - A record and its unique-index entries, and all records of a transaction, are written
 //!   atomically with respect to crashes: after a crash a write is wholly there or not at all,
 //!   and [`Store::verify`] finds the indexes matching the records exactly.
+//! - [`StoreBuilder::min_free_bytes`] keeps a reserve of disk space: sled 0.34 can hang when
+//!   its disk fills up, so writes are refused with [`Error::DiskFull`] before that.
 //!
 //! The crash guarantees rest on the engine recovering a prefix of its log (sled stops recovery
 //! at the first torn log message); revkv's own multi-key protocols are single-key writes in a
