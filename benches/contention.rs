@@ -81,12 +81,7 @@ fn contention(c: &mut Criterion) {
         .expect("collection");
     docs.load(keys.iter().map(|k| (k, Payload::new(0))))
         .expect("load");
-    let dir = tempfile::tempdir().expect("dir");
-    let db = sled::open(dir.path()).expect("sled");
-    let tree = db.open_tree("bench").expect("tree");
-    for k in &keys {
-        tree.insert(k, Payload::raw(0)).expect("insert");
-    }
+    let (_dir, tree) = common::sled_baseline(&keys);
     let map: RwLock<HashMap<String, (u64, Payload)>> = RwLock::new(
         keys.iter()
             .map(|k| (k.clone(), (0, Payload::new(0))))
@@ -109,19 +104,10 @@ fn contention(c: &mut Criterion) {
             group.bench_function(BenchmarkId::new("sled_cas_loop", threads), |b| {
                 b.iter_custom(|iters| {
                     run_threads(threads, iters, |t, i| {
-                        let key = &keys[pattern.key(t, i)];
-                        loop {
-                            let current = tree.get(key).expect("get").expect("present");
+                        common::sled_cas_update(&tree, &keys[pattern.key(t, i)], |current| {
                             let counter = u64::from_le_bytes(current[..8].try_into().expect("8"));
-                            let next = Payload::raw(counter + 1);
-                            if tree
-                                .compare_and_swap(key, Some(current), Some(next))
-                                .expect("cas")
-                                .is_ok()
-                            {
-                                break;
-                            }
-                        }
+                            Payload::raw(counter + 1)
+                        });
                     })
                 });
             });

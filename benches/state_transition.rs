@@ -68,27 +68,12 @@ fn state_transition(c: &mut Criterion) {
         });
     }
 
-    let dir = tempfile::tempdir().expect("dir");
-    let db = sled::open(dir.path()).expect("sled");
-    let tree = db.open_tree("raw").expect("tree");
-    for k in &keys {
-        tree.insert(k, Payload::raw(0)).expect("insert");
-    }
+    let (_dir, tree) = common::sled_baseline(&keys);
     let mut n = 0_usize;
     group.bench_function("sled_cas_loop", |b| {
         b.iter(|| {
             n += 1;
-            let key = &keys[n % KEYS];
-            loop {
-                let current = tree.get(key).expect("get");
-                if tree
-                    .compare_and_swap(key, current, Some(Payload::raw(n as u64)))
-                    .expect("cas")
-                    .is_ok()
-                {
-                    break;
-                }
-            }
+            common::sled_cas_update(&tree, &keys[n % KEYS], |_| Payload::raw(n as u64));
         });
     });
 

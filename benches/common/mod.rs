@@ -63,6 +63,34 @@ pub fn keys(n: usize) -> Vec<String> {
     (0..n).map(|i| format!("k{i:07}")).collect()
 }
 
+/// A raw sled tree in a fresh directory holding `keys`, each with `Payload::raw(0)`: the
+/// baseline the versioned benchmarks compare with. Keep the directory alive while using it.
+pub fn sled_baseline(keys: &[String]) -> (tempfile::TempDir, sled::Tree) {
+    let dir = tempfile::tempdir().expect("dir");
+    let tree = sled::open(dir.path())
+        .expect("sled")
+        .open_tree("baseline")
+        .expect("tree");
+    for key in keys {
+        tree.insert(key, Payload::raw(0)).expect("insert");
+    }
+    (dir, tree)
+}
+
+/// The raw versioned update revkv is measured against: read the value, then
+/// `compare_and_swap` it for `next(current)`, again until no one else got there first.
+pub fn sled_cas_update(tree: &sled::Tree, key: &str, next: impl Fn(&[u8]) -> Vec<u8>) {
+    loop {
+        let current = tree.get(key).expect("get").expect("present");
+        let swapped = tree
+            .compare_and_swap(key, Some(&current), Some(next(&current)))
+            .expect("cas");
+        if swapped.is_ok() {
+            return;
+        }
+    }
+}
+
 /// Runs `total` operations split over `threads` threads started together and returns the
 /// wall time; `op(thread, i)` is the i-th operation of a thread. For `iter_custom`.
 pub fn run_threads(threads: usize, total: u64, op: impl Fn(usize, u64) + Sync) -> Duration {
