@@ -4,6 +4,10 @@
 //!
 //! Store calls block (on locks, on backoff, on `fsync`), so each request's store work runs on
 //! tokio's blocking pool. Every write is flushed to disk before it is answered.
+//!
+//! Two things expire by the store's time to live, removed by its sweeper: an unpaid order's
+//! hold on stock (`Settings::hold`) and the answers kept for idempotency keys
+//! (`Settings::idempotency_ttl`).
 
 #[path = "idempotency.rs"]
 pub mod idempotency;
@@ -23,6 +27,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use revkv::http::axum::problems;
 use revkv::http::{HttpError, Policy, Preconditions, ReadOutcome, Validators, json_body};
+use std::time::Duration;
+
 use revkv::{Collection, Store, Transaction, Versioned};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -32,7 +38,7 @@ use self::model::{
     Item, ItemInput, ORDER_TRANSITIONS, Order, User, UserInput, VersionInput, item_view, new_id,
     user_view,
 };
-use self::orders::{create_order, get_order, transition_order};
+use self::orders::{create_order, get_order, return_stock, transition_order};
 use self::reply::Reply;
 
 /// The largest request body accepted; a larger one is answered with `413`.
@@ -41,6 +47,26 @@ pub const BODY_LIMIT: usize = 16 * 1024;
 /// What a request's transaction decided: an answer, or a refusal that changes nothing.
 type Outcome = Result<Reply, HttpError>;
 
+/// How long what the service keeps for a while lasts.
+#[derive(Clone, Copy, Debug)]
+pub struct Settings {
+    /// How long a new order holds its stock: unless it is paid or cancelled by then, it
+    /// expires and its stock returns.
+    pub hold: Duration,
+    /// How long the answer to an `Idempotency-Key` is kept.
+    pub idempotency_ttl: Duration,
+}
+
+impl Default for Settings {
+    /// Holds of 15 minutes; idempotency keys for 24 hours.
+    fn default() -> Self {
+        Self {
+            hold: Duration::from_secs(15 * 60),
+            idempotency_ttl: Duration::from_secs(24 * 60 * 60),
+        }
+    }
+}
+
 /// The service's collections. Cheap to clone.
 #[derive(Clone)]
 pub struct App {
@@ -48,29 +74,35 @@ pub struct App {
     users: Collection<User>,
     items: Collection<Item>,
     orders: Collection<Order>,
+    hold: Duration,
     pub keys: IdempotencyKeys,
 }
 
 impl App {
-    /// Opens the service's collections in `store`.
-    pub fn open(store: Store) -> revkv::Result<Self> {
+    /// Opens the service's collections in `store`. Expired holds and keys are removed by the
+    /// store's sweeper (`StoreBuilder::sweep_every`) or `Store::sweep_expired`.
+    pub fn open(store: Store, settings: Settings) -> revkv::Result<Self> {
         let users = store
             .collection::<User>("users")
             .unique("username", |u: &User| u.username.clone())
             .unique("email", |u: &User| u.email.to_lowercase())
             .open()?;
         let items = store.collection::<Item>("items").open()?;
+        let restock = items.clone();
         let orders = store
             .collection::<Order>("orders")
             .states(|o: &Order| o.status.clone(), ORDER_TRANSITIONS)
             .initial_states(["pending"])
+            // A lapsed hold returns its stock in the transaction that removes the order.
+            .on_expiry(move |tx, _id, order: &Order| return_stock(tx, &restock, order))
             .open()?;
-        let keys = IdempotencyKeys::open(&store)?;
+        let keys = IdempotencyKeys::open(&store, settings.idempotency_ttl)?;
         Ok(Self {
             store,
             users,
             items,
             orders,
+            hold: settings.hold,
             keys,
         })
     }
