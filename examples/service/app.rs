@@ -1,5 +1,5 @@
-//! The example service's routes: users, items and orders on revkv, every failure answered as
-//! an RFC 9457 problem. `main.rs` serves it; the tests in `tests/http_*.rs` include this file
+//! The example service's routes: users, items, orders and documents on revkv, every failure
+//! answered as an RFC 9457 problem. `main.rs` serves it; the tests in `tests/http_*.rs` include this file
 //! to drive it over real HTTP.
 //!
 //! Store calls block (on locks, on backoff, on `fsync`), so each request's store work runs on
@@ -9,6 +9,8 @@
 //! hold on stock (`Settings::hold`) and the answers kept for idempotency keys
 //! (`Settings::idempotency_ttl`).
 
+#[path = "docs.rs"]
+pub mod docs;
 #[path = "idempotency.rs"]
 pub mod idempotency;
 #[path = "model.rs"]
@@ -33,16 +35,23 @@ use revkv::{Collection, Store, Transaction, Versioned};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use self::docs::{DOC_HISTORY, create_doc, edit_doc, get_doc};
 use self::idempotency::{Admission, IdempotencyKeys};
 use self::model::{
-    Item, ItemInput, ORDER_TRANSITIONS, Order, User, UserInput, VersionInput, item_view, new_id,
-    user_view,
+    Doc, Item, ItemInput, ORDER_TRANSITIONS, Order, User, UserInput, VersionInput, item_view,
+    new_id, user_view,
 };
 use self::orders::{create_order, get_order, return_stock, transition_order};
 use self::reply::Reply;
 
 /// The largest request body accepted; a larger one is answered with `413`.
 pub const BODY_LIMIT: usize = 16 * 1024;
+
+/// The collections the API serves.
+const USERS: &str = "users";
+const ITEMS: &str = "items";
+const ORDERS: &str = "orders";
+const DOCS: &str = "docs";
 
 /// What a request's transaction decided: an answer, or a refusal that changes nothing.
 type Outcome = Result<Reply, HttpError>;
@@ -74,6 +83,7 @@ pub struct App {
     users: Collection<User>,
     items: Collection<Item>,
     orders: Collection<Order>,
+    docs: Collection<Doc>,
     hold: Duration,
     pub keys: IdempotencyKeys,
 }
@@ -83,25 +93,27 @@ impl App {
     /// store's sweeper (`StoreBuilder::sweep_every`) or `Store::sweep_expired`.
     pub fn open(store: Store, settings: Settings) -> revkv::Result<Self> {
         let users = store
-            .collection::<User>("users")
+            .collection::<User>(USERS)
             .unique("username", |u: &User| u.username.clone())
             .unique("email", |u: &User| u.email.to_lowercase())
             .open()?;
-        let items = store.collection::<Item>("items").open()?;
+        let items = store.collection::<Item>(ITEMS).open()?;
         let restock = items.clone();
         let orders = store
-            .collection::<Order>("orders")
+            .collection::<Order>(ORDERS)
             .states(|o: &Order| o.status.clone(), ORDER_TRANSITIONS)
             .initial_states(["pending"])
             // A lapsed hold returns its stock in the transaction that removes the order.
             .on_expiry(move |tx, _id, order: &Order| return_stock(tx, &restock, order))
             .open()?;
+        let docs = store.collection::<Doc>(DOCS).history(DOC_HISTORY).open()?;
         let keys = IdempotencyKeys::open(&store, settings.idempotency_ttl)?;
         Ok(Self {
             store,
             users,
             items,
             orders,
+            docs,
             hold: settings.hold,
             keys,
         })
@@ -162,6 +174,8 @@ pub fn router(app: App, policy: Policy) -> Router {
         .route("/orders", post(create_order))
         .route("/orders/{id}", get(get_order))
         .route("/orders/{id}/transitions", post(transition_order))
+        .route("/docs", post(create_doc))
+        .route("/docs/{id}", get(get_doc).patch(edit_doc))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(app)
         .layer(from_fn(read_body_first))
