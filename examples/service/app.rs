@@ -9,6 +9,8 @@
 //! hold on stock (`Settings::hold`) and the answers kept for idempotency keys
 //! (`Settings::idempotency_ttl`).
 
+#[path = "changes.rs"]
+mod changes;
 #[path = "docs.rs"]
 pub mod docs;
 #[path = "idempotency.rs"]
@@ -35,6 +37,7 @@ use revkv::{Collection, Store, Transaction, Versioned};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use self::changes::changes;
 use self::docs::{DOC_HISTORY, create_doc, edit_doc, get_doc};
 use self::idempotency::{Admission, IdempotencyKeys};
 use self::model::{
@@ -47,7 +50,7 @@ use self::reply::Reply;
 /// The largest request body accepted; a larger one is answered with `413`.
 pub const BODY_LIMIT: usize = 16 * 1024;
 
-/// The collections the API serves.
+/// The collections the API serves (and `GET /changes` shows).
 const USERS: &str = "users";
 const ITEMS: &str = "items";
 const ORDERS: &str = "orders";
@@ -176,6 +179,7 @@ pub fn router(app: App, policy: Policy) -> Router {
         .route("/orders/{id}/transitions", post(transition_order))
         .route("/docs", post(create_doc))
         .route("/docs/{id}", get(get_doc).patch(edit_doc))
+        .route("/changes", get(changes))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(app)
         .layer(from_fn(read_body_first))
