@@ -21,6 +21,8 @@ mod model;
 mod orders;
 #[path = "reply.rs"]
 mod reply;
+#[path = "stats.rs"]
+mod stats;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
@@ -46,6 +48,7 @@ use self::model::{
 };
 use self::orders::{create_order, get_order, return_stock, transition_order};
 use self::reply::Reply;
+use self::stats::stats;
 
 /// The largest request body accepted; a larger one is answered with `413`.
 pub const BODY_LIMIT: usize = 16 * 1024;
@@ -180,6 +183,7 @@ pub fn router(app: App, policy: Policy) -> Router {
         .route("/docs", post(create_doc))
         .route("/docs/{id}", get(get_doc).patch(edit_doc))
         .route("/changes", get(changes))
+        .route("/stats", get(stats))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(app)
         .layer(from_fn(read_body_first))
