@@ -1,6 +1,6 @@
-//! The example service's routes: users, items, orders and documents on revkv, every failure
-//! answered as an RFC 9457 problem. `main.rs` serves it; the tests in `tests/http_*.rs` include this file
-//! to drive it over real HTTP.
+//! The example service's routes: users, items, orders and documents on revkv, the change feed
+//! and the conflict statistics, every failure answered as an RFC 9457 problem. `main.rs` serves
+//! it; the tests in `tests/http_*.rs` include this file to drive it over real HTTP.
 //!
 //! Store calls block (on locks, on backoff, on `fsync`), so each request's store work runs on
 //! tokio's blocking pool. Every write is flushed to disk before it is answered.
@@ -24,6 +24,8 @@ mod reply;
 #[path = "stats.rs"]
 mod stats;
 
+use std::time::Duration;
+
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, Path, Request, State};
@@ -33,8 +35,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use revkv::http::axum::problems;
 use revkv::http::{HttpError, Policy, Preconditions, ReadOutcome, Validators, json_body};
-use std::time::Duration;
-
 use revkv::{Collection, Store, Transaction, Versioned};
 use serde::Serialize;
 use serde::de::DeserializeOwned;

@@ -25,12 +25,11 @@ use super::reply::Reply;
 use super::{App, DOCS, ITEMS, ORDERS, Outcome, USERS, blocking};
 
 /// The longest a request may wait for a change.
-pub const MAX_WAIT_SECONDS: u64 = 30;
+const MAX_WAIT_SECONDS: u64 = 30;
 const DEFAULT_LIMIT: usize = 100;
 const MAX_LIMIT: usize = 1000;
 
 /// What a request for changes asks.
-#[derive(Debug)]
 struct FeedQuery {
     since: u64,
     wait: Duration,
