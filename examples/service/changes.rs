@@ -20,7 +20,9 @@ use revkv::{Change, ChangeKind, Version};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::model::{doc_view, item_view, order_view, user_view};
+use super::model::{
+    DocView, ItemView, OrderView, UserView, doc_view, item_view, order_view, user_view,
+};
 use super::reply::Reply;
 use super::{App, DOCS, ITEMS, ORDERS, Outcome, USERS, blocking};
 
@@ -52,7 +54,17 @@ struct ChangeView {
     version: Version,
     kind: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
-    value: Option<serde_json::Value>,
+    value: Option<RecordView>,
+}
+
+/// A record as `GET` shows it, whichever collection it is in.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum RecordView {
+    User(UserView),
+    Item(ItemView),
+    Order(OrderView),
+    Doc(DocView),
 }
 
 pub async fn changes(State(app): State<App>, uri: Uri) -> Outcome {
@@ -100,10 +112,10 @@ impl ChangeView {
     /// The change as the API shows it; `None` for the service's own bookkeeping.
     fn of(change: &Change) -> Result<Option<Self>, HttpError> {
         let value = match change.collection.as_str() {
-            USERS => shown(change, user_view)?,
-            ITEMS => shown(change, item_view)?,
-            ORDERS => shown(change, order_view)?,
-            DOCS => shown(change, doc_view)?,
+            USERS => shown(change, user_view)?.map(RecordView::User),
+            ITEMS => shown(change, item_view)?.map(RecordView::Item),
+            ORDERS => shown(change, order_view)?.map(RecordView::Order),
+            DOCS => shown(change, doc_view)?.map(RecordView::Doc),
             _ => return Ok(None),
         };
         let kind = match change.kind {
@@ -131,20 +143,12 @@ impl Page {
 }
 
 /// The changed record as `GET` shows it; `None` for a deletion.
-fn shown<T, V>(
+fn shown<T: DeserializeOwned, V>(
     change: &Change,
     view: fn(&str, &T, Version) -> V,
-) -> Result<Option<serde_json::Value>, HttpError>
-where
-    T: DeserializeOwned,
-    V: Serialize,
-{
-    let Some(record) = change.value::<T>()? else {
-        return Ok(None);
-    };
-    serde_json::to_value(view(&change.key, &record, change.version))
-        .map(Some)
-        .map_err(|_| HttpError::internal())
+) -> revkv::Result<Option<V>> {
+    let record = change.value::<T>()?;
+    Ok(record.map(|record| view(&change.key, &record, change.version)))
 }
 
 impl FeedQuery {
