@@ -1,16 +1,30 @@
-//! The example service's routes: users, items and orders on revkv, every failure answered as
-//! an RFC 9457 problem. `main.rs` serves it; the tests in `tests/http_*.rs` include this file
-//! to drive it over real HTTP.
+//! The example service's routes: users, items, orders and documents on revkv, the change feed
+//! and the conflict statistics, every failure answered as an RFC 9457 problem. `main.rs` serves
+//! it; the tests in `tests/http_*.rs` include this file to drive it over real HTTP.
 //!
 //! Store calls block (on locks, on backoff, on `fsync`), so each request's store work runs on
 //! tokio's blocking pool. Every write is flushed to disk before it is answered.
+//!
+//! Two things expire by the store's time to live, removed by its sweeper: an unpaid order's
+//! hold on stock (`Settings::hold`) and the answers kept for idempotency keys
+//! (`Settings::idempotency_ttl`).
 
+#[path = "changes.rs"]
+mod changes;
+#[path = "docs.rs"]
+pub mod docs;
 #[path = "idempotency.rs"]
 pub mod idempotency;
 #[path = "model.rs"]
 mod model;
+#[path = "orders.rs"]
+mod orders;
 #[path = "reply.rs"]
 mod reply;
+#[path = "stats.rs"]
+mod stats;
+
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
@@ -21,22 +35,52 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use revkv::http::axum::problems;
 use revkv::http::{HttpError, Policy, Preconditions, ReadOutcome, Validators, json_body};
-use revkv::{Collection, Conflict, Store, Transaction, Versioned};
+use revkv::{Collection, Store, Transaction, Versioned};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use self::changes::changes;
+use self::docs::{DOC_HISTORY, create_doc, edit_doc, get_doc};
 use self::idempotency::{Admission, IdempotencyKeys};
 use self::model::{
-    Item, ItemInput, ORDER_TRANSITIONS, Order, OrderInput, TransitionInput, User, UserInput,
-    VersionInput, item_view, new_id, order_view, user_view,
+    Doc, Item, ItemInput, ORDER_TRANSITIONS, Order, User, UserInput, VersionInput, item_view,
+    new_id, user_view,
 };
+use self::orders::{create_order, get_order, return_stock, transition_order};
 use self::reply::Reply;
+use self::stats::stats;
 
 /// The largest request body accepted; a larger one is answered with `413`.
 pub const BODY_LIMIT: usize = 16 * 1024;
 
+/// The collections the API serves (and `GET /changes` shows).
+const USERS: &str = "users";
+const ITEMS: &str = "items";
+const ORDERS: &str = "orders";
+const DOCS: &str = "docs";
+
 /// What a request's transaction decided: an answer, or a refusal that changes nothing.
 type Outcome = Result<Reply, HttpError>;
+
+/// How long what the service keeps for a while lasts.
+#[derive(Clone, Copy, Debug)]
+pub struct Settings {
+    /// How long a new order holds its stock: unless it is paid or cancelled by then, it
+    /// expires and its stock returns.
+    pub hold: Duration,
+    /// How long the answer to an `Idempotency-Key` is kept.
+    pub idempotency_ttl: Duration,
+}
+
+impl Default for Settings {
+    /// Holds of 15 minutes; idempotency keys for 24 hours.
+    fn default() -> Self {
+        Self {
+            hold: Duration::from_secs(15 * 60),
+            idempotency_ttl: Duration::from_secs(24 * 60 * 60),
+        }
+    }
+}
 
 /// The service's collections. Cheap to clone.
 #[derive(Clone)]
@@ -45,29 +89,38 @@ pub struct App {
     users: Collection<User>,
     items: Collection<Item>,
     orders: Collection<Order>,
+    docs: Collection<Doc>,
+    hold: Duration,
     pub keys: IdempotencyKeys,
 }
 
 impl App {
-    /// Opens the service's collections in `store`.
-    pub fn open(store: Store) -> revkv::Result<Self> {
+    /// Opens the service's collections in `store`. Expired holds and keys are removed by the
+    /// store's sweeper (`StoreBuilder::sweep_every`) or `Store::sweep_expired`.
+    pub fn open(store: Store, settings: Settings) -> revkv::Result<Self> {
         let users = store
-            .collection::<User>("users")
+            .collection::<User>(USERS)
             .unique("username", |u: &User| u.username.clone())
             .unique("email", |u: &User| u.email.to_lowercase())
             .open()?;
-        let items = store.collection::<Item>("items").open()?;
+        let items = store.collection::<Item>(ITEMS).open()?;
+        let restock = items.clone();
         let orders = store
-            .collection::<Order>("orders")
+            .collection::<Order>(ORDERS)
             .states(|o: &Order| o.status.clone(), ORDER_TRANSITIONS)
             .initial_states(["pending"])
+            // A lapsed hold returns its stock in the transaction that removes the order.
+            .on_expiry(move |tx, _id, order: &Order| return_stock(tx, &restock, order))
             .open()?;
-        let keys = IdempotencyKeys::open(&store)?;
+        let docs = store.collection::<Doc>(DOCS).history(DOC_HISTORY).open()?;
+        let keys = IdempotencyKeys::open(&store, settings.idempotency_ttl)?;
         Ok(Self {
             store,
             users,
             items,
             orders,
+            docs,
+            hold: settings.hold,
             keys,
         })
     }
@@ -127,6 +180,10 @@ pub fn router(app: App, policy: Policy) -> Router {
         .route("/orders", post(create_order))
         .route("/orders/{id}", get(get_order))
         .route("/orders/{id}/transitions", post(transition_order))
+        .route("/docs", post(create_doc))
+        .route("/docs/{id}", get(get_doc).patch(edit_doc))
+        .route("/changes", get(changes))
+        .route("/stats", get(stats))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(app)
         .layer(from_fn(read_body_first))
@@ -248,110 +305,6 @@ async fn create_item(State(app): State<App>, uri: Uri, headers: HeaderMap, body:
 
 async fn get_item(State(app): State<App>, Path(sku): Path<String>, pre: Preconditions) -> Outcome {
     read(app.items, sku, &pre, item_view).await
-}
-
-/// `POST /orders`: takes the quantity from the item's stock and creates a pending order, in
-/// one transaction; not enough stock is the rule conflict `out_of_stock`.
-async fn create_order(
-    State(app): State<App>,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Outcome {
-    let input = json_body::<OrderInput>(&headers, &body)?;
-    if input.quantity == 0 {
-        return Err(HttpError::invalid_body("quantity must be at least 1"));
-    }
-    let (items, orders) = (app.items.clone(), app.orders.clone());
-    app.post(&uri, &headers, &body, move |tx| {
-        let sku = &input.sku;
-        let Some(item) = tx.get(&items, sku)? else {
-            let unknown = format!("there is no item with sku {sku:?}");
-            return Ok(Err(HttpError::invalid_body(unknown)));
-        };
-        let stock = item.value.stock;
-        if stock < input.quantity {
-            let detail = format!(
-                "{sku} has {stock} in stock; the order asks for {}",
-                input.quantity
-            );
-            return Err(Conflict::rule("out_of_stock", detail)
-                .at("items", sku)
-                .into());
-        }
-        let left = Item {
-            stock: stock - input.quantity,
-        };
-        tx.update(&items, sku, item.version, left)?;
-        let id = new_id("o_");
-        let order = Order {
-            sku: sku.clone(),
-            quantity: input.quantity,
-            status: "pending".to_owned(),
-        };
-        let version = tx.insert(&orders, &id, &order)?;
-        let location = format!("/orders/{id}");
-        Ok(Ok(Reply::created(
-            &location,
-            version,
-            &order_view(&id, &order, version),
-        )))
-    })
-    .await
-}
-
-async fn get_order(State(app): State<App>, Path(id): Path<String>, pre: Preconditions) -> Outcome {
-    read(app.orders, id, &pre, order_view).await
-}
-
-/// `POST /orders/{id}/transitions`: moves the order along its state machine; cancelling
-/// returns the quantity to stock in the same transaction. Asking for the state the order is
-/// already in changes nothing. `If-Match` is honoured when sent.
-async fn transition_order(
-    State(app): State<App>,
-    Path(id): Path<String>,
-    uri: Uri,
-    pre: Preconditions,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Outcome {
-    let to = json_body::<TransitionInput>(&headers, &body)?.to;
-    let (items, orders) = (app.items.clone(), app.orders.clone());
-    app.post(&uri, &headers, &body, move |tx| {
-        let order = tx
-            .get(&orders, &id)?
-            .ok_or_else(|| not_found(&orders, &id))?;
-        if let Err(failed) = pre.evaluate_write(Some(Validators::of(&order))) {
-            return Ok(Err(failed.into()));
-        }
-        let mut version = order.version;
-        if order.value.status != to {
-            let moved = Order {
-                status: to.clone(),
-                ..order.value.clone()
-            };
-            version = tx.update(&orders, &id, order.version, &moved)?;
-            if to == "cancelled" {
-                let sku = &order.value.sku;
-                let item = tx.get(&items, sku)?.ok_or_else(|| not_found(&items, sku))?;
-                // Stock plus open orders never exceeds what the item was created with.
-                let restocked = Item {
-                    stock: item.value.stock.saturating_add(order.value.quantity),
-                };
-                tx.update(&items, sku, item.version, restocked)?;
-            }
-        }
-        let view = order_view(
-            &id,
-            &Order {
-                status: to.clone(),
-                ..order.value
-            },
-            version,
-        );
-        Ok(Ok(Reply::json(StatusCode::OK, &view).with_etag(version)))
-    })
-    .await
 }
 
 /// `GET` of one record: `200` with `ETag` and `Last-Modified`, `304` when `If-None-Match`

@@ -3,11 +3,14 @@
 //! and body; another body is `422`, a retry while the first is still running `409`.
 //!
 //! Only successful answers are kept: a request that failed changed nothing, so a retry with
-//! the same key runs again. Keys last as long as the store.
+//! the same key runs again. A key expires (a store time to live) a set time after its answer,
+//! 24 hours by default; then it is free, and a request with it is a new request.
 
 use axum::http::header::RETRY_AFTER;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, Uri};
 use revkv::http::{HeaderError, HttpError, HttpProblem, Members};
+use std::time::Duration;
+
 use revkv::{Collection, Conflict, Store, Transaction, Version};
 use serde::{Deserialize, Serialize};
 
@@ -24,10 +27,11 @@ pub struct Entry {
     reply: Option<Reply>,
 }
 
-/// The keys seen so far, kept in the collection `idempotency-keys`.
+/// The keys seen within their time to live, kept in the collection `idempotency-keys`.
 #[derive(Clone)]
 pub struct IdempotencyKeys {
     entries: Collection<Entry>,
+    ttl: Duration,
 }
 
 /// A key claimed by a request in flight; [`IdempotencyKeys::complete`] or
@@ -47,9 +51,10 @@ pub enum Admission {
 }
 
 impl IdempotencyKeys {
-    /// Opens the keys and frees those whose requests were in flight when the service last
-    /// stopped: their effects, written together with the answer, did not happen.
-    pub fn open(store: &Store) -> revkv::Result<Self> {
+    /// Opens the keys, which last `ttl` after their answer, and frees those whose requests
+    /// were in flight when the service last stopped: their effects, written together with
+    /// the answer, did not happen.
+    pub fn open(store: &Store, ttl: Duration) -> revkv::Result<Self> {
         let entries = store.collection::<Entry>("idempotency-keys").open()?;
         for entry in &entries {
             let (key, entry) = entry?;
@@ -57,7 +62,7 @@ impl IdempotencyKeys {
                 entries.delete(&key, entry.version)?;
             }
         }
-        Ok(Self { entries })
+        Ok(Self { entries, ttl })
     }
 
     /// Claims the request's key, or says to replay the answer already given to it.
@@ -69,7 +74,8 @@ impl IdempotencyKeys {
             request,
             reply: None,
         };
-        let conflict = match self.entries.insert(&key, &in_flight) {
+        // A claim expires too, should the request never finish.
+        let conflict = match self.entries.insert_expiring(&key, &in_flight, self.ttl) {
             Ok(version) => {
                 return Ok(Admission::Run(Some(Claim {
                     key,
@@ -117,7 +123,10 @@ impl IdempotencyKeys {
             request: claim.request.clone(),
             reply: Some(reply.clone()),
         };
-        tx.update(&self.entries, &claim.key, claim.version, done)
+        // An update would clear the claim's time to live: the answer replaces the claim with
+        // a time to live of its own, counted from now.
+        tx.delete(&self.entries, &claim.key, claim.version)?;
+        tx.insert_expiring(&self.entries, &claim.key, done, self.ttl)
             .map(drop)
     }
 

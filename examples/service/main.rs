@@ -2,6 +2,9 @@
 //! an RFC 9457 problem with the status RFC 9110 gives it. The routes are in `app.rs`; the
 //! README's HTTP section walks through them with curl.
 //!
+//! The store keeps a change feed (`GET /changes`) and sweeps expired order holds and
+//! idempotency keys in the background.
+//!
 //! ```sh
 //! cargo run --release --features axum --example service -- --data ./data --listen 127.0.0.1:8080
 //! ```
@@ -10,10 +13,11 @@ mod app;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::Parser;
-use revkv::Store;
 use revkv::http::Policy;
+use revkv::{Retention, Store};
 use tokio::net::TcpListener;
 
 /// Serve the revkv example API over HTTP.
@@ -26,13 +30,38 @@ struct Args {
     /// The address to listen on.
     #[arg(long, default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
+    /// Seconds a new order holds its stock unless it is paid or cancelled.
+    #[arg(long, value_name = "SECONDS", default_value_t = 900, value_parser = seconds)]
+    hold: u64,
+    /// Seconds the answer to an Idempotency-Key is kept.
+    #[arg(long, value_name = "SECONDS", default_value_t = 86_400, value_parser = seconds)]
+    idempotency_ttl: u64,
+    /// Seconds between two sweeps of expired holds and keys.
+    #[arg(long, value_name = "SECONDS", default_value_t = 1, value_parser = seconds)]
+    sweep_every: u64,
+}
+
+/// A whole number of seconds, at least 1.
+fn seconds(text: &str) -> Result<u64, String> {
+    match text.parse::<u64>() {
+        Ok(0) | Err(_) => Err("expected a whole number of seconds, at least 1".to_owned()),
+        Ok(seconds) => Ok(seconds),
+    }
 }
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
-    let store = Store::open(&args.data)?;
-    let app = app::App::open(store)?;
+    let store = Store::builder()
+        .path(&args.data)
+        .change_feed(Retention::default())
+        .sweep_every(Duration::from_secs(args.sweep_every))
+        .open()?;
+    let settings = app::Settings {
+        hold: Duration::from_secs(args.hold),
+        idempotency_ttl: Duration::from_secs(args.idempotency_ttl),
+    };
+    let app = app::App::open(store, settings)?;
     let listener = TcpListener::bind(args.listen).await?;
     eprintln!(
         "revkv example service listening on http://{} with its store in {}; Ctrl-C stops it",

@@ -34,6 +34,14 @@ pub struct Order {
     pub status: String,
 }
 
+/// A document whose fields are edited independently, under a generated id.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct Doc {
+    pub title: String,
+    pub body: String,
+    pub tags: Vec<String>,
+}
+
 /// `POST /users` and `PUT /users/{id}`; a PUT may carry the `version` it replaces instead of
 /// an `If-Match` header.
 #[derive(Deserialize)]
@@ -123,6 +131,42 @@ pub struct TransitionInput {
     pub to: String,
 }
 
+/// `POST /docs` and `PATCH /docs/{id}`: the whole document as the client wants it; a PATCH
+/// may carry the `version` the client edited, to merge its change into the current document.
+#[derive(Deserialize)]
+pub struct DocInput {
+    title: String,
+    body: String,
+    tags: Vec<String>,
+    #[serde(default)]
+    pub version: Option<Version>,
+}
+
+impl DocInput {
+    /// The document to store.
+    ///
+    /// # Errors
+    /// `422` for a title that is empty or over 200 characters, or more than 32 tags or a tag
+    /// that is empty or over 64 characters.
+    pub fn doc(&self) -> Result<Doc, HttpError> {
+        let title = self.title.trim();
+        if title.is_empty() || title.chars().count() > 200 {
+            return Err(HttpError::invalid_body("title must be 1 to 200 characters"));
+        }
+        let tag_fits = |tag: &String| (1..=64).contains(&tag.trim().chars().count());
+        if self.tags.len() > 32 || !self.tags.iter().all(tag_fits) {
+            return Err(HttpError::invalid_body(
+                "tags must be at most 32, each 1 to 64 characters",
+            ));
+        }
+        Ok(Doc {
+            title: title.to_owned(),
+            body: self.body.clone(),
+            tags: self.tags.iter().map(|tag| tag.trim().to_owned()).collect(),
+        })
+    }
+}
+
 /// A user as the API shows it.
 #[derive(Serialize)]
 pub struct UserView {
@@ -175,6 +219,26 @@ pub fn order_view(id: &str, order: &Order, version: Version) -> OrderView {
         sku: order.sku.clone(),
         quantity: order.quantity,
         status: order.status.clone(),
+        version,
+    }
+}
+
+/// A document as the API shows it.
+#[derive(Serialize)]
+pub struct DocView {
+    id: String,
+    title: String,
+    body: String,
+    tags: Vec<String>,
+    version: Version,
+}
+
+pub fn doc_view(id: &str, doc: &Doc, version: Version) -> DocView {
+    DocView {
+        id: id.to_owned(),
+        title: doc.title.clone(),
+        body: doc.body.clone(),
+        tags: doc.tags.clone(),
         version,
     }
 }

@@ -16,7 +16,8 @@
 //!   ([`HttpProblem`]) with `type`, `title`, `status`, `detail`, `instance` and the
 //!   extension members ([`Members`]) a client needs to resolve it: `conflict` (`version`,
 //!   `exists`, `unique`, `transition`, `rule`), `current_version`, `current_state`,
-//!   `allowed`, `index`, `code`, `header`.
+//!   `allowed`, `index`, `code`, `header`, and `oldest` (the oldest position a compacted change
+//!   feed still holds).
 //! - **Policy.** [`Policy`] decides the status of each failure and renders [`HttpError`]s.
 //!
 //! # Status policy
@@ -27,6 +28,7 @@
 //! | `If-None-Match` matches on `GET`/`HEAD` | 304, no body | — |
 //! | a route requires a precondition and got none | 428 | `/problems/precondition-required` |
 //! | stale version in the body ([`Conflict::VersionMismatch`](crate::Conflict::VersionMismatch)) | 409 | `/problems/version-conflict` |
+//! | merge base no longer in the history ([`Conflict::BaseNotRetained`](crate::Conflict::BaseNotRetained)) | 409 | `/problems/version-conflict` |
 //! | key taken by a create ([`Conflict::AlreadyExists`](crate::Conflict::AlreadyExists)) | 409 | `/problems/already-exists` |
 //! | unique value taken ([`Conflict::Unique`](crate::Conflict::Unique)) | 409 | `/problems/unique-violation` |
 //! | transition or initial state not allowed | 409 | `/problems/transition-not-allowed` |
@@ -37,8 +39,9 @@
 //! | body not JSON / not `application/json` / not fitting | 400 / 415 / 422 | `/problems/malformed-body`, `/problems/unsupported-media-type`, `/problems/invalid-body` |
 //! | unique value too long for its index | 422 | `/problems/invalid-body` |
 //! | value over the store's limit | 413 | `/problems/payload-too-large` |
+//! | change feed position no longer retained ([`Error::HistoryCompacted`](crate::Error::HistoryCompacted)) | 410 | `/problems/history-compacted` |
 //! | transaction contention ([`Error::Contention`](crate::Error::Contention)) | 503 + `Retry-After` | `/problems/contention` |
-//! | storage, corruption, schema and other server failures | 500, no internals | `/problems/internal-error` |
+//! | storage, corruption, schema, a missing change feed and other server failures | 500, no internals | `/problems/internal-error` |
 //!
 //! Type URIs are relative references, resolved against the service's own address; they are
 //! stable and listed in [`ProblemKind`]. A unique-violation problem names the index but not

@@ -163,7 +163,18 @@ fn store_error(error: &Error) -> HttpProblem {
                 )
                 .with_header(RETRY_AFTER, CONTENTION_RETRY_AFTER);
         }
-        // The service's own mistakes and failures of the storage below.
+        Error::HistoryCompacted { oldest } => {
+            return HttpProblem::of_kind(ProblemKind::HistoryCompacted)
+                .with_detail(format!(
+                    "{error}: read the current state again, then follow the feed from there"
+                ))
+                .with_members(Members {
+                    oldest: Some(*oldest),
+                    ..Members::default()
+                });
+        }
+        // The service's own mistakes (such as `NoChangeFeed`, a store opened without the
+        // feed a route reads) and failures of the storage below.
         _ => return internal_error(),
     };
     HttpProblem::of_kind(kind).with_detail(error.to_string())

@@ -49,6 +49,9 @@ pub enum ProblemKind {
     PayloadTooLarge,
     /// `/problems/unsupported-media-type` (415): the body is not `application/json`.
     UnsupportedMediaType,
+    /// `/problems/history-compacted` (410): the change feed no longer holds the changes after
+    /// the position asked for; see `oldest`.
+    HistoryCompacted,
     /// `/problems/contention` (503): too many concurrent writers; retry after `Retry-After`.
     Contention,
     /// `/problems/internal-error` (500): the server failed; the body says no more.
@@ -57,7 +60,7 @@ pub enum ProblemKind {
 
 impl ProblemKind {
     /// Every kind, for documentation and tests.
-    pub const ALL: [Self; 18] = [
+    pub const ALL: [Self; 19] = [
         Self::VersionConflict,
         Self::PreconditionFailed,
         Self::PreconditionRequired,
@@ -74,6 +77,7 @@ impl ProblemKind {
         Self::InvalidBody,
         Self::PayloadTooLarge,
         Self::UnsupportedMediaType,
+        Self::HistoryCompacted,
         Self::Contention,
         Self::InternalError,
     ];
@@ -98,6 +102,7 @@ impl ProblemKind {
             Self::InvalidBody => "/problems/invalid-body",
             Self::PayloadTooLarge => "/problems/payload-too-large",
             Self::UnsupportedMediaType => "/problems/unsupported-media-type",
+            Self::HistoryCompacted => "/problems/history-compacted",
             Self::Contention => "/problems/contention",
             Self::InternalError => "/problems/internal-error",
         }
@@ -123,6 +128,7 @@ impl ProblemKind {
             Self::InvalidBody => "The body is not valid for this request",
             Self::PayloadTooLarge => "The content is too large",
             Self::UnsupportedMediaType => "The body must be application/json",
+            Self::HistoryCompacted => "The change feed no longer holds that position",
             Self::Contention => "Too many concurrent writers",
             Self::InternalError => "Internal server error",
         }
@@ -148,6 +154,7 @@ impl ProblemKind {
             Self::InvalidBody => StatusCode::UNPROCESSABLE_ENTITY,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::HistoryCompacted => StatusCode::GONE,
             Self::Contention => StatusCode::SERVICE_UNAVAILABLE,
             Self::InternalError => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -200,6 +207,10 @@ pub struct Members {
     /// The request header that is malformed or whose condition failed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub header: Option<String>,
+    /// The oldest position the change feed still holds, for a compacted history: read the
+    /// current state again, then follow the feed from just before this position.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub oldest: Option<u64>,
 }
 
 impl Members {

@@ -7,13 +7,13 @@
 use std::net::SocketAddr;
 use std::thread::JoinHandle;
 
-use revkv::Store;
 use revkv::http::Policy;
+use revkv::{Retention, Store};
 use serde_json::Value;
 use tokio::sync::oneshot;
 use ureq::http::{HeaderMap, Request};
 
-use crate::app::{self, App};
+use crate::app::{self, App, Settings};
 
 /// The service, served on its own runtime until dropped; dropping it stops the server and
 /// closes the store (unless the test holds another handle to it).
@@ -25,16 +25,18 @@ pub struct Service {
 }
 
 impl Service {
-    /// The service on a fresh temporary store with the default policy.
+    /// The service on a fresh temporary store with a change feed, as `main.rs` opens it
+    /// (without the background sweeper), with the default policy and settings.
     pub fn start() -> Self {
-        Self::start_with(
-            Store::temporary().expect("temporary store"),
-            Policy::default(),
-        )
+        Self::start_with(feed_store().open().expect("store"), Policy::default())
     }
 
     pub fn start_with(store: Store, policy: Policy) -> Self {
-        let app = App::open(store).expect("the service opens its collections");
+        Self::start_configured(store, policy, Settings::default())
+    }
+
+    pub fn start_configured(store: Store, policy: Policy, settings: Settings) -> Self {
+        let app = App::open(store, settings).expect("the service opens its collections");
         let router = app::router(app.clone(), policy);
         let (address_tx, address_rx) = std::sync::mpsc::channel();
         let (stop, stopped) = oneshot::channel::<()>();
@@ -88,6 +90,11 @@ impl Drop for Service {
             server.join().expect("the server thread ends cleanly");
         }
     }
+}
+
+/// A temporary store with a change feed; tests add a clock or a retention of their own.
+pub fn feed_store() -> revkv::StoreBuilder {
+    Store::builder().change_feed(Retention::default())
 }
 
 /// A client of one service. Cheap to clone; clones share a connection pool.

@@ -64,6 +64,46 @@ fn a_stale_version_in_the_body_is_a_409_with_the_current_version() {
 }
 
 #[test]
+fn a_merge_base_no_longer_in_history_is_a_409_version_conflict_with_the_current_version() {
+    let base_gone = |current: Option<u64>| Conflict::BaseNotRetained {
+        collection: "docs".into(),
+        key: "d1".into(),
+        base: Version::new(3),
+        current: current.map(Version::new),
+    };
+    let (status, body) = render(&Policy::default(), base_gone(Some(40)));
+    assert_eq!(status, 409);
+    assert_members(
+        &body,
+        &json!({"type": "/problems/version-conflict", "status": 409,
+                "conflict": "version", "current_version": 40}),
+    );
+    let detail = body["detail"].as_str().expect("detail");
+    assert!(
+        detail.contains("version 3") && detail.contains("no longer holds"),
+        "{detail}"
+    );
+    // Deleted meanwhile: there is no current version to send.
+    let (_, body) = render(&Policy::default(), base_gone(None));
+    assert_members(
+        &body,
+        &json!({"type": "/problems/version-conflict", "status": 409, "conflict": "version"}),
+    );
+}
+
+#[test]
+fn a_compacted_change_feed_is_410_with_the_oldest_position_held() {
+    let (status, body) = render(&Policy::default(), Error::HistoryCompacted { oldest: 4097 });
+    assert_eq!(status, 410);
+    assert_members(
+        &body,
+        &json!({"type": "/problems/history-compacted", "status": 410, "oldest": 4097}),
+    );
+    let detail = body["detail"].as_str().expect("detail");
+    assert!(detail.contains("4097"), "{detail}");
+}
+
+#[test]
 fn a_taken_key_is_a_409_exists_with_the_current_version() {
     let conflict = Conflict::AlreadyExists {
         collection: "things".into(),
@@ -302,6 +342,8 @@ fn server_failures_are_500_without_internals() {
             path: secret.into(),
         },
         Error::Poisoned,
+        // A route that reads the change feed of a store opened without one.
+        Error::NoChangeFeed,
     ];
     for error in errors {
         let (status, body) = render(&Policy::default(), error);

@@ -1,0 +1,203 @@
+//! `GET /changes?since=N[&wait=SECONDS][&limit=N]`: the store's change feed over HTTP.
+//!
+//! The answer is `{"changes": [...], "next": N}`: the changes to users, items, orders and
+//! documents after position `since`, in commit order, each `{seq, collection, key, version,
+//! kind}` with `value`, the record as `GET` shows it, unless it was deleted. `next` is the
+//! `since` of the next request: no change is skipped or repeated. The service's own bookkeeping
+//! (idempotency keys) is not shown, but `next` moves past it.
+//!
+//! With `wait`, a request that finds no change waits up to that many seconds (at most
+//! `MAX_WAIT_SECONDS`) for one, on the blocking pool, and answers as soon as one is committed,
+//! or with an empty list when the wait ends. A `since` older than the feed retains is
+//! `410 Gone` with the member `oldest`.
+
+use std::time::{Duration, Instant};
+
+use axum::extract::State;
+use axum::http::{StatusCode, Uri};
+use revkv::http::{HttpError, HttpProblem, ProblemKind};
+use revkv::{Change, ChangeKind, Version};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::model::{
+    DocView, ItemView, OrderView, UserView, doc_view, item_view, order_view, user_view,
+};
+use super::reply::Reply;
+use super::{App, DOCS, ITEMS, ORDERS, Outcome, USERS, blocking};
+
+/// The longest a request may wait for a change.
+const MAX_WAIT_SECONDS: u64 = 30;
+const DEFAULT_LIMIT: usize = 100;
+const MAX_LIMIT: usize = 1000;
+
+/// What a request for changes asks.
+struct FeedQuery {
+    since: u64,
+    wait: Duration,
+    limit: usize,
+}
+
+/// One page of the feed.
+#[derive(Serialize)]
+struct Page {
+    changes: Vec<ChangeView>,
+    next: u64,
+}
+
+/// A change as the API shows it.
+#[derive(Serialize)]
+struct ChangeView {
+    seq: u64,
+    collection: String,
+    key: String,
+    version: Version,
+    kind: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    value: Option<RecordView>,
+}
+
+/// A record as `GET` shows it, whichever collection it is in.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum RecordView {
+    User(UserView),
+    Item(ItemView),
+    Order(OrderView),
+    Doc(DocView),
+}
+
+pub async fn changes(State(app): State<App>, uri: Uri) -> Outcome {
+    let query = FeedQuery::parse(uri.query().unwrap_or_default())?;
+    let page = blocking(move || app.changes_after(&query)).await?;
+    Ok(Reply::json(StatusCode::OK, &page))
+}
+
+impl App {
+    /// Up to `limit` visible changes after `since`, waiting up to `wait` for the first.
+    fn changes_after(&self, query: &FeedQuery) -> Result<Page, HttpError> {
+        let mut page = Page {
+            changes: Vec::new(),
+            next: query.since,
+        };
+        // What is there already, read lazily: the backlog after `since` may be long.
+        for change in self.store.changes_since(query.since)? {
+            let change = change?;
+            page.take(&change, ChangeView::of(&change)?);
+            if page.changes.len() == query.limit {
+                return Ok(page);
+            }
+        }
+        if page.changes.is_empty() && !query.wait.is_zero() {
+            let deadline = Instant::now() + query.wait;
+            let mut watch = self.store.watch(page.next)?;
+            while page.changes.len() < query.limit {
+                // Wait only for the first change; then take what is committed already.
+                let timeout = if page.changes.is_empty() {
+                    deadline.saturating_duration_since(Instant::now())
+                } else {
+                    Duration::ZERO
+                };
+                let Some(change) = watch.next_timeout(timeout)? else {
+                    break;
+                };
+                page.take(&change, ChangeView::of(&change)?);
+            }
+        }
+        Ok(page)
+    }
+}
+
+impl ChangeView {
+    /// The change as the API shows it; `None` for the service's own bookkeeping.
+    fn of(change: &Change) -> Result<Option<Self>, HttpError> {
+        let value = match change.collection.as_str() {
+            USERS => shown(change, user_view)?.map(RecordView::User),
+            ITEMS => shown(change, item_view)?.map(RecordView::Item),
+            ORDERS => shown(change, order_view)?.map(RecordView::Order),
+            DOCS => shown(change, doc_view)?.map(RecordView::Doc),
+            _ => return Ok(None),
+        };
+        let kind = match change.kind {
+            ChangeKind::Insert => "insert",
+            ChangeKind::Update => "update",
+            ChangeKind::Delete => "delete",
+            _ => "other",
+        };
+        Ok(Some(Self {
+            seq: change.seq,
+            collection: change.collection.clone(),
+            key: change.key.clone(),
+            version: change.version,
+            kind,
+            value,
+        }))
+    }
+}
+
+impl Page {
+    fn take(&mut self, change: &Change, view: Option<ChangeView>) {
+        self.next = change.seq;
+        self.changes.extend(view);
+    }
+}
+
+/// The changed record as `GET` shows it; `None` for a deletion.
+fn shown<T: DeserializeOwned, V>(
+    change: &Change,
+    view: fn(&str, &T, Version) -> V,
+) -> revkv::Result<Option<V>> {
+    let record = change.value::<T>()?;
+    Ok(record.map(|record| view(&change.key, &record, change.version)))
+}
+
+impl FeedQuery {
+    /// Parses `since` (required), `wait` (seconds, at most `MAX_WAIT_SECONDS`, default 0) and
+    /// `limit` (1 to `MAX_LIMIT`, default `DEFAULT_LIMIT`); anything else is `400`.
+    fn parse(query: &str) -> Result<Self, HttpError> {
+        let (mut since, mut wait, mut limit) = (None, None, None);
+        for pair in query.split('&').filter(|pair| !pair.is_empty()) {
+            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            let slot = match name {
+                "since" => &mut since,
+                "wait" => &mut wait,
+                "limit" => &mut limit,
+                _ => return Err(bad_query(format!("unknown parameter {name:?}"))),
+            };
+            if slot.is_some() {
+                return Err(bad_query(format!("{name} is given more than once")));
+            }
+            let number = value
+                .parse::<u64>()
+                .ok()
+                .filter(|_| value.bytes().all(|b| b.is_ascii_digit()))
+                .ok_or_else(|| bad_query(format!("{name} must be a whole number")))?;
+            *slot = Some(number);
+        }
+        let since = since.ok_or_else(|| {
+            bad_query("since is required: 0 to read from the start, else the last answer's next")
+        })?;
+        let wait = wait.unwrap_or(0);
+        if wait > MAX_WAIT_SECONDS {
+            return Err(bad_query(format!(
+                "wait is at most {MAX_WAIT_SECONDS} seconds"
+            )));
+        }
+        let limit = match limit.map(usize::try_from) {
+            None => DEFAULT_LIMIT,
+            Some(Ok(limit)) if (1..=MAX_LIMIT).contains(&limit) => limit,
+            Some(_) => return Err(bad_query(format!("limit must be 1 to {MAX_LIMIT}"))),
+        };
+        Ok(Self {
+            since,
+            wait: Duration::from_secs(wait),
+            limit,
+        })
+    }
+}
+
+fn bad_query(detail: impl Into<String>) -> HttpError {
+    HttpProblem::of_kind(ProblemKind::BadRequest)
+        .with_detail(detail)
+        .into()
+}

@@ -1,0 +1,139 @@
+//! Documents whose fields merge independently: a client that edited an older version sends
+//! its whole edited document with the `version` it edited, and the service merges its change
+//! into the current document instead of refusing it ("re-fetch, merge, re-apply", done by
+//! `Collection::update_merge` with the version history of the last `DOC_HISTORY` versions).
+//!
+//! A field the client changed wins, unless someone else changed it too, differently: that is
+//! the rule conflict `merge_conflict`, naming the field. An edit of a version the history no
+//! longer holds cannot be merged: a version conflict with `current_version`.
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, Uri};
+use revkv::Conflict;
+use revkv::http::{HttpError, HttpProblem, Preconditions, ProblemKind, json_body};
+
+use super::model::{Doc, DocInput, doc_view, new_id};
+use super::reply::Reply;
+use super::{App, Outcome, blocking, existing, not_found, read};
+
+/// How many earlier versions of each document are kept to merge against.
+pub const DOC_HISTORY: usize = 16;
+
+/// `POST /docs {title, body, tags}`.
+pub async fn create_doc(
+    State(app): State<App>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Outcome {
+    let doc = json_body::<DocInput>(&headers, &body)?.doc()?;
+    let docs = app.docs.clone();
+    app.post(&uri, &headers, &body, move |tx| {
+        let id = new_id("d_");
+        let version = tx.insert(&docs, &id, &doc)?;
+        let location = format!("/docs/{id}");
+        Ok(Ok(Reply::created(
+            &location,
+            version,
+            &doc_view(&id, &doc, version),
+        )))
+    })
+    .await
+}
+
+pub async fn get_doc(
+    State(app): State<App>,
+    Path(id): Path<String>,
+    pre: Preconditions,
+) -> Outcome {
+    read(app.docs, id, &pre, doc_view).await
+}
+
+/// `PATCH /docs/{id} {title, body, tags, version}`: merges the client's edit of `version` into
+/// the current document. With `If-Match` instead of `version`, replaces the document only if
+/// it is still at that version (`412` otherwise), as RFC 9110 asks of `If-Match`.
+pub async fn edit_doc(
+    State(app): State<App>,
+    Path(id): Path<String>,
+    pre: Preconditions,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Outcome {
+    let input = json_body::<DocInput>(&headers, &body)?;
+    let mine = input.doc()?;
+    let base = input.version;
+    match (base, pre.guards_write()) {
+        (None, false) => return Err(HttpError::precondition_required()),
+        (Some(_), true) => return Err(both_base_and_precondition()),
+        _ => {}
+    }
+    blocking(move || {
+        let docs = &app.docs;
+        let (doc, version) = match base {
+            Some(base) => {
+                let merged = docs.update_merge(&id, base, mine, |base, theirs, mine| {
+                    merge(base, theirs, mine).map_err(|conflict| conflict.at(docs.name(), &id))
+                })?;
+                (merged.value, merged.version)
+            }
+            None => {
+                let version = pre.guard_write(
+                    || existing(docs, &id).map(Some),
+                    |current| {
+                        let current = current.ok_or_else(|| not_found(docs, &id))?;
+                        docs.update(&id, current.version, &mine)
+                    },
+                )?;
+                (mine, version)
+            }
+        };
+        app.store.flush()?;
+        Ok(Reply::json(StatusCode::OK, &doc_view(&id, &doc, version)).with_etag(version))
+    })
+    .await
+}
+
+/// The client's edit (`mine`, made to `base`) applied to the current document (`theirs`),
+/// field by field.
+fn merge(base: &Doc, theirs: &Doc, mine: &Doc) -> Result<Doc, Conflict> {
+    Ok(Doc {
+        title: merge_field("title", &base.title, &theirs.title, &mine.title)?,
+        body: merge_field("body", &base.body, &theirs.body, &mine.body)?,
+        tags: merge_field("tags", &base.tags, &theirs.tags, &mine.tags)?,
+    })
+}
+
+/// The client's value if only the client changed the field, the current one otherwise; a
+/// conflict if both changed it to different values.
+fn merge_field<T: PartialEq + Clone>(
+    field: &str,
+    base: &T,
+    theirs: &T,
+    mine: &T,
+) -> Result<T, Conflict> {
+    if mine == base || mine == theirs {
+        Ok(theirs.clone())
+    } else if theirs == base {
+        Ok(mine.clone())
+    } else {
+        Err(Conflict::rule(
+            "merge_conflict",
+            format!(
+                "the {field} was changed by someone else since the version you edited, and \
+                 differently from your change; read the document again and re-apply your {field}"
+            ),
+        ))
+    }
+}
+
+/// A PATCH that asks both to merge (`version`) and to replace only an exact version
+/// (`If-Match`): the two cannot both be honoured.
+fn both_base_and_precondition() -> HttpError {
+    HttpProblem::of_kind(ProblemKind::BadRequest)
+        .with_detail(
+            "send either version in the body, to merge your edit into the current document, \
+             or If-Match, to replace only that version, not both",
+        )
+        .into()
+}

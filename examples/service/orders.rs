@@ -1,0 +1,141 @@
+//! Orders: a new order takes its quantity from the item's stock in the same transaction, and
+//! moves along pending -> paid -> shipped or pending -> cancelled.
+//!
+//! A new order holds its stock for `Settings::hold`: it is written with that time to live, and
+//! if it is still pending then, it expires and the sweeper returns its stock (the `on_expiry`
+//! handler of `App::open`). Paying or cancelling is a plain update, which clears the time to
+//! live, so a cancelled order's stock, returned by the cancellation, is never returned twice.
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, Uri};
+use revkv::http::{HttpError, Preconditions, Validators, json_body};
+use revkv::{Collection, Conflict, Transaction};
+
+use super::model::{Item, Order, OrderInput, TransitionInput, new_id, order_view};
+use super::reply::Reply;
+use super::{App, Outcome, not_found, read};
+
+/// `POST /orders`: takes the quantity from the item's stock and creates a pending order that
+/// holds it for `Settings::hold`, in one transaction; not enough stock is the rule conflict
+/// `out_of_stock`.
+pub async fn create_order(
+    State(app): State<App>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Outcome {
+    let input = json_body::<OrderInput>(&headers, &body)?;
+    if input.quantity == 0 {
+        return Err(HttpError::invalid_body("quantity must be at least 1"));
+    }
+    let (items, orders, hold) = (app.items.clone(), app.orders.clone(), app.hold);
+    app.post(&uri, &headers, &body, move |tx| {
+        let sku = &input.sku;
+        let Some(item) = tx.get(&items, sku)? else {
+            let unknown = format!("there is no item with sku {sku:?}");
+            return Ok(Err(HttpError::invalid_body(unknown)));
+        };
+        let stock = item.value.stock;
+        if stock < input.quantity {
+            let detail = format!(
+                "{sku} has {stock} in stock; the order asks for {}",
+                input.quantity
+            );
+            return Err(Conflict::rule("out_of_stock", detail)
+                .at("items", sku)
+                .into());
+        }
+        let left = Item {
+            stock: stock - input.quantity,
+        };
+        tx.update(&items, sku, item.version, left)?;
+        let id = new_id("o_");
+        let order = Order {
+            sku: sku.clone(),
+            quantity: input.quantity,
+            status: "pending".to_owned(),
+        };
+        let version = tx.insert_expiring(&orders, &id, &order, hold)?;
+        let location = format!("/orders/{id}");
+        Ok(Ok(Reply::created(
+            &location,
+            version,
+            &order_view(&id, &order, version),
+        )))
+    })
+    .await
+}
+
+pub async fn get_order(
+    State(app): State<App>,
+    Path(id): Path<String>,
+    pre: Preconditions,
+) -> Outcome {
+    read(app.orders, id, &pre, order_view).await
+}
+
+/// `POST /orders/{id}/transitions`: moves the order along its state machine; cancelling
+/// returns the quantity to stock in the same transaction. Either ends the hold. Asking for the
+/// state the order is already in changes nothing. `If-Match` is honoured when sent. An order
+/// whose hold has lapsed reads as absent: `404`.
+pub async fn transition_order(
+    State(app): State<App>,
+    Path(id): Path<String>,
+    uri: Uri,
+    pre: Preconditions,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Outcome {
+    let to = json_body::<TransitionInput>(&headers, &body)?.to;
+    let (items, orders) = (app.items.clone(), app.orders.clone());
+    app.post(&uri, &headers, &body, move |tx| {
+        let order = tx
+            .get(&orders, &id)?
+            .ok_or_else(|| not_found(&orders, &id))?;
+        if let Err(failed) = pre.evaluate_write(Some(Validators::of(&order))) {
+            return Ok(Err(failed.into()));
+        }
+        let mut version = order.version;
+        if order.value.status != to {
+            let moved = Order {
+                status: to.clone(),
+                ..order.value.clone()
+            };
+            // A plain update: it clears the hold's time to live.
+            version = tx.update(&orders, &id, order.version, &moved)?;
+            if to == "cancelled" {
+                return_stock(tx, &items, &order.value)?;
+            }
+        }
+        let view = order_view(
+            &id,
+            &Order {
+                status: to.clone(),
+                ..order.value
+            },
+            version,
+        );
+        Ok(Ok(Reply::json(StatusCode::OK, &view).with_etag(version)))
+    })
+    .await
+}
+
+/// Puts a pending order's quantity back in stock: it was cancelled, or its hold lapsed. Only
+/// pending orders hold stock; paid ones have taken it for good.
+pub fn return_stock(
+    tx: &mut Transaction<'_>,
+    items: &Collection<Item>,
+    order: &Order,
+) -> revkv::Result<()> {
+    if order.status != "pending" {
+        return Ok(());
+    }
+    let sku = &order.sku;
+    let item = tx.get(items, sku)?.ok_or_else(|| not_found(items, sku))?;
+    // Stock plus open orders never exceeds what the item was created with.
+    let restocked = Item {
+        stock: item.value.stock.saturating_add(order.quantity),
+    };
+    tx.update(items, sku, item.version, restocked).map(drop)
+}

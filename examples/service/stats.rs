@@ -1,0 +1,85 @@
+//! `GET /stats`: where the store has seen contention since the service started, from
+//! `Store::stats`, for an operator.
+//!
+//! Conflicts are counted as the store returned them, by collection and kind, so they include
+//! the service's own bookkeeping: a replayed `Idempotency-Key` is an `exists` conflict of
+//! `idempotency-keys`.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use revkv::{HOT_KEY_WINDOW, Stats};
+use serde::Serialize;
+
+use super::reply::Reply;
+use super::{App, Outcome};
+
+/// The store's statistics as the API shows them.
+#[derive(Serialize)]
+struct StatsView {
+    conflicts: Vec<ConflictCount>,
+    update_with: UpdateWith,
+    transaction_reruns: u64,
+    hot_keys: Vec<HotKey>,
+    hot_key_window_seconds: u64,
+}
+
+/// Conflicts of one kind in one collection (`null` for a rule raised about none).
+#[derive(Serialize)]
+struct ConflictCount {
+    collection: Option<String>,
+    kind: &'static str,
+    count: u64,
+}
+
+#[derive(Serialize)]
+struct UpdateWith {
+    calls: u64,
+    retries: u64,
+    exhausted: u64,
+}
+
+#[derive(Serialize)]
+struct HotKey {
+    collection: String,
+    key: String,
+    conflicts: u64,
+}
+
+pub async fn stats(State(app): State<App>) -> Outcome {
+    Ok(Reply::json(
+        StatusCode::OK,
+        &StatsView::from(app.store.stats()),
+    ))
+}
+
+impl From<Stats> for StatsView {
+    fn from(stats: Stats) -> Self {
+        Self {
+            conflicts: stats
+                .conflicts
+                .into_iter()
+                .map(|((collection, kind), count)| ConflictCount {
+                    collection: Some(collection).filter(|name| !name.is_empty()),
+                    kind: kind.as_str(),
+                    count,
+                })
+                .collect(),
+            update_with: UpdateWith {
+                calls: stats.update_with.calls,
+                retries: stats.update_with.retries,
+                exhausted: stats.update_with.exhausted,
+            },
+            transaction_reruns: stats.transaction_reruns,
+            hot_keys: stats
+                .hot_keys
+                .into_iter()
+                .map(|hot| HotKey {
+                    collection: hot.collection,
+                    key: hot.key,
+                    conflicts: hot.conflicts,
+                })
+                .collect(),
+            hot_key_window_seconds: HOT_KEY_WINDOW.as_secs(),
+        }
+    }
+}
