@@ -160,9 +160,12 @@ impl Store {
         self.shared.observer.snapshot(self.shared.clock.now())
     }
 
-    /// The changes committed after position `since` (0 for all that are retained), in commit
-    /// order, up to the last commit finished now. Resume from the `seq` of the last change
-    /// seen: no change is ever skipped or repeated, across restarts too.
+    /// The changes committed after position `since`, in commit order, up to the last commit
+    /// finished now. Start from 0; then resume from the `seq` of the last change seen: no
+    /// change is ever skipped or repeated, across restarts too. (The changes of one
+    /// transaction come together, in no particular order among themselves.) Once retention
+    /// has pruned anything, 0 too is older than the feed: read the records in full, then
+    /// follow the feed from the oldest position it holds.
     ///
     /// # Errors
     /// [`Error::NoChangeFeed`] without [`StoreBuilder::change_feed`];

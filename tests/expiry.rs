@@ -276,3 +276,22 @@ fn a_background_sweeper_sweeps_without_being_asked() -> revkv::Result<()> {
     assert_eq!(shop.store.sweep_expired()?, 0);
     Ok(())
 }
+
+#[test]
+fn a_transaction_can_extend_a_hold() -> revkv::Result<()> {
+    let clock = clock();
+    let shop = shop(Store::builder().clock(clock.clone()).open()?)?;
+    shop.items.insert("sku-1", Item { stock: 1 })?;
+    shop.reserve("o1", "ann")?;
+    clock.advance(HOLD / 2);
+    shop.store.transaction(|tx| {
+        let order = tx.get(&shop.orders, "o1")?.expect("held");
+        tx.update_expiring(&shop.orders, "o1", order.version, order.value, HOLD)
+    })?;
+    clock.advance(HOLD / 2 + Duration::from_secs(1));
+    assert!(shop.orders.get("o1")?.is_some(), "the hold was extended");
+    clock.advance(HOLD);
+    assert_eq!(shop.store.sweep_expired()?, 1);
+    assert_eq!(shop.stock(), 1);
+    Ok(())
+}

@@ -276,6 +276,26 @@ impl Transaction<'_> {
         )
     }
 
+    /// Replaces `key` if it is at `expected`, expiring `ttl` from the transaction's start, as
+    /// [`Collection::update_expiring`].
+    ///
+    /// # Errors
+    /// As [`Collection::update`], plus [`Error::ForeignCollection`].
+    pub fn update_expiring<T>(
+        &mut self,
+        collection: &Collection<T>,
+        key: &str,
+        expected: Version,
+        value: impl Borrow<T>,
+        ttl: Duration,
+    ) -> Result<Version>
+    where
+        T: Serialize + DeserializeOwned + Send + Sync + 'static,
+    {
+        let value = Some(value.borrow());
+        self.stage(collection, key, Expect::Version(expected), value, Some(ttl))
+    }
+
     /// Removes `key` if it has expired, running the collection's expiry handler in this
     /// transaction; whether it did.
     pub(crate) fn expire<T>(&mut self, collection: &Collection<T>, key: &str) -> Result<bool>
