@@ -129,7 +129,7 @@ pub(crate) struct EntryWrite {
 /// A commit: its writes in the order they are applied. Stored under the position of its last
 /// change, so that the entry holding any position is the first at or after it.
 #[derive(Serialize, Deserialize)]
-struct Entry {
+pub(crate) struct Entry {
     first: u64,
     committed: u64,
     writes: Vec<EntryWrite>,

@@ -151,3 +151,7 @@ pub use txn::Transaction;
 pub use verify::{Problem, Report};
 pub use version::{Version, Versioned};
 pub use watch::Watch;
+
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;

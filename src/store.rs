@@ -82,7 +82,7 @@ pub(crate) struct Shared {
 
 /// Whether the previous session ended by closing the store (meta key `session`).
 #[derive(Serialize, serde::Deserialize, PartialEq, Eq)]
-enum Session {
+pub(crate) enum Session {
     Open,
     Closed,
 }

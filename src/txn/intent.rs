@@ -19,7 +19,7 @@ use crate::{Error, Result};
 /// One write of a transaction: `(tree, key, value)`; a `None` value removes the key.
 pub(crate) type IntentWrite<'a> = (&'a str, &'a [u8], Option<&'a [u8]>);
 
-type OwnedWrite = (String, Vec<u8>, Option<Vec<u8>>);
+pub(crate) type OwnedWrite = (String, Vec<u8>, Option<Vec<u8>>);
 
 /// Applies `writes` in order behind an intent `id`, as described in the module docs.
 pub(crate) fn apply_atomically(
