@@ -11,6 +11,11 @@
 //!
 //! Both collections share the value type `Item` and the declarations in `SPECS`, so the
 //! targets and the model agree on what is stored.
+//!
+//! Adding a target `name`: a module here with `pub fn name(data: &[u8])`, re-exported below;
+//! `fuzz/fuzz_targets/name.rs` calling it and a `[[bin]]` in `fuzz/Cargo.toml`; seeds in
+//! `fuzz/corpus/name/`, a dictionary `fuzz/dicts/name.dict`, and one `replay` test in
+//! `tests/fuzz_corpus_replay.rs`.
 
 mod decode;
 mod model;
