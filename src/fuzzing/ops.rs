@@ -12,6 +12,8 @@ use crate::{Collection, Conflict, Error, Result, Store, Transaction, Version, Ve
 
 /// Longest operation sequence one input runs, so that every run stays fast.
 const MAX_OPS: usize = 64;
+/// Most reopens one input makes: each costs several `fsync`s, the rest of an operation far less.
+const MAX_REOPENS: usize = 3;
 /// Most writes and reads one transaction makes.
 const MAX_STEPS: usize = 6;
 
@@ -125,7 +127,8 @@ enum Op {
     /// Steps in one transaction (at most [`MAX_STEPS`]); `true` aborts it with a rule conflict
     /// after the steps.
     Transaction(Vec<Step>, bool),
-    /// Drop every handle and open the store's directory again.
+    /// Drop every handle and open the store's directory again (at most [`MAX_REOPENS`] times
+    /// per input; later ones do nothing).
     Reopen,
 }
 
@@ -135,7 +138,7 @@ enum Step {
     Write(On, Key, WriteOp),
 }
 
-/// Runs the operations `data` decodes to (at most 64) on a fresh store and checks every result,
+/// Runs the operations `data` decodes to (at most 64, at most 3 of them reopens) on a fresh store and checks every result,
 /// every conflict (its kind, details and the record it carries), the order of versions, the
 /// stored records and `Store::verify` against an in-memory model after each operation.
 ///
@@ -147,33 +150,28 @@ pub fn ops(data: &[u8]) {
     let mut model = Model::default();
     let mut versions = Versions::default();
     let mut input = Unstructured::new(data);
+    let mut reopens = 0;
     for step in 0..MAX_OPS {
         let Ok(op) = Op::arbitrary(&mut input) else {
             break;
         };
         let context = format!("op {step}: {op:?}");
+        let mut run = Run {
+            model: &mut model,
+            versions: &mut versions,
+            context: &context,
+        };
         match &op {
-            Op::Reopen => {
+            Op::Reopen if reopens < MAX_REOPENS => {
+                reopens += 1;
                 drop(handles);
                 handles = Handles::open(dir.path());
             }
+            Op::Reopen => {}
             Op::Transaction(steps, abort) => {
-                let steps = &steps[..steps.len().min(MAX_STEPS)];
-                let mut run = Run {
-                    model: &mut model,
-                    versions: &mut versions,
-                    context: &context,
-                };
-                run.transaction(&handles, steps, *abort);
+                run.transaction(&handles, &steps[..steps.len().min(MAX_STEPS)], *abort);
             }
-            op => {
-                let mut run = Run {
-                    model: &mut model,
-                    versions: &mut versions,
-                    context: &context,
-                };
-                run.single(&handles, op);
-            }
+            op => run.single(&handles, op),
         }
         handles.check_against(&model, &context);
         if input.is_empty() {
