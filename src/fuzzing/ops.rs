@@ -3,12 +3,15 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::time::Duration;
 
 use arbitrary::{Arbitrary, Unstructured};
 
 use super::model::{Expect, Model, Refusal};
 use super::{Item, SPECS};
-use crate::{Collection, Conflict, Error, Result, Store, Transaction, Version, Versioned};
+use crate::{
+    Collection, Conflict, Error, Result, Retention, Store, Transaction, Version, Versioned,
+};
 
 /// Longest operation sequence one input runs, so that every run stays fast.
 const MAX_OPS: usize = 64;
@@ -138,18 +141,21 @@ enum Step {
     Write(On, Key, WriteOp),
 }
 
-/// Runs the operations `data` decodes to (at most 64, at most 3 of them reopens) on a fresh store and checks every result,
-/// every conflict (its kind, details and the record it carries), the order of versions, the
-/// stored records and `Store::verify` against an in-memory model after each operation.
+/// Runs the operations `data` decodes to (at most 64, at most 3 of them reopens) on a fresh
+/// store, with a change feed if the first byte is odd (commits then take another path: the
+/// feed entry is their redo record), and checks every result, every conflict (its kind,
+/// details and the record it carries), the order of versions, the stored records and
+/// `Store::verify` against an in-memory model after each operation.
 ///
 /// # Panics
 /// When revkv and the model disagree: that is the bug the fuzzer looks for.
 pub fn ops(data: &[u8]) {
     let dir = tempfile::tempdir().expect("a temporary directory");
-    let mut handles = Handles::open(dir.path());
+    let mut input = Unstructured::new(data);
+    let feed = bool::arbitrary(&mut input).unwrap_or_default();
+    let mut handles = Handles::open(dir.path(), feed);
     let mut model = Model::default();
     let mut versions = Versions::default();
-    let mut input = Unstructured::new(data);
     let mut reopens = 0;
     for step in 0..MAX_OPS {
         let Ok(op) = Op::arbitrary(&mut input) else {
@@ -165,7 +171,7 @@ pub fn ops(data: &[u8]) {
             Op::Reopen if reopens < MAX_REOPENS => {
                 reopens += 1;
                 drop(handles);
-                handles = Handles::open(dir.path());
+                handles = Handles::open(dir.path(), feed);
             }
             Op::Reopen => {}
             Op::Transaction(steps, abort) => {
@@ -187,8 +193,12 @@ struct Handles {
 }
 
 impl Handles {
-    fn open(dir: &Path) -> Self {
-        let store = Store::open(dir).expect("the fuzzed store opens");
+    fn open(dir: &Path, feed: bool) -> Self {
+        let mut builder = Store::builder().path(dir);
+        if feed {
+            builder = builder.change_feed(Retention::new(1_000, Duration::from_secs(3_600)));
+        }
+        let store = builder.open().expect("the fuzzed store opens");
         let collections = SPECS.map(|spec| spec.open(&store).expect("the collection opens"));
         Self { store, collections }
     }
