@@ -45,10 +45,11 @@ fn decode_regression_verify_reports_an_undecodable_indexed_record() {
 
 /// `ops`, crash-84881249: closing a store and opening it again at once failed now and then
 /// with an I/O error, because sled's background threads still held its lock on the log.
-/// The race is rare, so the input (open, reopen, insert) runs many times.
+/// The race is rare, so the input (open, reopen, insert) runs many times. Its first byte,
+/// added when the target learnt to choose a store with a change feed, keeps the feed off.
 #[test]
 fn ops_regression_reopen_at_once_after_open() {
-    let input = b"\x08\xe3\x65\xee\x13\x00\x00\x00\x00\x00\x00\x23\x13\x23";
+    let input = b"\x00\x08\xe3\x65\xee\x13\x00\x00\x00\x00\x00\x00\x23\x13\x23";
     for _ in 0..100 {
         fuzzing::ops(input);
     }
