@@ -75,6 +75,22 @@ pub(crate) enum DecodeError {
     Corrupt(String),
 }
 
+impl std::fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::FutureFormat {
+                what,
+                found,
+                supported,
+            } => write!(
+                f,
+                "a {what} in format {found}, newer than the format {supported} this revkv reads"
+            ),
+            Self::Corrupt(reason) => f.write_str(reason),
+        }
+    }
+}
+
 impl Tag {
     fn write(self, out: &mut Vec<u8>) {
         out.push(self.kind);
@@ -225,17 +241,19 @@ pub(crate) fn decode_record(bytes: &[u8]) -> Result<(RecordHeader, &[u8]), Decod
             bytes.len()
         )));
     };
-    let field = |at: usize| {
-        let micros = u64::from_be_bytes(header[at..at + 8].try_into().unwrap_or_default());
-        (
-            micros,
-            SystemTime::UNIX_EPOCH + Duration::from_micros(micros),
-        )
+    let field = |at: usize| u64::from_be_bytes(header[at..at + 8].try_into().unwrap_or_default());
+    // Checked: on platforms with a narrower time type a hostile timestamp could overflow.
+    let time = |at: usize| {
+        SystemTime::UNIX_EPOCH
+            .checked_add(Duration::from_micros(field(at)))
+            .ok_or_else(|| DecodeError::Corrupt("a record time is out of range".into()))
     };
     let header = RecordHeader {
-        version: Version::new(field(0).0),
-        modified: field(8).1,
-        expires: (len == EXPIRING_RECORD_HEADER_LEN).then(|| field(16).1),
+        version: Version::new(field(0)),
+        modified: time(8)?,
+        expires: (len == EXPIRING_RECORD_HEADER_LEN)
+            .then(|| time(16))
+            .transpose()?,
         len,
     };
     Ok((header, &bytes[len..]))

@@ -35,6 +35,12 @@ fn decode_corpus_replays_cleanly() {
     replay("decode", fuzzing::decode);
 }
 
+#[cfg(feature = "http")]
+#[test]
+fn http_corpus_replays_cleanly() {
+    replay("http", fuzzing::http);
+}
+
 /// `decode`, crash-af58a01f: an index entry named a record whose bytes do not decode, and
 /// `Store::verify` failed with `Error::Corrupt` instead of reporting the problem.
 #[test]

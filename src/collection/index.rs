@@ -134,7 +134,7 @@ impl<T: Serialize + DeserializeOwned> Schema<T> {
                                 "{}: index {} entry {value:?}",
                                 self.name, unique.name
                             ),
-                            reason: format!("{e:?}"),
+                            reason: e.to_string(),
                         });
                         continue;
                     }

@@ -8,6 +8,8 @@
 //! - [`ops()`]: a sequence of operations on two collections, checked step by step against an
 //!   in-memory model.
 //! - [`decode()`]: arbitrary bytes where revkv expects its own stored bytes.
+//! - [`http()`] (with the `http` feature): arbitrary header values and bodies through the HTTP
+//!   adapter's precondition parsing and problem rendering.
 //!
 //! Both collections share the value type `Item` and the declarations in `SPECS`, so the
 //! targets and the model agree on what is stored.
@@ -18,6 +20,8 @@
 //! `tests/fuzz_corpus_replay.rs`.
 
 mod decode;
+#[cfg(feature = "http")]
+mod http;
 mod model;
 mod ops;
 
@@ -26,6 +30,8 @@ use serde::{Deserialize, Serialize};
 use crate::{Collection, Result, Store};
 
 pub use self::decode::decode;
+#[cfg(feature = "http")]
+pub use self::http::http;
 pub use self::ops::ops;
 
 /// The value stored in every collection the targets use.
