@@ -274,13 +274,23 @@ pub(crate) fn decode_claim(bytes: &[u8]) -> Result<&str, DecodeError> {
 
 /// `time` at the precision records keep, so what a write returns equals what a read returns.
 pub(crate) fn stored_precision(time: SystemTime) -> SystemTime {
-    SystemTime::UNIX_EPOCH + Duration::from_micros(micros(time))
+    match time.duration_since(SystemTime::UNIX_EPOCH) {
+        // Whole microseconds, without the 128-bit division of `Duration::as_micros`.
+        Ok(since) => {
+            let micros = Duration::new(since.as_secs(), since.subsec_micros() * 1_000);
+            SystemTime::UNIX_EPOCH + micros
+        }
+        Err(_) => SystemTime::UNIX_EPOCH,
+    }
 }
 
 /// Microseconds since the Unix epoch, saturating at both ends.
 pub(crate) fn micros(time: SystemTime) -> u64 {
-    time.duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+    time.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| {
+        d.as_secs()
+            .saturating_mul(1_000_000)
+            .saturating_add(u64::from(d.subsec_micros()))
+    })
 }
 
 #[cfg(test)]

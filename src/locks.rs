@@ -5,6 +5,7 @@
 //! a hash, so memory does not grow with the number of keys; a multi-lock is taken in stripe
 //! order, so two writers can never wait on each other in a cycle.
 
+use std::cell::Cell;
 use std::hash::Hasher;
 
 use rustc_hash::FxHasher;
@@ -17,6 +18,13 @@ const STRIPES: usize = 1024;
 /// Names one lockable thing: a key of a collection or a value of a unique index.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) struct LockId(usize);
+
+impl LockId {
+    /// The stripe number, for tables of other sizes that follow the same hashing.
+    pub(crate) fn index(self) -> usize {
+        self.0
+    }
+}
 
 pub(crate) struct LockTable {
     stripes: Box<[CachePadded<Mutex<()>>]>,
@@ -62,6 +70,70 @@ impl LockTable {
         ids.sort_unstable();
         ids.dedup();
         Held::Many(ids.iter().map(|id| self.stripes[id.0].lock()).collect())
+    }
+}
+
+/// Turns for read-modify-write cycles (`update_with`): one caller at a time per key runs its
+/// read, its closure and its write, so callers on a hot key queue up instead of invalidating
+/// each other's reads forever (with only optimistic retries, a writer on another core that
+/// commits every few microseconds can starve a slower one indefinitely). Writes themselves
+/// still take the key's write lock; the closure runs outside it.
+pub(crate) struct Turns {
+    table: LockTable,
+}
+
+thread_local! {
+    /// Whether this thread holds a turn: a nested `update_with` (in a closure) then goes
+    /// without, rather than wait on a stripe this thread may hold itself.
+    static HOLDING_TURN: Cell<bool> = const { Cell::new(false) };
+}
+
+/// A turn; released on drop.
+pub(crate) struct Turn<'a> {
+    held: Option<Held<'a>>,
+}
+
+impl Turns {
+    pub(crate) fn new() -> Self {
+        Self {
+            table: LockTable::new(),
+        }
+    }
+
+    /// The table whose ids [`Self::take`] expects.
+    pub(crate) fn table(&self) -> &LockTable {
+        &self.table
+    }
+
+    /// Waits for the turn of `id`, unless this thread already holds a turn.
+    pub(crate) fn take(&self, id: LockId) -> Turn<'_> {
+        if holding_turn() {
+            return Turn { held: None };
+        }
+        let held = self.table.lock(id);
+        HOLDING_TURN.set(true);
+        Turn { held: Some(held) }
+    }
+}
+
+/// Whether this thread is running a closure in its turn (see [`Turns`]).
+pub(crate) fn holding_turn() -> bool {
+    HOLDING_TURN.get()
+}
+
+/// Runs `f` as the holder of a turn, so that an `update_with` inside it does not queue again.
+pub(crate) fn with_turn_held<R>(f: impl FnOnce() -> R) -> R {
+    let before = HOLDING_TURN.replace(true);
+    let result = f();
+    HOLDING_TURN.set(before);
+    result
+}
+
+impl Drop for Turn<'_> {
+    fn drop(&mut self) {
+        if self.held.take().is_some() {
+            HOLDING_TURN.set(false);
+        }
     }
 }
 

@@ -13,10 +13,10 @@ use tempfile::TempDir;
 
 use crate::backend::{Backend, SledBackend, Tree};
 use crate::clock::{Clock, StoreClock, SystemClock};
-use crate::collection::{CollectionBuilder, Registered};
+use crate::collection::{CollectionBuilder, Combiners, Registered};
 use crate::durability::{Durability, GroupCommit};
 use crate::feed::{Changes, Feed, Retention};
-use crate::locks::LockTable;
+use crate::locks::{LockTable, Turns};
 use crate::meta::Meta;
 use crate::sequence::Sequence;
 use crate::stats::{Observer, Stats};
@@ -64,6 +64,8 @@ pub(crate) struct Shared {
     pub(crate) meta: Arc<Meta>,
     pub(crate) intents: Arc<dyn Tree>,
     pub(crate) locks: LockTable,
+    pub(crate) turns: Turns,
+    pub(crate) combiners: Combiners,
     pub(crate) sequence: Sequence,
     pub(crate) limits: Limits,
     pub(crate) clock: StoreClock,
@@ -345,6 +347,8 @@ impl StoreBuilder {
                 meta,
                 intents,
                 locks: LockTable::new(),
+                turns: Turns::new(),
+                combiners: Combiners::new(),
                 sequence,
                 limits: self.limits,
                 clock: StoreClock::new(self.clock),

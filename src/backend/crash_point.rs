@@ -73,9 +73,9 @@ impl Tree for CrashPointTree {
         self.inner.put(key, value)
     }
 
-    fn put_new(&self, key: &[u8], value: &[u8]) -> Result<bool> {
+    fn swap(&self, key: &[u8], old: Option<&[u8]>, new: Option<&[u8]>) -> Result<bool> {
         admit(&self.remaining)?;
-        self.inner.put_new(key, value)
+        self.inner.swap(key, old, new)
     }
 
     fn remove(&self, key: &[u8]) -> Result<()> {

@@ -36,8 +36,9 @@ pub(crate) trait Backend: Send + Sync {
 pub(crate) trait Tree: Send + Sync {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>>;
     fn put(&self, key: &[u8], value: &[u8]) -> Result<()>;
-    /// Writes `value` only if `key` has none; `false` if it had one (then nothing is written).
-    fn put_new(&self, key: &[u8], value: &[u8]) -> Result<bool>;
+    /// Compare-and-swap: writes `new` (`None` removes) only if `key` holds `old` (`None`: no
+    /// value); `false` if it held something else, and then nothing is written.
+    fn swap(&self, key: &[u8], old: Option<&[u8]>, new: Option<&[u8]>) -> Result<bool>;
     fn remove(&self, key: &[u8]) -> Result<()>;
     fn scan(&self, prefix: &[u8]) -> Entries;
     /// The entries at and after `start`, in key order.

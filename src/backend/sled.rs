@@ -169,15 +169,18 @@ impl Tree for SledTree {
         Ok(())
     }
 
-    fn put_new(&self, key: &[u8], value: &[u8]) -> Result<bool> {
+    fn swap(&self, key: &[u8], old: Option<&[u8]>, new: Option<&[u8]>) -> Result<bool> {
         self.failed.refuse_if_failed()?;
-        self.space.before_write(key.len() + value.len())?;
-        if value.len() >= BLOB_THRESHOLD {
+        let len = new.map_or(0, <[u8]>::len);
+        self.space.before_write(key.len() + len)?;
+        if len >= BLOB_THRESHOLD {
             self.blobs.pending.store(true, Ordering::Release);
         }
-        let swapped =
-            self.failed
-                .check(self.tree.compare_and_swap(key, None::<&[u8]>, Some(value)))?;
+        // sled's compare-and-swap does less work than its insert, which also returns the old
+        // value: measured here, 8.5k against 9.7k instructions for a 100-byte value.
+        let swapped = self
+            .failed
+            .check(self.tree.compare_and_swap(key, old, new))?;
         Ok(swapped.is_ok())
     }
 

@@ -1,6 +1,7 @@
 //! Collections: typed records under string keys, each with a version that only grows.
 
 mod builder;
+mod combine;
 mod expiry;
 mod history;
 mod index;
@@ -18,12 +19,13 @@ use serde::de::DeserializeOwned;
 use self::schema::{Committed, Expect, NewValue, Schema, Stored};
 use crate::backend::Entries;
 use crate::guard::StateMachine;
-use crate::locks::Held;
+use crate::locks::{self, Held};
 use crate::retry::Backoff;
 use crate::verify::Report;
 use crate::{Conflict, Error, Result, Store, Version, Versioned};
 
 pub use self::builder::CollectionBuilder;
+pub(crate) use self::combine::Combiners;
 pub(crate) use self::history::History;
 
 /// A named set of records of type `T`, opened with [`Store::collection`]. Cheap to clone.
@@ -152,8 +154,10 @@ where
     }
 
     /// Read-modify-write: applies `change` to the current value and stores the result with a
-    /// compare-and-swap, retrying (with jittered backoff, a bounded number of times) when
-    /// another writer got there first. `change` may therefore run more than once.
+    /// compare-and-swap. Callers of `update_with` on one key take turns, so they never
+    /// invalidate each other's reads; when a plain write gets in between, it retries (with
+    /// jittered backoff, a bounded number of times). `change` may therefore run more than once,
+    /// and it should be quick: others wait for their turn while it runs.
     ///
     /// # Errors
     /// [`Error::NotFound`] if the record does not exist; [`Conflict::VersionMismatch`] only
@@ -164,6 +168,15 @@ where
         F: FnMut(&T) -> T,
     {
         let shared = &self.store.shared;
+        if self.combines_writes() && !locks::holding_turn() {
+            match self.update_with_combined(key, &mut change) {
+                Ok(Some(done)) => return Ok(done),
+                Ok(None) => {} // an expiring record: the ordinary path below
+                Err(e) => return shared.observe(Err(e)),
+            }
+        }
+        let turns = &shared.turns;
+        let _turn = turns.take(self.schema.records.lock_id(turns.table(), key.as_bytes()));
         let mut backoff = Backoff::new();
         let result = loop {
             let current = match self.get(key) {
@@ -337,7 +350,8 @@ where
         new: Option<&NewValue<'_, T>>,
     ) -> Result<(Held<'_>, Option<Stored>)> {
         let locks = &self.store.shared.locks;
-        let mut view = Committed::at(self.store.shared.clock.now());
+        // The moment does not matter here: `read` returns expired records too.
+        let mut view = Committed::at(SystemTime::UNIX_EPOCH);
         if self.schema.indexes.is_empty() {
             let held = locks.lock(self.schema.records.lock_id(locks, key.as_bytes()));
             return Ok((held, self.schema.read(&mut view, key)?));

@@ -113,6 +113,9 @@ pub(crate) struct NewValue<'a, T> {
 /// A checked write of one record: the record itself and the index entries it claims and frees.
 pub(crate) struct Plan<'k> {
     pub(crate) key: &'k str,
+    /// The record's bytes before the write, when the writer read them under its locks: the
+    /// record is then replaced with a compare-and-swap against them, sled's cheapest write.
+    previous: Option<&'k [u8]>,
     /// `None` deletes the record.
     pub(crate) record: Option<EncodedRecord>,
     /// `(index position, value)` pairs this record takes.
@@ -350,7 +353,7 @@ impl<T: Serialize + DeserializeOwned> Schema<T> {
         view: &mut dyn View,
         key: &'k str,
         expect: Expect,
-        current: Option<&Stored>,
+        current: Option<&'k Stored>,
         new: Option<NewValue<'_, T>>,
     ) -> Result<Plan<'k>> {
         self.check_expectation(key, expect, current)?;
@@ -363,6 +366,7 @@ impl<T: Serialize + DeserializeOwned> Schema<T> {
         }
         let mut change = Plan {
             key,
+            previous: current.map(|stored| stored.bytes.as_slice()),
             record: None,
             claims: Vec::new(),
             releases: Vec::new(),
@@ -496,6 +500,7 @@ impl<T: Serialize + DeserializeOwned> Schema<T> {
     pub(crate) fn fresh<'k>(key: &'k str, new: NewValue<'_, T>) -> Plan<'k> {
         Plan {
             key,
+            previous: None,
             ttl: new.ttl,
             record: Some(new.record),
             claims: Vec::new(),
@@ -511,9 +516,8 @@ impl<T: Serialize + DeserializeOwned> Schema<T> {
             self.expiry.tree.put(entry, &[])?;
         }
         change.record.as_ref().map_or(Ok(true), |record| {
-            self.records
-                .tree
-                .put_new(change.key.as_bytes(), record.bytes())
+            let key = change.key.as_bytes();
+            self.records.tree.swap(key, None, Some(record.bytes()))
         })
     }
 
@@ -551,9 +555,20 @@ impl<T: Serialize + DeserializeOwned> Schema<T> {
     /// record's history.
     pub(crate) fn apply(&self, shared: &Shared, plan: &Plan<'_>) -> Result<()> {
         shared.write_all(|| {
-            self.for_each_write(plan, |keyspace, key, value| match value {
-                Some(value) => keyspace.tree.put(key, value),
-                None => keyspace.tree.remove(key),
+            self.for_each_write(plan, |keyspace, key, value| {
+                let is_record = Arc::ptr_eq(&keyspace.name, &self.records.name);
+                match (value, plan.previous.filter(|_| is_record)) {
+                    // Under the writer's locks the swap cannot fail, short of a write that
+                    // bypassed revkv; that one is overwritten, as `put` would.
+                    (Some(value), Some(previous)) => {
+                        if !keyspace.tree.swap(key, Some(previous), Some(value))? {
+                            keyspace.tree.put(key, value)?;
+                        }
+                        Ok(())
+                    }
+                    (Some(value), None) => keyspace.tree.put(key, value),
+                    (None, _) => keyspace.tree.remove(key),
+                }
             })?;
             match &self.history {
                 Some(history) if plan.archive.is_some() => history.prune(plan.key),
