@@ -1,7 +1,8 @@
 //! Shared set-up for the benchmarks.
 //!
-//! `REVKV_BENCH_QUICK=1` runs every benchmark briefly (the CI smoke test uses it, so the
-//! benchmarks never rot); the full run is `cargo bench`.
+//! The full run is `cargo bench`. `REVKV_BENCH_QUICK=1 cargo bench` runs every benchmark
+//! briefly, and so does `cargo test --benches` (criterion's test mode, which CI runs so that
+//! the benchmarks never rot).
 
 #![allow(dead_code)] // each bench file uses part of this module
 
@@ -11,9 +12,10 @@ use std::time::{Duration, Instant};
 use criterion::Criterion;
 use serde::{Deserialize, Serialize};
 
-/// Whether to run briefly, for smoke tests.
+/// Whether to run briefly: asked for with `REVKV_BENCH_QUICK`, or run by `cargo test`, which
+/// (unlike `cargo bench`) does not pass `--bench`.
 pub fn quick() -> bool {
-    std::env::var_os("REVKV_BENCH_QUICK").is_some()
+    std::env::var_os("REVKV_BENCH_QUICK").is_some() || !std::env::args().any(|a| a == "--bench")
 }
 
 /// `full` normally, `small` in quick mode.
