@@ -1,6 +1,8 @@
 //! Memory: resident memory after loading 1,000,000 records, then during 60 seconds of
 //! steady-state updates (sampled every 5 s): it must not grow. Not a criterion benchmark: it
-//! prints what it measures. Quick mode: 50,000 records and 3 seconds.
+//! prints what it measures. Quick mode: 50,000 records and 3 seconds. `REVKV_MEMORY_SECONDS`
+//! sets another length for the update loop (a soak: `REVKV_MEMORY_SECONDS=600 cargo bench
+//! --bench memory`).
 
 // Benchmark arithmetic on small counters and ratios: the casts cannot lose anything here.
 #![allow(clippy::cast_possible_truncation, clippy::cast_precision_loss)]
@@ -24,7 +26,11 @@ fn resident_mib() -> f64 {
 
 fn main() {
     let records = common::scale(1_000_000, 50_000);
-    let steady = Duration::from_secs(if common::quick() { 3 } else { 60 });
+    let seconds = std::env::var("REVKV_MEMORY_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(if common::quick() { 3 } else { 60 });
+    let steady = Duration::from_secs(seconds);
     let sample_every = Duration::from_secs(if common::quick() { 1 } else { 5 });
 
     let dir = tempfile::tempdir().expect("dir");
