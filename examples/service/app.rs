@@ -28,14 +28,16 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::{DefaultBodyLimit, Path, Request, State};
+use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::middleware::{Next, from_fn, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use revkv::http::axum::problems;
-use revkv::http::{HttpError, Policy, Preconditions, ReadOutcome, Validators, json_body};
-use revkv::{Collection, Store, Transaction, Versioned};
+use revkv::http::{
+    HttpError, HttpProblem, Policy, Preconditions, ProblemKind, ReadOutcome, Validators, json_body,
+};
+use revkv::{Collection, Store, Transaction, Version, Versioned};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -184,7 +186,6 @@ pub fn router(app: App, policy: Policy) -> Router {
         .route("/docs/{id}", get(get_doc).patch(edit_doc))
         .route("/changes", get(changes))
         .route("/stats", get(stats))
-        .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(app)
         .layer(from_fn(read_body_first))
         .layer(from_fn_with_state(policy, problems))
@@ -211,12 +212,7 @@ async fn create_user(State(app): State<App>, uri: Uri, headers: HeaderMap, body:
     app.post(&uri, &headers, &body, move |tx| {
         let id = new_id("u_");
         let version = tx.insert(&users, &id, &user)?;
-        let location = format!("/users/{id}");
-        Ok(Ok(Reply::created(
-            &location,
-            version,
-            &user_view(&id, &user, version),
-        )))
+        Ok(Ok(created(&users, &id, &user, version, user_view)))
     })
     .await
 }
@@ -237,18 +233,12 @@ async fn replace_user(
     let input = json_body::<UserInput>(&headers, &body)?;
     let user = input.user()?;
     let body_version = input.version;
-    if body_version.is_none() && !pre.guards_write() {
-        return Err(HttpError::precondition_required());
-    }
+    require_guard(body_version, &pre)?;
     blocking(move || {
-        let users = &app.users;
-        let version = pre.guard_write(
-            || existing(users, &id).map(Some),
-            |current| {
-                let current = current.ok_or_else(|| not_found(users, &id))?;
-                users.update(&id, body_version.unwrap_or(current.version), &user)
-            },
-        )?;
+        let version = guarded_write(&pre, &app.users, &id, |current| {
+            app.users
+                .update(&id, body_version.unwrap_or(current.version), &user)
+        })?;
         app.store.flush()?;
         Ok(Reply::json(StatusCode::OK, &user_view(&id, &user, version)).with_etag(version))
     })
@@ -268,18 +258,12 @@ async fn delete_user(
     } else {
         json_body::<VersionInput>(&headers, &body)?.version
     };
-    if body_version.is_none() && !pre.guards_write() {
-        return Err(HttpError::precondition_required());
-    }
+    require_guard(body_version, &pre)?;
     blocking(move || {
-        let users = &app.users;
-        pre.guard_write(
-            || existing(users, &id).map(Some),
-            |current| {
-                let current = current.ok_or_else(|| not_found(users, &id))?;
-                users.delete(&id, body_version.unwrap_or(current.version))
-            },
-        )?;
+        guarded_write(&pre, &app.users, &id, |current| {
+            app.users
+                .delete(&id, body_version.unwrap_or(current.version))
+        })?;
         app.store.flush()?;
         Ok(Reply::empty(StatusCode::NO_CONTENT))
     })
@@ -293,12 +277,7 @@ async fn create_item(State(app): State<App>, uri: Uri, headers: HeaderMap, body:
     app.post(&uri, &headers, &body, move |tx| {
         let item = Item { stock: input.stock };
         let version = tx.insert(&items, &input.sku, &item)?;
-        let location = format!("/items/{}", input.sku);
-        Ok(Ok(Reply::created(
-            &location,
-            version,
-            &item_view(&input.sku, &item, version),
-        )))
+        Ok(Ok(created(&items, &input.sku, &item, version, item_view)))
     })
     .await
 }
@@ -342,6 +321,57 @@ where
     collection
         .get(key)?
         .ok_or_else(|| not_found(collection, key))
+}
+
+/// A write of the existing record `key` under the request's preconditions (`412` when they
+/// fail, `404` when the record does not exist); `write` gets the current record.
+fn guarded_write<T, R>(
+    pre: &Preconditions,
+    collection: &Collection<T>,
+    key: &str,
+    mut write: impl FnMut(&Versioned<T>) -> revkv::Result<R>,
+) -> Result<R, HttpError>
+where
+    T: Serialize + DeserializeOwned + Send + Sync + 'static,
+{
+    pre.guard_write(
+        || existing(collection, key).map(Some),
+        // `existing` never reads `None`: an absent record is a 404 before this runs.
+        |current| current.map_or_else(|| Err(not_found(collection, key)), &mut write),
+    )
+}
+
+/// `428 Precondition Required` for a write that names no version: neither `version` in the
+/// body nor `If-Match` (or `If-Unmodified-Since`).
+fn require_guard(body_version: Option<Version>, pre: &Preconditions) -> Result<(), HttpError> {
+    if body_version.is_none() && !pre.guards_write() {
+        Err(HttpError::precondition_required())
+    } else {
+        Ok(())
+    }
+}
+
+/// `201 Created` for the record `id` just written to `collection`, whose route is the
+/// collection's name: `Location`, `ETag` and the record as `view` shows it.
+fn created<T, V: Serialize>(
+    collection: &Collection<T>,
+    id: &str,
+    value: &T,
+    version: Version,
+    view: fn(&str, &T, Version) -> V,
+) -> Reply
+where
+    T: Serialize + DeserializeOwned + Send + Sync + 'static,
+{
+    let location = format!("/{}/{id}", collection.name());
+    Reply::created(&location, version, &view(id, value, version))
+}
+
+/// `400` with `detail`, for a request the service cannot make sense of.
+fn bad_request(detail: impl Into<String>) -> HttpError {
+    HttpProblem::of_kind(ProblemKind::BadRequest)
+        .with_detail(detail)
+        .into()
 }
 
 fn not_found<T>(collection: &Collection<T>, key: &str) -> revkv::Error

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use axum::extract::State;
 use axum::http::{StatusCode, Uri};
-use revkv::http::{HttpError, HttpProblem, ProblemKind};
+use revkv::http::HttpError;
 use revkv::{Change, ChangeKind, Version};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -24,7 +24,7 @@ use super::model::{
     DocView, ItemView, OrderView, UserView, doc_view, item_view, order_view, user_view,
 };
 use super::reply::Reply;
-use super::{App, DOCS, ITEMS, ORDERS, Outcome, USERS, blocking};
+use super::{App, DOCS, ITEMS, ORDERS, Outcome, USERS, bad_request, blocking};
 
 /// The longest a request may wait for a change.
 const MAX_WAIT_SECONDS: u64 = 30;
@@ -162,31 +162,31 @@ impl FeedQuery {
                 "since" => &mut since,
                 "wait" => &mut wait,
                 "limit" => &mut limit,
-                _ => return Err(bad_query(format!("unknown parameter {name:?}"))),
+                _ => return Err(bad_request(format!("unknown parameter {name:?}"))),
             };
             if slot.is_some() {
-                return Err(bad_query(format!("{name} is given more than once")));
+                return Err(bad_request(format!("{name} is given more than once")));
             }
             let number = value
                 .parse::<u64>()
                 .ok()
                 .filter(|_| value.bytes().all(|b| b.is_ascii_digit()))
-                .ok_or_else(|| bad_query(format!("{name} must be a whole number")))?;
+                .ok_or_else(|| bad_request(format!("{name} must be a whole number")))?;
             *slot = Some(number);
         }
         let since = since.ok_or_else(|| {
-            bad_query("since is required: 0 to read from the start, else the last answer's next")
+            bad_request("since is required: 0 to read from the start, else the last answer's next")
         })?;
         let wait = wait.unwrap_or(0);
         if wait > MAX_WAIT_SECONDS {
-            return Err(bad_query(format!(
+            return Err(bad_request(format!(
                 "wait is at most {MAX_WAIT_SECONDS} seconds"
             )));
         }
         let limit = match limit.map(usize::try_from) {
             None => DEFAULT_LIMIT,
             Some(Ok(limit)) if (1..=MAX_LIMIT).contains(&limit) => limit,
-            Some(_) => return Err(bad_query(format!("limit must be 1 to {MAX_LIMIT}"))),
+            Some(_) => return Err(bad_request(format!("limit must be 1 to {MAX_LIMIT}"))),
         };
         Ok(Self {
             since,
@@ -194,10 +194,4 @@ impl FeedQuery {
             limit,
         })
     }
-}
-
-fn bad_query(detail: impl Into<String>) -> HttpError {
-    HttpProblem::of_kind(ProblemKind::BadRequest)
-        .with_detail(detail)
-        .into()
 }

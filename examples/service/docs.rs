@@ -11,11 +11,11 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
 use revkv::Conflict;
-use revkv::http::{HttpError, HttpProblem, Preconditions, ProblemKind, json_body};
+use revkv::http::{Preconditions, json_body};
 
 use super::model::{Doc, DocInput, doc_view, new_id};
 use super::reply::Reply;
-use super::{App, Outcome, blocking, existing, not_found, read};
+use super::{App, Outcome, bad_request, blocking, created, guarded_write, read, require_guard};
 
 /// How many earlier versions of each document are kept to merge against.
 pub const DOC_HISTORY: usize = 16;
@@ -32,12 +32,7 @@ pub async fn create_doc(
     app.post(&uri, &headers, &body, move |tx| {
         let id = new_id("d_");
         let version = tx.insert(&docs, &id, &doc)?;
-        let location = format!("/docs/{id}");
-        Ok(Ok(Reply::created(
-            &location,
-            version,
-            &doc_view(&id, &doc, version),
-        )))
+        Ok(Ok(created(&docs, &id, &doc, version, doc_view)))
     })
     .await
 }
@@ -63,11 +58,13 @@ pub async fn edit_doc(
     let input = json_body::<DocInput>(&headers, &body)?;
     let mine = input.doc()?;
     let base = input.version;
-    match (base, pre.guards_write()) {
-        (None, false) => return Err(HttpError::precondition_required()),
-        (Some(_), true) => return Err(both_base_and_precondition()),
-        _ => {}
+    if base.is_some() && pre.guards_write() {
+        return Err(bad_request(
+            "send either version in the body, to merge your edit into the current document, \
+             or If-Match, to replace only that version, not both",
+        ));
     }
+    require_guard(base, &pre)?;
     blocking(move || {
         let docs = &app.docs;
         let (doc, version) = match base {
@@ -78,13 +75,9 @@ pub async fn edit_doc(
                 (merged.value, merged.version)
             }
             None => {
-                let version = pre.guard_write(
-                    || existing(docs, &id).map(Some),
-                    |current| {
-                        let current = current.ok_or_else(|| not_found(docs, &id))?;
-                        docs.update(&id, current.version, &mine)
-                    },
-                )?;
+                let version = guarded_write(&pre, docs, &id, |current| {
+                    docs.update(&id, current.version, &mine)
+                })?;
                 (mine, version)
             }
         };
@@ -125,15 +118,4 @@ fn merge_field<T: PartialEq + Clone>(
             ),
         ))
     }
-}
-
-/// A PATCH that asks both to merge (`version`) and to replace only an exact version
-/// (`If-Match`): the two cannot both be honoured.
-fn both_base_and_precondition() -> HttpError {
-    HttpProblem::of_kind(ProblemKind::BadRequest)
-        .with_detail(
-            "send either version in the body, to merge your edit into the current document, \
-             or If-Match, to replace only that version, not both",
-        )
-        .into()
 }

@@ -123,10 +123,8 @@ impl IdempotencyKeys {
             request: claim.request.clone(),
             reply: Some(reply.clone()),
         };
-        // An update would clear the claim's time to live: the answer replaces the claim with
-        // a time to live of its own, counted from now.
-        tx.delete(&self.entries, &claim.key, claim.version)?;
-        tx.insert_expiring(&self.entries, &claim.key, done, self.ttl)
+        // The answer keeps the key for a time to live of its own, counted from now.
+        tx.update_expiring(&self.entries, &claim.key, claim.version, done, self.ttl)
             .map(drop)
     }
 

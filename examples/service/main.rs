@@ -31,10 +31,10 @@ struct Args {
     #[arg(long, default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
     /// Seconds a new order holds its stock unless it is paid or cancelled.
-    #[arg(long, value_name = "SECONDS", default_value_t = 900, value_parser = seconds)]
+    #[arg(long, value_name = "SECONDS", default_value_t = app::Settings::default().hold.as_secs(), value_parser = seconds)]
     hold: u64,
     /// Seconds the answer to an Idempotency-Key is kept.
-    #[arg(long, value_name = "SECONDS", default_value_t = 86_400, value_parser = seconds)]
+    #[arg(long, value_name = "SECONDS", default_value_t = app::Settings::default().idempotency_ttl.as_secs(), value_parser = seconds)]
     idempotency_ttl: u64,
     /// Seconds between two sweeps of expired holds and keys.
     #[arg(long, value_name = "SECONDS", default_value_t = 1, value_parser = seconds)]

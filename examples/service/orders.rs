@@ -14,7 +14,7 @@ use revkv::{Collection, Conflict, Transaction};
 
 use super::model::{Item, Order, OrderInput, TransitionInput, new_id, order_view};
 use super::reply::Reply;
-use super::{App, Outcome, not_found, read};
+use super::{App, Outcome, created, not_found, read};
 
 /// `POST /orders`: takes the quantity from the item's stock and creates a pending order that
 /// holds it for `Settings::hold`, in one transaction; not enough stock is the rule conflict
@@ -43,7 +43,7 @@ pub async fn create_order(
                 input.quantity
             );
             return Err(Conflict::rule("out_of_stock", detail)
-                .at("items", sku)
+                .at(items.name(), sku)
                 .into());
         }
         let left = Item {
@@ -57,12 +57,7 @@ pub async fn create_order(
             status: "pending".to_owned(),
         };
         let version = tx.insert_expiring(&orders, &id, &order, hold)?;
-        let location = format!("/orders/{id}");
-        Ok(Ok(Reply::created(
-            &location,
-            version,
-            &order_view(&id, &order, version),
-        )))
+        Ok(Ok(created(&orders, &id, &order, version, order_view)))
     })
     .await
 }
@@ -96,26 +91,19 @@ pub async fn transition_order(
         if let Err(failed) = pre.evaluate_write(Some(Validators::of(&order))) {
             return Ok(Err(failed.into()));
         }
+        let moved = Order {
+            status: to.clone(),
+            ..order.value.clone()
+        };
         let mut version = order.version;
         if order.value.status != to {
-            let moved = Order {
-                status: to.clone(),
-                ..order.value.clone()
-            };
             // A plain update: it clears the hold's time to live.
             version = tx.update(&orders, &id, order.version, &moved)?;
             if to == "cancelled" {
                 return_stock(tx, &items, &order.value)?;
             }
         }
-        let view = order_view(
-            &id,
-            &Order {
-                status: to.clone(),
-                ..order.value
-            },
-            version,
-        );
+        let view = order_view(&id, &moved, version);
         Ok(Ok(Reply::json(StatusCode::OK, &view).with_etag(version)))
     })
     .await
