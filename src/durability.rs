@@ -5,7 +5,6 @@ use std::time::{Duration, Instant};
 use parking_lot::{Condvar, Mutex};
 
 use crate::Result;
-use crate::backend::Backend;
 
 /// When a successful write is durable (survives a process crash and a power loss).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -55,8 +54,9 @@ impl GroupCommit {
         }
     }
 
-    /// Returns once every write that returned before this call is durable.
-    pub(crate) fn sync(&self, backend: &dyn Backend) -> Result<()> {
+    /// Returns once every write that returned before this call is durable; `sync` is what
+    /// a leader runs to make them so.
+    pub(crate) fn sync(&self, sync: impl Fn() -> Result<()>) -> Result<()> {
         let mut tickets = self.state.lock();
         tickets.issued += 1;
         let mine = tickets.issued;
@@ -81,7 +81,7 @@ impl GroupCommit {
             let covered = tickets.issued;
             tickets.last_group = covered - tickets.durable;
             drop(tickets);
-            let result = backend.sync();
+            let result = sync();
             tickets = self.state.lock();
             tickets.syncing = false;
             if result.is_ok() {

@@ -15,7 +15,7 @@
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
 use parking_lot::{Condvar, Mutex};
@@ -137,7 +137,7 @@ pub(crate) struct Entry {
 
 const APPLIED_KEY: &str = "feed-applied";
 const PRUNED_KEY: &str = "feed-pruned";
-/// Every this many commits, a committing writer prunes at most `PRUNE_BATCH` old entries.
+/// Every this many commits, the next sync prunes at most `PRUNE_BATCH` old entries.
 const PRUNE_EVERY: u64 = 1024;
 const PRUNE_BATCH: usize = 256;
 
@@ -154,6 +154,8 @@ pub(crate) struct Feed {
     /// The last position retention removed: a reader behind it has missed changes.
     pruned: AtomicU64,
     commits: AtomicU64,
+    /// `PRUNE_EVERY` commits went by since the last prune.
+    prune_due: AtomicBool,
 }
 
 #[derive(Default)]
@@ -227,6 +229,7 @@ impl Feed {
             applied: AtomicU64::new(applied),
             pruned: AtomicU64::new(pruned),
             commits: AtomicU64::new(0),
+            prune_due: AtomicBool::new(false),
         })
     }
 
@@ -254,7 +257,7 @@ impl Feed {
             .map_err(|e| Error::encode(e, format!("change feed entry {first}")))?;
         self.tree.put(&(first + count - 1).to_be_bytes(), &bytes)?;
         if self.commits.fetch_add(1, Ordering::Relaxed) % PRUNE_EVERY == PRUNE_EVERY - 1 {
-            self.prune(now)?;
+            self.prune_due.store(true, Ordering::Release);
         }
         Ok(recorded)
     }
@@ -294,12 +297,16 @@ impl Feed {
         })
     }
 
-    /// Records that every commit up to the current stable position is applied; call before a
-    /// sync, which then makes it durable together with those commits.
-    pub(crate) fn mark_applied(&self) -> Result<()> {
+    /// Records that every commit up to the current stable position is applied, and prunes
+    /// when it is due; call before a sync, which then makes both durable together with those
+    /// commits. Pruning runs here, outside every commit, since it only removes applied entries.
+    pub(crate) fn mark_applied(&self, now: SystemTime) -> Result<()> {
         let stable = self.stable();
         self.meta.put(APPLIED_KEY, &stable)?;
         self.applied.fetch_max(stable, Ordering::AcqRel);
+        if self.prune_due.swap(false, Ordering::AcqRel) {
+            self.prune(now)?;
+        }
         Ok(())
     }
 
@@ -311,7 +318,7 @@ impl Feed {
         let keep_from = newest.saturating_sub(self.retention.max_changes);
         let too_old = codec::micros(now)
             .saturating_sub(u64::try_from(self.retention.max_age.as_micros()).unwrap_or(u64::MAX));
-        let mut pruned = None;
+        let mut prunable = Vec::new();
         for entry in self.tree.scan_from(&[]).take(PRUNE_BATCH) {
             let (position, bytes) = entry?;
             let last = position_of(&position)?;
@@ -319,18 +326,14 @@ impl Feed {
             if last > applied || (last >= keep_from && committed >= too_old) {
                 break;
             }
-            pruned = Some(last);
+            prunable.push((last, position));
         }
-        if let Some(last) = pruned {
+        if let Some(&(last, _)) = prunable.last() {
             // Recorded before anything is removed, so a reader is never told too little.
             self.meta.put(PRUNED_KEY, &last)?;
             self.pruned.fetch_max(last, Ordering::AcqRel);
-            for entry in self.tree.scan_from(&[]) {
-                let (position, _) = entry?;
-                if position_of(&position)? > last {
-                    break;
-                }
-                self.tree.remove(&position)?;
+            for (_, position) in &prunable {
+                self.tree.remove(position)?;
             }
         }
         Ok(())

@@ -431,11 +431,13 @@ impl Shared {
     /// store: after `fsync` fails, the kernel may already have dropped the unsynced pages, so a
     /// later successful sync would prove nothing.
     pub(crate) fn sync(&self) -> Result<()> {
-        if let Some(feed) = &self.feed {
-            feed.mark_applied()?;
-        }
         self.group_commit
-            .sync(self.backend.as_ref())
+            .sync(|| {
+                if let Some(feed) = &self.feed {
+                    feed.mark_applied(self.clock.now())?;
+                }
+                self.backend.sync()
+            })
             .inspect_err(|_| self.poisoned.store(true, Ordering::Release))
     }
 
@@ -462,7 +464,10 @@ impl Drop for Shared {
         // Mark a clean close, so the next open skips the crash sweep. A poisoned store is
         // left marked open on purpose. Errors cannot be reported from here; the next open
         // then simply sweeps.
-        let applied = self.feed.as_ref().map_or(Ok(()), Feed::mark_applied);
+        let applied = self
+            .feed
+            .as_ref()
+            .map_or(Ok(()), |feed| feed.mark_applied(self.clock.now()));
         if !self.poisoned.load(Ordering::Acquire)
             && applied.is_ok()
             && self.meta.put("session", &Session::Closed).is_ok()

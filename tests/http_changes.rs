@@ -138,8 +138,8 @@ fn a_position_the_feed_no_longer_keeps_is_410_with_the_oldest_it_keeps() {
     let (seen, _) = changes(&client, 0, "");
     assert_eq!(seen.len(), 1);
 
-    // The feed prunes what retention lets go every 1024 commits, and only what a flush has
-    // made durable.
+    // The feed prunes what retention lets go at the first sync after every 1024 commits
+    // (`PRUNE_EVERY` in src/feed.rs), and only what an earlier flush made durable.
     let store = &service.app.store;
     let scratch = store.collection::<u32>("scratch").open().expect("scratch");
     scratch.insert("first", 0).expect("insert");
@@ -147,6 +147,7 @@ fn a_position_the_feed_no_longer_keeps_is_410_with_the_oldest_it_keeps() {
     for n in 0..1024 {
         scratch.insert(&n.to_string(), n).expect("insert");
     }
+    store.flush().expect("flush");
 
     let gone = client.get("/changes?since=0", &[]);
     let problem = gone.json();
