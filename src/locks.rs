@@ -90,7 +90,27 @@ thread_local! {
 
 /// A turn; released on drop.
 pub(crate) struct Turn<'a> {
-    held: Option<Held<'a>>,
+    _held: Option<(Held<'a>, TurnFlag)>,
+}
+
+/// Marks this thread as holding a turn; dropping it (on unwinding too) restores the mark
+/// as it was.
+struct TurnFlag {
+    before: bool,
+}
+
+impl TurnFlag {
+    fn set() -> Self {
+        Self {
+            before: HOLDING_TURN.replace(true),
+        }
+    }
+}
+
+impl Drop for TurnFlag {
+    fn drop(&mut self) {
+        HOLDING_TURN.set(self.before);
+    }
 }
 
 impl Turns {
@@ -108,11 +128,12 @@ impl Turns {
     /// Waits for the turn of `id`, unless this thread already holds a turn.
     pub(crate) fn take(&self, id: LockId) -> Turn<'_> {
         if holding_turn() {
-            return Turn { held: None };
+            return Turn { _held: None };
         }
         let held = self.table.lock(id);
-        HOLDING_TURN.set(true);
-        Turn { held: Some(held) }
+        Turn {
+            _held: Some((held, TurnFlag::set())),
+        }
     }
 }
 
@@ -123,18 +144,8 @@ pub(crate) fn holding_turn() -> bool {
 
 /// Runs `f` as the holder of a turn, so that an `update_with` inside it does not queue again.
 pub(crate) fn with_turn_held<R>(f: impl FnOnce() -> R) -> R {
-    let before = HOLDING_TURN.replace(true);
-    let result = f();
-    HOLDING_TURN.set(before);
-    result
-}
-
-impl Drop for Turn<'_> {
-    fn drop(&mut self) {
-        if self.held.take().is_some() {
-            HOLDING_TURN.set(false);
-        }
-    }
+    let _flag = TurnFlag::set();
+    f()
 }
 
 impl LockTable {

@@ -93,19 +93,24 @@ impl Observer {
             .entry((collection, conflict.kind()))
             .or_default() += 1;
         if let (Some(collection), Some(key)) = (conflict.collection(), conflict.key()) {
-            self.hot_key(collection, key, now);
+            self.hot_key(collection, key, now, 1);
         }
     }
 
-    /// One finished `update_with` call that needed `retries` extra attempts.
-    pub(crate) fn update_with(&self, collection: &str, key: &str, retries: u32, now: SystemTime) {
+    /// One finished `update_with` call that needed `retries` extra attempts; `now` is asked
+    /// only when there were retries, which spares the clock read on the common path.
+    pub(crate) fn update_with(
+        &self,
+        collection: &str,
+        key: &str,
+        retries: u32,
+        now: impl FnOnce() -> SystemTime,
+    ) {
         self.update_with_calls.fetch_add(1, Ordering::Relaxed);
         if retries > 0 {
             self.update_with_retries
                 .fetch_add(u64::from(retries), Ordering::Relaxed);
-            for _ in 0..retries {
-                self.hot_key(collection, key, now);
-            }
+            self.hot_key(collection, key, now(), u64::from(retries));
         }
     }
 
@@ -117,7 +122,8 @@ impl Observer {
         self.transaction_reruns.fetch_add(1, Ordering::Relaxed);
     }
 
-    fn hot_key(&self, collection: &str, key: &str, now: SystemTime) {
+    /// Counts `conflicts` more conflicts on `key` in the current bucket of the window.
+    fn hot_key(&self, collection: &str, key: &str, now: SystemTime, conflicts: u64) {
         let mut buckets = self.hot.lock();
         let span = HOT_KEY_WINDOW / BUCKETS;
         if buckets
@@ -135,7 +141,7 @@ impl Observer {
         if let Some(bucket) = buckets.back_mut() {
             let id = (collection.to_owned(), key.to_owned());
             if bucket.counts.len() < KEYS_PER_BUCKET || bucket.counts.contains_key(&id) {
-                *bucket.counts.entry(id).or_default() += 1;
+                *bucket.counts.entry(id).or_default() += conflicts;
             }
         }
     }

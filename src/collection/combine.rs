@@ -4,17 +4,16 @@
 //! history or change feed), callers of `update_with` on one key queue on a small per-key
 //! *chain*: each applies its closure to the newest value of the chain (written or not), gets
 //! its own version, and appends the result; then one of them writes the newest value to the
-//! engine with a compare-and-swap against the version the engine held when the chain began,
-//! acknowledging every caller whose version it covers. A hot key thus costs one engine write
+//! engine, under the key's write lock and only if the engine still holds the version it held
+//! when the chain began, acknowledging every caller whose version it covers. A hot key thus costs one engine write
 //! per group of callers instead of one per caller, and callers never invalidate each other's
-//! reads. A plain write to the key in between makes the compare-and-swap fail: the chain is
+//! reads. A plain write to the key in between makes that check fail: the chain is
 //! dropped and its callers run their closures again on the new value.
 //!
 //! Each caller still gets its own version and result; versions that were superseded before
 //! being written are never stored, as if written and overwritten at once.
 
 use std::collections::HashMap;
-use std::time::SystemTime;
 
 use crossbeam::utils::CachePadded;
 use parking_lot::{Condvar, Mutex, MutexGuard};
@@ -22,7 +21,6 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::Collection;
-use super::schema::Committed;
 use crate::locks::{self, LockId};
 use crate::{Result, Version, Versioned};
 
@@ -156,11 +154,13 @@ where
             }
             chain.pending = Some((version, bytes));
             chain.members += 1;
-            match self.take_turn(&mut chains, stripe, lock, key, version, epoch) {
+            match self.take_turn(&mut chains, stripe, key, version, epoch) {
                 Ok(Turn::Written) => {
                     leave(&mut chains, key);
                     drop(chains);
-                    shared.observer.update_with(&schema.name, key, retries, now);
+                    shared
+                        .observer
+                        .update_with(&schema.name, key, retries, || now);
                     shared.acknowledge()?;
                     return Ok(Some(Versioned::new(version, value, now, None)));
                 }
@@ -179,7 +179,6 @@ where
         &self,
         chains: &mut MutexGuard<'_, HashMap<Vec<u8>, Chain>>,
         stripe: &Stripe,
-        lock: LockId,
         key: &str,
         version: Version,
         epoch: u64,
@@ -205,13 +204,8 @@ where
             let expected = chain.engine;
             chain.writing = true;
             let wrote = MutexGuard::unlocked(chains, || -> Result<bool> {
-                let _held = shared.locks.lock(lock);
-                let mut view = Committed::at(SystemTime::UNIX_EPOCH);
-                let current = self
-                    .schema()
-                    .read(&mut view, key)?
-                    .map(|s| s.header.version);
-                if current != expected {
+                let (_held, current) = self.lock_record(key, None)?;
+                if current.map(|s| s.header.version) != expected {
                     return Ok(false); // a plain write got in between
                 }
                 let records = &self.schema().records.tree;

@@ -199,10 +199,11 @@ where
                 }
             }
         };
-        let now = shared.clock.now();
         shared
             .observer
-            .update_with(&self.schema.name, key, backoff.retries(), now);
+            .update_with(&self.schema.name, key, backoff.retries(), || {
+                shared.clock.now()
+            });
         shared.observe(result)
     }
 
