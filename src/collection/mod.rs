@@ -260,7 +260,7 @@ where
         let new = self.schema.new_value(key, value, shared.limits, ttl)?;
         let mut change = Schema::fresh(key, new);
         let locks = &shared.locks;
-        let now = shared.clock.now();
+        let mut now = shared.clock.now();
         loop {
             let held = locks.lock(self.schema.records.lock_id(locks, key.as_bytes()));
             let version = shared.sequence.next()?;
@@ -274,7 +274,11 @@ where
             let current = self.schema.read(&mut Committed::at(now), key)?;
             drop(held);
             match current {
-                Some(stored) if stored.header.expired(now) => drop(self.expire(key)?),
+                Some(stored) if stored.header.expired(now) => {
+                    if !self.expire(key)? {
+                        now = shared.clock.now(); // the clock went back: it is live again
+                    }
+                }
                 current => self
                     .schema
                     .check_expectation(key, Expect::Absent, current.as_ref())?,
@@ -311,12 +315,14 @@ where
         let new = value
             .map(|v| self.schema.new_value(key, v, shared.limits, ttl))
             .transpose()?;
-        let now = shared.clock.now();
+        let mut now = shared.clock.now();
         let (_held, current) = loop {
             let (held, current) = self.lock_record(key, new.as_ref())?;
             if current.as_ref().is_some_and(|s| s.header.expired(now)) {
                 drop(held);
-                self.expire(key)?;
+                if !self.expire(key)? {
+                    now = shared.clock.now(); // the clock went back: it is live again
+                }
                 continue;
             }
             break (held, current);

@@ -17,7 +17,6 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::backend::Tree;
-use crate::codec;
 use crate::collection::Collection;
 use crate::collection::History;
 use crate::collection::schema::{Expect, Keyspace, Plan, Schema, View, expiry_entry};
@@ -314,7 +313,7 @@ impl Transaction<'_> {
         let mut change = schema.prepare(self, key, expected, Some(&current), None)?;
         let version = self.shared.sequence.next()?;
         change.stamp(version, self.modified);
-        self.stage_change(schema, change, true, version);
+        self.stage_change(schema, &change, true, version)?;
         self.stage_write(&schema.expiry, expiry_entry(expires, key), None, None);
         if let Some(handler) = &schema.on_expiry {
             handler(self, key, &value)?;
@@ -346,41 +345,31 @@ impl Transaction<'_> {
         let mut change = schema.prepare(self, key, expect, current.as_ref(), new)?;
         let version = self.shared.sequence.next()?;
         change.stamp(version, self.modified);
-        self.stage_change(schema, change, existed, version);
+        self.stage_change(schema, &change, existed, version)?;
         Ok(version)
     }
 
+    /// Stages the single-key writes of `change`, as [`Schema::for_each_write`] lists them.
     fn stage_change<T>(
         &mut self,
         schema: &Schema<T>,
-        change: Plan<'_>,
+        change: &Plan<'_>,
         existed: bool,
         version: Version,
-    ) {
-        let entry = codec::encode_claim(change.key);
-        for (i, value) in change.releases {
-            self.stage_write(&schema.indexes[i].keyspace, value.into_bytes(), None, None);
-        }
-        for (i, value) in change.claims {
-            let claim = Some(entry.clone());
-            self.stage_write(&schema.indexes[i].keyspace, value.into_bytes(), claim, None);
-        }
-        if let (Some(history), Some((entry, bytes))) = (&schema.history, change.archive) {
-            self.stage_write(&history.keyspace, entry, Some(bytes), None);
+    ) -> Result<()>
+    where
+        T: Serialize + DeserializeOwned,
+    {
+        if let (Some(history), Some(_)) = (&schema.history, &change.archive) {
             self.histories
                 .push((history.clone(), change.key.to_owned()));
         }
-        if let Some(entry) = change.expiry_entry {
-            self.stage_write(&schema.expiry, entry, Some(Vec::new()), None);
-        }
-        let record = change.record.map(|r| r.bytes().to_vec());
-        let write = RecordWrite { existed, version };
-        self.stage_write(
-            &schema.records,
-            change.key.as_bytes().to_vec(),
-            record,
-            Some(write),
-        );
+        schema.for_each_write(change, |keyspace, key, value| {
+            let is_record = Arc::ptr_eq(&keyspace.name, &schema.records.name);
+            let record = is_record.then_some(RecordWrite { existed, version });
+            self.stage_write(keyspace, key.to_vec(), value.map(<[u8]>::to_vec), record);
+            Ok(())
+        })
     }
 
     /// Stages one single-key write; a later write of the same key replaces it (a record
