@@ -450,6 +450,13 @@ impl Shared {
         }
     }
 
+    /// `result`, acknowledged first if it is a success.
+    pub(crate) fn acknowledged<R>(&self, result: Result<R>) -> Result<R> {
+        let done = result?;
+        self.acknowledge()?;
+        Ok(done)
+    }
+
     /// Runs the single-key writes of one logical write. If one fails, the store is poisoned
     /// until reopened: another write of the same logical write may have succeeded, and after an
     /// I/O error the engine itself cannot be trusted to persist what it accepts (sled 0.34 can

@@ -33,14 +33,7 @@ where
         value: impl Borrow<T>,
         ttl: Duration,
     ) -> Result<Version> {
-        let shared = &self.store().shared;
-        shared.observe(
-            self.create(key, value.borrow(), Some(ttl))
-                .and_then(|version| {
-                    shared.acknowledge()?;
-                    Ok(version)
-                }),
-        )
+        self.insert_acknowledged(key, value.borrow(), Some(ttl))
     }
 
     /// Replaces `key` as [`Collection::update`] does, expiring `ttl` from now. (A plain

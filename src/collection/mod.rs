@@ -98,11 +98,13 @@ where
     /// state machine does not start in the value's state; input and storage errors as
     /// [`Collection::get`], plus [`Error::ValueTooLarge`].
     pub fn insert(&self, key: &str, value: impl Borrow<T>) -> Result<Version> {
+        self.insert_acknowledged(key, value.borrow(), None)
+    }
+
+    /// [`Self::create`], acknowledged and observed, for the public inserts.
+    fn insert_acknowledged(&self, key: &str, value: &T, ttl: Option<Duration>) -> Result<Version> {
         let shared = &self.store.shared;
-        shared.observe(self.create(key, value.borrow(), None).and_then(|version| {
-            shared.acknowledge()?;
-            Ok(version)
-        }))
+        shared.observe(shared.acknowledged(self.create(key, value, ttl)))
     }
 
     /// Inserts many new records, as [`Collection::insert`] does one by one, but with one
@@ -126,10 +128,7 @@ where
             .into_iter()
             .map(|(key, value)| self.create(key.as_ref(), value.borrow(), None))
             .collect::<Result<_>>();
-        shared.observe(versions.and_then(|versions| {
-            shared.acknowledge()?;
-            Ok(versions)
-        }))
+        shared.observe(shared.acknowledged(versions))
     }
 
     /// Replaces the record `key` if it is still at version `expected`. Returns the new version.
@@ -294,9 +293,8 @@ where
         value: Option<&T>,
         ttl: Option<Duration>,
     ) -> Result<Written> {
-        let written = self.write_unacknowledged(key, expect, value, ttl)?;
-        self.store.shared.acknowledge()?;
-        Ok(written)
+        let written = self.write_unacknowledged(key, expect, value, ttl);
+        self.store.shared.acknowledged(written)
     }
 
     /// One checked write of one record, under the locks of the key and of every unique value
