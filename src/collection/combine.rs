@@ -204,7 +204,7 @@ where
             let expected = chain.engine;
             chain.writing = true;
             let wrote = MutexGuard::unlocked(chains, || -> Result<bool> {
-                let (_held, current) = self.lock_record(key, None)?;
+                let (_held, current, _) = self.lock_record(key, None)?;
                 if current.map(|s| s.header.version) != expected {
                     return Ok(false); // a plain write got in between
                 }

@@ -314,8 +314,8 @@ where
             .map(|v| self.schema.new_value(key, v, shared.limits, ttl))
             .transpose()?;
         let mut now = shared.clock.now();
-        let (_held, current) = loop {
-            let (held, current) = self.lock_record(key, new.as_ref())?;
+        let (_held, current, old) = loop {
+            let (held, current, old) = self.lock_record(key, new.as_ref())?;
             if current.as_ref().is_some_and(|s| s.header.expired(now)) {
                 drop(held);
                 if !self.expire(key)? {
@@ -323,11 +323,15 @@ where
                 }
                 continue;
             }
-            break (held, current);
+            break (held, current, old);
         };
-        let mut change =
-            self.schema
-                .prepare(&mut Committed::at(now), key, expect, current.as_ref(), new)?;
+        let mut change = self.schema.prepare(
+            &mut Committed::at(now),
+            key,
+            expect,
+            (current.as_ref(), old.as_ref()),
+            new,
+        )?;
         let version = shared.sequence.next()?;
         let expires = change.stamp(version, now);
         // With a change feed, the commit's entry goes first: it is also its redo record.
@@ -348,18 +352,21 @@ where
         })
     }
 
-    /// Takes the locks a write of `key` needs and reads the record under them.
+    /// Takes the locks a write of `key` needs and reads the record under them, with its value
+    /// where the schema checks writes against it ([`Schema::old_value`]).
     fn lock_record(
         &self,
         key: &str,
         new: Option<&NewValue<'_, T>>,
-    ) -> Result<(Held<'_>, Option<Stored>)> {
+    ) -> Result<(Held<'_>, Option<Stored>, Option<T>)> {
         let locks = &self.store.shared.locks;
         // The moment does not matter here: `read` returns expired records too.
         let mut view = Committed::at(SystemTime::UNIX_EPOCH);
         if self.schema.indexes.is_empty() {
             let held = locks.lock(self.schema.records.lock_id(locks, key.as_bytes()));
-            return Ok((held, self.schema.read(&mut view, key)?));
+            let current = self.schema.read(&mut view, key)?;
+            let old = self.schema.old_value(key, current.as_ref())?;
+            return Ok((held, current, old));
         }
         loop {
             // The index values to free are known only from the record itself: read it, lock
@@ -372,8 +379,9 @@ where
             let held = locks.lock_all(self.schema.lock_ids(locks, key, old.as_ref(), new));
             let current = self.schema.read(&mut view, key)?;
             let version = |s: &Option<Stored>| s.as_ref().map(|s| s.header.version);
+            // The same version is the same bytes: `old` is still the record's value.
             if version(&current) == version(&before) {
-                return Ok((held, current));
+                return Ok((held, current, old));
             }
         }
     }

@@ -186,6 +186,15 @@ impl<T: Serialize + DeserializeOwned> Schema<T> {
         !self.indexes.is_empty() || self.states.is_some()
     }
 
+    /// The value of `current` that [`Self::prepare`] checks a write against: decoded only
+    /// where unique indexes or a state machine need it.
+    pub(crate) fn old_value(&self, key: &str, current: Option<&Stored>) -> Result<Option<T>> {
+        match current {
+            Some(stored) if self.needs_old_value() => self.decode(key, stored).map(Some),
+            _ => Ok(None),
+        }
+    }
+
     pub(crate) fn check_key(&self, key: &str, limits: Limits) -> Result<()> {
         if key.is_empty() {
             Err(Error::EmptyKey {
@@ -347,22 +356,19 @@ impl<T: Serialize + DeserializeOwned> Schema<T> {
     }
 
     /// Checks a write of `key` against the record before it (`current`, read under the
-    /// write's locks or recorded by a transaction) and returns what to store, or the conflict.
+    /// write's locks or recorded by a transaction, and its value `old` as
+    /// [`Self::old_value`] gives it) and returns what to store, or the conflict.
     pub(crate) fn prepare<'k>(
         &self,
         view: &mut dyn View,
         key: &'k str,
         expect: Expect,
-        current: Option<&'k Stored>,
+        (current, old): (Option<&'k Stored>, Option<&T>),
         new: Option<NewValue<'_, T>>,
     ) -> Result<Plan<'k>> {
         self.check_expectation(key, expect, current)?;
-        let old = match current {
-            Some(stored) if self.needs_old_value() => Some(self.decode(key, stored)?),
-            _ => None,
-        };
         if let Some(states) = &self.states {
-            self.check_states(states, key, current, old.as_ref(), new.as_ref())?;
+            self.check_states(states, key, current, old, new.as_ref())?;
         }
         let mut change = Plan {
             key,
@@ -377,7 +383,7 @@ impl<T: Serialize + DeserializeOwned> Schema<T> {
         // An expired record's values may already belong to other records.
         let expired = current.is_some_and(|s| s.header.expired(view.now()));
         for (i, index) in self.indexes.iter().enumerate() {
-            let old_value = old.as_ref().map(|o| (index.value_of)(o));
+            let old_value = old.map(|o| (index.value_of)(o));
             let new_value = new.as_ref().map(|n| &n.unique[i]);
             if old_value.as_ref() == new_value {
                 continue;

@@ -310,7 +310,8 @@ impl Transaction<'_> {
         };
         let value = schema.decode(key, &current)?;
         let expected = Expect::Version(current.header.version);
-        let mut change = schema.prepare(self, key, expected, Some(&current), None)?;
+        let old = (Some(&current), Some(&value));
+        let mut change = schema.prepare(self, key, expected, old, None)?;
         let version = self.shared.sequence.next()?;
         change.stamp(version, self.modified);
         self.stage_change(schema, &change, true, version)?;
@@ -342,7 +343,9 @@ impl Transaction<'_> {
         self.expire(collection, key)?;
         let current = schema.read(self, key)?;
         let existed = current.is_some();
-        let mut change = schema.prepare(self, key, expect, current.as_ref(), new)?;
+        let old = schema.old_value(key, current.as_ref())?;
+        let mut change =
+            schema.prepare(self, key, expect, (current.as_ref(), old.as_ref()), new)?;
         let version = self.shared.sequence.next()?;
         change.stamp(version, self.modified);
         self.stage_change(schema, &change, existed, version)?;
