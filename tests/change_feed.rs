@@ -29,11 +29,16 @@ fn seen(change: &Change) -> Seen {
 /// One writer's work: inserts, updates and deletes of its own keys, a transaction over two
 /// collections per round, and one that aborts. Returns what it saw acknowledged (a deletion's
 /// version is not returned, so deletions are listed with an empty collection, by key).
+const WRITERS: u64 = 4;
+const ROUNDS: u64 = 150;
+/// Each round commits a change to `docs` and a transaction of two inserts.
+const CHANGES_PER_ROUND: u64 = 3;
+
 fn write_rounds(store: &Store, writer: u64) -> Vec<Seen> {
     let docs = store.collection::<u64>("docs").open().expect("docs");
     let other = store.collection::<u64>("other").open().expect("other");
     let mut mine = Vec::new();
-    for i in 0..150_u64 {
+    for i in 0..ROUNDS {
         let key = format!("w{writer}-{}", i % 20);
         match docs.get(&key).expect("read") {
             None => {
@@ -74,9 +79,9 @@ fn a_reader_concurrent_with_four_writers_sees_every_commit_once_in_order() -> re
     let dir = tempfile::tempdir()?;
     let store = feed_store(dir.path())?;
     let acknowledged: Mutex<BTreeSet<Seen>> = Mutex::new(BTreeSet::new());
-    let barrier = Barrier::new(5);
+    let barrier = Barrier::new(WRITERS as usize + 1);
     let read: Vec<Change> = std::thread::scope(|s| {
-        for writer in 0..4_u64 {
+        for writer in 0..WRITERS {
             let (store, acknowledged, barrier) = (&store, &acknowledged, &barrier);
             s.spawn(move || {
                 barrier.wait();
@@ -84,12 +89,18 @@ fn a_reader_concurrent_with_four_writers_sees_every_commit_once_in_order() -> re
                 acknowledged.lock().expect("lock").extend(mine);
             });
         }
-        // The reader follows the feed while the writers write: 4 writers x 150 rounds x 3.
+        // The reader follows the feed while the writers write; a change that never shows up
+        // fails the test instead of hanging it.
         s.spawn(|| {
             barrier.wait();
             let mut watch = store.watch(0).expect("watch");
-            (0..1_800)
-                .map(|_| watch.next_change().expect("next change"))
+            (0..WRITERS * ROUNDS * CHANGES_PER_ROUND)
+                .map(|_| {
+                    watch
+                        .next_timeout(Duration::from_secs(30))
+                        .expect("next change")
+                        .expect("a change within 30 s")
+                })
                 .collect()
         })
         .join()
@@ -126,13 +137,17 @@ fn a_reader_concurrent_with_four_writers_sees_every_commit_once_in_order() -> re
     }
     assert_eq!(read_rest, expected);
     assert_eq!(read_deletes, deletes);
-    // Values decode as what was written.
-    let last_insert = read
-        .iter()
-        .rev()
-        .find(|c| c.kind == ChangeKind::Insert)
-        .expect("inserts");
-    assert!(last_insert.value::<u64>()?.is_some());
+    // Values decode as what was written: each `other` key ends in its round's number.
+    for change in read.iter().filter(|c| c.collection == "other") {
+        let round: u64 = change
+            .key
+            .split('-')
+            .nth(1)
+            .expect("round")
+            .parse()
+            .expect("number");
+        assert_eq!(change.value::<u64>()?, Some(round), "{change:?}");
+    }
     Ok(())
 }
 

@@ -25,8 +25,9 @@ use serde::{Deserialize, Serialize};
 
 const ACCOUNTS: usize = 100;
 const OPENING_BALANCE: i64 = 1_000;
-/// `ACCOUNTS * OPENING_BALANCE`, the sum every crash must conserve.
-const TOTAL_BALANCE: i64 = 100_000;
+/// The sum every crash must conserve.
+#[allow(clippy::cast_possible_wrap)] // 100 accounts
+const TOTAL_BALANCE: i64 = ACCOUNTS as i64 * OPENING_BALANCE;
 const CHILD_ENV: &str = "REVKV_CRASH_CHILD_DIR";
 
 #[derive(Serialize, Deserialize, Clone, Debug)]

@@ -34,17 +34,33 @@ fn fill(dir: &Path, n: usize) -> revkv::Result<()> {
     store.flush()
 }
 
-/// Opens the store and reads every document, returning how many were intact.
-fn read_all(dir: &Path) -> revkv::Result<usize> {
+/// Opens the store and reads every document, returning the numbers of those it holds.
+fn read_all(dir: &Path) -> revkv::Result<Vec<usize>> {
     let store = open(dir)?;
     let docs = store.collection::<Doc>("docs").open()?;
-    let mut intact = 0;
+    let mut held = Vec::new();
     for entry in &docs {
         let (key, record) = entry?;
         assert_eq!(record.value.body, format!("body {}", &key[1..]));
-        intact += 1;
+        held.push(key[1..].parse().expect("a number"));
     }
-    Ok(intact)
+    held.sort_unstable();
+    Ok(held)
+}
+
+/// After damage to the log of a store `fill`ed with `written` documents: either a typed error,
+/// or the first documents in the order they were written, none missing in between.
+fn assert_prefix_or_typed_error(dir: &Path, written: usize) {
+    match read_all(dir) {
+        Ok(held) => {
+            assert!(held.len() <= written);
+            assert_eq!(held, (0..held.len()).collect::<Vec<_>>(), "not a prefix");
+        }
+        Err(e) => assert!(
+            matches!(e, Error::Corrupt { .. } | Error::Io(_) | Error::Storage(_)),
+            "{e:?}"
+        ),
+    }
 }
 
 #[test]
@@ -58,13 +74,7 @@ fn a_damaged_log_is_a_typed_error_or_a_consistent_prefix() -> revkv::Result<()> 
         file.seek(SeekFrom::Start(size / offset_fraction))?;
         file.write_all(&vec![0xa5; len])?;
         drop(file);
-        match read_all(dir.path()) {
-            Ok(intact) => assert!(intact <= 500),
-            Err(e) => assert!(
-                matches!(e, Error::Corrupt { .. } | Error::Io(_) | Error::Storage(_)),
-                "{e:?}"
-            ),
-        }
+        assert_prefix_or_typed_error(dir.path(), 500);
     }
     Ok(())
 }
@@ -79,13 +89,7 @@ fn a_truncated_log_recovers_a_prefix_or_fails_cleanly() -> revkv::Result<()> {
         .write(true)
         .open(&log)?
         .set_len(size / 2)?;
-    match read_all(dir.path()) {
-        Ok(intact) => assert!(intact <= 500),
-        Err(e) => assert!(
-            matches!(e, Error::Corrupt { .. } | Error::Io(_) | Error::Storage(_)),
-            "{e:?}"
-        ),
-    }
+    assert_prefix_or_typed_error(dir.path(), 500);
     Ok(())
 }
 
@@ -137,7 +141,7 @@ fn a_read_only_file_system_is_a_typed_error_and_loses_nothing() -> revkv::Result
     let err = open(&dir).expect_err("a read-only store cannot be opened for writing");
     assert!(matches!(err, Error::Io(_)), "{err:?}");
     mount.remount("rw");
-    assert_eq!(read_all(&dir)?, 100);
+    assert_eq!(read_all(&dir)?, (0..100).collect::<Vec<_>>());
     Ok(())
 }
 
@@ -213,6 +217,6 @@ fn a_store_held_by_another_process_is_locked() -> revkv::Result<()> {
     assert!(matches!(err, Error::Locked { .. }), "{err:?}");
     drop(child.stdin.take()); // lets the child finish and release the store
     assert!(child.wait()?.success());
-    assert_eq!(read_all(dir.path())?, 10);
+    assert_eq!(read_all(dir.path())?, (0..10).collect::<Vec<_>>());
     Ok(())
 }
