@@ -122,14 +122,29 @@ pub(crate) struct Plan<'k> {
     pub(crate) claims: Vec<(usize, String)>,
     /// `(index position, value)` pairs this record gives up.
     pub(crate) releases: Vec<(usize, String)>,
-    /// The version being replaced, for the collection's history: `(history key, record)`.
-    pub(crate) archive: Option<(Vec<u8>, Vec<u8>)>,
+    /// The history key under which the version being replaced (`previous`) is kept, for a
+    /// collection with a history.
+    pub(crate) archive: Option<Vec<u8>>,
     ttl: Option<Duration>,
     /// The sweeper's entry for the new record, once stamped with an expiry time.
     pub(crate) expiry_entry: Option<Vec<u8>>,
 }
 
-impl Plan<'_> {
+impl<'k> Plan<'k> {
+    /// A plan that writes nothing yet, to the record `key` that was `previous`.
+    fn of(key: &'k str, previous: Option<&'k [u8]>, ttl: Option<Duration>) -> Self {
+        Self {
+            key,
+            previous,
+            record: None,
+            claims: Vec::new(),
+            releases: Vec::new(),
+            archive: None,
+            ttl,
+            expiry_entry: None,
+        }
+    }
+
     /// Fills in the new record's header; returns when it expires, if it does.
     pub(crate) fn stamp(&mut self, version: Version, modified: SystemTime) -> Option<SystemTime> {
         let expires = self.ttl.map(|ttl| modified + ttl);
@@ -370,16 +385,8 @@ impl<T: Serialize + DeserializeOwned> Schema<T> {
         if let Some(states) = &self.states {
             self.check_states(states, key, current, old, new.as_ref())?;
         }
-        let mut change = Plan {
-            key,
-            previous: current.map(|stored| stored.bytes.as_slice()),
-            record: None,
-            claims: Vec::new(),
-            releases: Vec::new(),
-            archive: None,
-            ttl: new.as_ref().and_then(|n| n.ttl),
-            expiry_entry: None,
-        };
+        let previous = current.map(|stored| stored.bytes.as_slice());
+        let mut change = Plan::of(key, previous, new.as_ref().and_then(|n| n.ttl));
         // An expired record's values may already belong to other records.
         let expired = current.is_some_and(|s| s.header.expired(view.now()));
         for (i, index) in self.indexes.iter().enumerate() {
@@ -413,10 +420,7 @@ impl<T: Serialize + DeserializeOwned> Schema<T> {
         if self.history.is_some()
             && let Some(stored) = current
         {
-            change.archive = Some((
-                history::entry_key(key, stored.header.version),
-                stored.bytes.clone(),
-            ));
+            change.archive = Some(history::entry_key(key, stored.header.version));
         }
         Ok(change)
     }
@@ -505,26 +509,24 @@ impl<T: Serialize + DeserializeOwned> Schema<T> {
     /// is nothing to check before the write.
     pub(crate) fn fresh<'k>(key: &'k str, new: NewValue<'_, T>) -> Plan<'k> {
         Plan {
-            key,
-            previous: None,
-            ttl: new.ttl,
             record: Some(new.record),
-            claims: Vec::new(),
-            releases: Vec::new(),
-            archive: None,
-            expiry_entry: None,
+            ..Plan::of(key, None, new.ttl)
         }
     }
 
-    /// Stores a [`Self::fresh`] change if the key is free; `false` if it is taken.
+    /// Stores a [`Self::fresh`] change, in the order of [`Self::for_each_write`], if the key
+    /// is free; `false` if it is taken.
     pub(crate) fn apply_fresh(&self, change: &Plan<'_>) -> Result<bool> {
-        if let Some(entry) = &change.expiry_entry {
-            self.expiry.tree.put(entry, &[])?;
-        }
-        change.record.as_ref().map_or(Ok(true), |record| {
-            let key = change.key.as_bytes();
-            self.records.tree.swap(key, None, Some(record.bytes()))
-        })
+        let mut free = true;
+        self.for_each_write(change, |keyspace, key, value| match value {
+            Some(value) if Arc::ptr_eq(&keyspace.name, &self.records.name) => {
+                free = keyspace.tree.swap(key, None, Some(value))?;
+                Ok(())
+            }
+            Some(value) => keyspace.tree.put(key, value),
+            None => keyspace.tree.remove(key),
+        })?;
+        Ok(free)
     }
 
     /// Calls `visit(keyspace, key, value)` for each single-key write of `plan`, in the order
@@ -543,8 +545,8 @@ impl<T: Serialize + DeserializeOwned> Schema<T> {
                 visit(&self.indexes[*i].keyspace, value.as_bytes(), Some(&entry))?;
             }
         }
-        if let (Some(history), Some((entry, bytes))) = (&self.history, &plan.archive) {
-            visit(&history.keyspace, entry, Some(bytes))?;
+        if let (Some(history), Some(entry)) = (&self.history, &plan.archive) {
+            visit(&history.keyspace, entry, plan.previous)?;
         }
         if let Some(entry) = &plan.expiry_entry {
             visit(&self.expiry, entry, Some(&[]))?;
