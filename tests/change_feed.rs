@@ -79,7 +79,7 @@ fn a_reader_concurrent_with_four_writers_sees_every_commit_once_in_order() -> re
     let dir = tempfile::tempdir()?;
     let store = feed_store(dir.path())?;
     let acknowledged: Mutex<BTreeSet<Seen>> = Mutex::new(BTreeSet::new());
-    let barrier = Barrier::new(WRITERS as usize + 1);
+    let barrier = Barrier::new(usize::try_from(WRITERS).expect("a few writers") + 1);
     let read: Vec<Change> = std::thread::scope(|s| {
         for writer in 0..WRITERS {
             let (store, acknowledged, barrier) = (&store, &acknowledged, &barrier);
