@@ -26,6 +26,7 @@ use crate::backend::{Backend, Entries, Tree};
 use crate::codec::{self, FEED};
 use crate::meta::Meta;
 use crate::sequence::Sequence;
+use crate::txn::intent;
 use crate::{Error, Result, Version};
 
 /// How much of the change feed a store keeps (see [`StoreBuilder::change_feed`]).
@@ -205,11 +206,8 @@ impl Feed {
             for entry in tree.scan_from(&(applied + 1).to_be_bytes()) {
                 let (position, bytes) = entry?;
                 for write in decode_entry(&position, &bytes)?.writes {
-                    let tree = backend.tree(&write.tree)?;
-                    match write.value {
-                        Some(value) => tree.put(&write.key, &value)?,
-                        None => tree.remove(&write.key)?,
-                    }
+                    let value = write.value.as_deref();
+                    intent::redo(backend.as_ref(), &write.tree, &write.key, value)?;
                 }
             }
         }

@@ -54,16 +54,27 @@ pub(crate) fn replay(backend: &dyn Backend, intents: &dyn Tree) -> Result<usize>
         let writes: Vec<OwnedWrite> = codec::decode_tagged(INTENT, &bytes)
             .map_err(|e| Error::decode(e, format!("transaction intent {id:?}")))?;
         for (tree, key, value) in writes {
-            let tree = backend.tree(&tree)?;
-            match value {
-                Some(value) => tree.put(&key, &value)?,
-                None => tree.remove(&key)?,
-            }
+            redo(backend, &tree, &key, value.as_deref())?;
         }
         intents.remove(&id)?;
         replayed += 1;
     }
     Ok(replayed)
+}
+
+/// Makes one write of a commit again after a crash: `value` at `key` in the tree named
+/// `tree`, or its removal for `None`. Used by intents and by the change feed's redo entries.
+pub(crate) fn redo(
+    backend: &dyn Backend,
+    tree: &str,
+    key: &[u8],
+    value: Option<&[u8]>,
+) -> Result<()> {
+    let tree = backend.tree(tree)?;
+    match value {
+        Some(value) => tree.put(key, value),
+        None => tree.remove(key),
+    }
 }
 
 #[cfg(test)]
