@@ -75,22 +75,6 @@ pub(crate) enum DecodeError {
     Corrupt(String),
 }
 
-impl std::fmt::Display for DecodeError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::FutureFormat {
-                what,
-                found,
-                supported,
-            } => write!(
-                f,
-                "a {what} in format {found}, newer than the format {supported} this revkv reads"
-            ),
-            Self::Corrupt(reason) => f.write_str(reason),
-        }
-    }
-}
-
 impl Tag {
     fn write(self, out: &mut Vec<u8>) {
         out.push(self.kind);

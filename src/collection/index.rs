@@ -126,31 +126,21 @@ impl<T: Serialize + DeserializeOwned> Schema<T> {
                 let (value, claim) = entry?;
                 report.index_entries += 1;
                 let value = String::from_utf8_lossy(&value).into_owned();
-                let holder = match codec::decode_claim(&claim) {
-                    Ok(holder) => holder.to_owned(),
-                    Err(e) => {
-                        report.problems.push(Problem::Undecodable {
-                            location: format!(
-                                "{}: index {} entry {value:?}",
-                                self.name, unique.name
-                            ),
-                            reason: e.to_string(),
-                        });
-                        continue;
-                    }
-                };
+                let location = format!("{}: index {} entry {value:?}", self.name, unique.name);
                 // An expired record keeps its entries until it is swept.
-                let held = match self.holder(&mut Committed::at(SystemTime::UNIX_EPOCH), i, &value)
-                {
-                    Ok(held) => held,
-                    // The record the entry names does not decode (the loop above reported
-                    // it), so the entry cannot be checked: a problem to report, not an error.
+                let checked = codec::decode_claim(&claim)
+                    .map_err(|e| Error::decode(e, location.clone()))
+                    .and_then(|holder| {
+                        let mut view = Committed::at(SystemTime::UNIX_EPOCH);
+                        Ok((holder.to_owned(), self.holder(&mut view, i, &value)?))
+                    });
+                let (holder, held) = match checked {
+                    Ok(checked) => checked,
+                    // The entry, or the record it names (the loop above reported that), does
+                    // not decode, so the entry cannot be checked: a problem, not an error.
                     Err(e @ (Error::Corrupt { .. } | Error::UnsupportedFormat { .. })) => {
                         report.problems.push(Problem::Undecodable {
-                            location: format!(
-                                "{}: index {} entry {value:?}",
-                                self.name, unique.name
-                            ),
+                            location,
                             reason: e.to_string(),
                         });
                         continue;
