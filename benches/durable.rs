@@ -1,7 +1,7 @@
 //! Durable writes: every acknowledged write survives a power loss. revkv in
-//! `Durability::Immediate` mode (group commit) with 1 and 8 writers, against a raw
-//! `write + fdatasync`, redb with `Durability::Immediate` and fjall with
-//! `PersistMode::SyncData`, each doing a versioned update (read, then write) per commit.
+//! `Durability::Immediate` mode (group commit) with 1 and 8 writers doing `update_with`,
+//! against redb with `Durability::Immediate` and fjall with `PersistMode::SyncData` doing a
+//! read and then a write per commit, and a raw append with `fdatasync` (the disk's floor).
 
 // Benchmark arithmetic on small counters and ratios: the casts cannot lose anything here.
 #![allow(clippy::cast_possible_truncation, clippy::cast_precision_loss)]

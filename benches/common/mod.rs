@@ -93,17 +93,20 @@ pub fn sled_cas_update(tree: &sled::Tree, key: &str, next: impl Fn(&[u8]) -> Vec
     }
 }
 
-/// Runs `total` operations split over `threads` threads started together and returns the
-/// wall time; `op(thread, i)` is the i-th operation of a thread. For `iter_custom`.
+/// Runs exactly `total` operations split over `threads` threads started together and returns
+/// the wall time; `op(thread, i)` is the i-th operation of a thread. For `iter_custom`, which
+/// divides the time by `total`.
 pub fn run_threads(threads: usize, total: u64, op: impl Fn(usize, u64) + Sync) -> Duration {
-    let per_thread = total.div_ceil(threads as u64);
+    let threads_u64 = threads as u64;
     let barrier = Barrier::new(threads + 1);
     std::thread::scope(|s| {
         for t in 0..threads {
             let (barrier, op) = (&barrier, &op);
+            // The first `total % threads` threads take one operation more.
+            let share = total / threads_u64 + u64::from((t as u64) < total % threads_u64);
             s.spawn(move || {
                 barrier.wait();
-                for i in 0..per_thread {
+                for i in 0..share {
                     op(t, i);
                 }
             });
