@@ -62,7 +62,7 @@ fn ops_regression_reopen_at_once_after_open() {
 }
 
 /// The other side of that fix: when something outside this process's stores holds the
-/// engine's lock, opening gives up after a bounded wait with `Error::Locked`.
+/// engine's lock, opening gives up after its bounded wait (10 s) with `Error::Locked`.
 #[test]
 fn an_engine_lock_held_elsewhere_is_locked_not_a_hang() -> revkv::Result<()> {
     let dir = tempfile::tempdir()?;
