@@ -7,6 +7,9 @@
 //! | `version-lease`      | high-water mark of the version sequence                      |
 //! | `collection/<name>`  | the unique indexes the collection was last opened with      |
 //! | `sweep/<name>`       | present when the collection's indexes need a crash sweep     |
+//! | `feed-lease`         | high-water mark of the change feed's positions               |
+//! | `feed-applied`       | every change feed entry up to this position is applied       |
+//! | `feed-pruned`        | the last change feed position retention removed              |
 
 use std::sync::Arc;
 
