@@ -10,7 +10,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::{Backend, Entries, Tree};
+use super::{Backend, Bytes, Entries, Tree};
 use crate::{Error, Result};
 
 pub(crate) struct CrashPoint {
@@ -64,7 +64,7 @@ struct CrashPointTree {
 }
 
 impl Tree for CrashPointTree {
-    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+    fn get(&self, key: &[u8]) -> Result<Option<Bytes>> {
         self.inner.get(key)
     }
 

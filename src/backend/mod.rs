@@ -17,8 +17,12 @@ use crate::Result;
 pub(crate) use self::crash_point::CrashPoint;
 pub(crate) use self::sled::SledBackend;
 
+/// A value read from an engine. sled's reference-counted bytes: reading one does not copy
+/// the value, and any engine can build one from a `Vec<u8>` or a slice.
+pub(crate) type Bytes = ::sled::IVec;
+
 /// Key/value pairs from a scan, in key order.
-pub(crate) type Entries = Box<dyn Iterator<Item = Result<(Vec<u8>, Vec<u8>)>> + Send>;
+pub(crate) type Entries = Box<dyn Iterator<Item = Result<(Vec<u8>, Bytes)>> + Send>;
 
 /// A storage engine: named trees of byte keys and values.
 pub(crate) trait Backend: Send + Sync {
@@ -34,7 +38,7 @@ pub(crate) trait Backend: Send + Sync {
 /// recovery keeps a prefix of the calls in the order they returned (see "Durability and crash
 /// consistency" in the crate docs).
 pub(crate) trait Tree: Send + Sync {
-    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>>;
+    fn get(&self, key: &[u8]) -> Result<Option<Bytes>>;
     fn put(&self, key: &[u8], value: &[u8]) -> Result<()>;
     /// Compare-and-swap: writes `new` (`None` removes) only if `key` holds `old` (`None`: no
     /// value); `false` if it held something else, and then nothing is written.

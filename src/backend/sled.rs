@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 
 use super::space::SpaceGuard;
-use super::{Backend, Entries, Tree};
+use super::{Backend, Bytes, Entries, Tree};
 use crate::{Error, Result};
 
 /// sled stores a value larger than a quarter of its 512 KiB segments as a file of its own under
@@ -168,15 +168,15 @@ impl SledTree {
     }
 }
 
-/// sled's entries as owned bytes.
-fn owned(entry: ::sled::Result<(::sled::IVec, ::sled::IVec)>) -> Result<(Vec<u8>, Vec<u8>)> {
+/// sled's entries with owned keys.
+fn owned(entry: ::sled::Result<(::sled::IVec, Bytes)>) -> Result<(Vec<u8>, Bytes)> {
     let (k, v) = entry.map_err(storage_error)?;
-    Ok((k.to_vec(), v.to_vec()))
+    Ok((k.to_vec(), v))
 }
 
 impl Tree for SledTree {
-    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        Ok(self.failed.check(self.tree.get(key))?.map(|v| v.to_vec()))
+    fn get(&self, key: &[u8]) -> Result<Option<Bytes>> {
+        self.failed.check(self.tree.get(key))
     }
 
     fn put(&self, key: &[u8], value: &[u8]) -> Result<()> {

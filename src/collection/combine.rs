@@ -21,6 +21,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::Collection;
+use crate::backend::Bytes;
 use crate::locks::{self, LockId};
 use crate::{Result, Version, Versioned};
 
@@ -111,7 +112,7 @@ where
             let epoch = chain.epoch;
             // The newest value: the chain's, or the engine's when the chain is empty.
             let bytes = match &chain.pending {
-                Some((_, bytes)) => bytes.clone(),
+                Some((_, bytes)) => Bytes::from(bytes.as_slice()),
                 None => match schema.records.tree.get(key.as_bytes()) {
                     Ok(Some(bytes)) => bytes,
                     Ok(None) => {

@@ -9,7 +9,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::history::{self, History};
-use crate::backend::{Backend, Tree};
+use crate::backend::{Backend, Bytes, Tree};
 use crate::codec::{self, EncodedRecord, RecordHeader};
 use crate::conflict::Snapshot;
 use crate::feed::{ChangeKind, EntryWrite};
@@ -75,7 +75,7 @@ pub(crate) type ExpiryHandler<T> =
 /// A record as read from the engine, header already checked.
 pub(crate) struct Stored {
     pub(crate) header: RecordHeader,
-    bytes: Vec<u8>,
+    bytes: Bytes,
 }
 
 impl Stored {
@@ -166,7 +166,7 @@ pub(crate) fn expiry_entry(at: SystemTime, key: &str) -> Vec<u8> {
 /// Where checks read from: the committed state, or a transaction's view of it, at a moment
 /// that decides which records have expired.
 pub(crate) trait View {
-    fn read(&mut self, keyspace: &Keyspace, key: &[u8]) -> Result<Option<Vec<u8>>>;
+    fn read(&mut self, keyspace: &Keyspace, key: &[u8]) -> Result<Option<Bytes>>;
     fn now(&self) -> SystemTime;
 }
 
@@ -182,7 +182,7 @@ impl Committed {
 }
 
 impl View for Committed {
-    fn read(&mut self, keyspace: &Keyspace, key: &[u8]) -> Result<Option<Vec<u8>>> {
+    fn read(&mut self, keyspace: &Keyspace, key: &[u8]) -> Result<Option<Bytes>> {
         keyspace.tree.get(key)
     }
 
@@ -299,7 +299,7 @@ impl<T: Serialize + DeserializeOwned> Schema<T> {
     }
 
     /// Checks the header of record bytes read from the engine.
-    pub(crate) fn parse(&self, key: &str, bytes: Vec<u8>) -> Result<Stored> {
+    pub(crate) fn parse(&self, key: &str, bytes: Bytes) -> Result<Stored> {
         let (header, _) =
             codec::decode_record(&bytes).map_err(|e| Error::decode(e, self.location(key)))?;
         Ok(Stored { header, bytes })
@@ -385,7 +385,7 @@ impl<T: Serialize + DeserializeOwned> Schema<T> {
         if let Some(states) = &self.states {
             self.check_states(states, key, current, old, new.as_ref())?;
         }
-        let previous = current.map(|stored| stored.bytes.as_slice());
+        let previous = current.map(|stored| &stored.bytes[..]);
         let mut change = Plan::of(key, previous, new.as_ref().and_then(|n| n.ttl));
         // An expired record's values may already belong to other records.
         let expired = current.is_some_and(|s| s.header.expired(view.now()));

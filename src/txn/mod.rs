@@ -16,7 +16,7 @@ use std::time::{Duration, SystemTime};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::backend::Tree;
+use crate::backend::{Bytes, Tree};
 use crate::collection::Collection;
 use crate::collection::History;
 use crate::collection::schema::{Expect, Keyspace, Plan, Schema, View, expiry_entry};
@@ -46,7 +46,7 @@ type Slot = (Arc<str>, Vec<u8>);
 
 struct Read {
     keyspace: Keyspace,
-    seen: Option<Vec<u8>>,
+    seen: Option<Bytes>,
 }
 
 struct Staged {
@@ -494,10 +494,10 @@ fn entry_writes(ordered: &[(&Slot, &Staged)]) -> Vec<EntryWrite> {
 
 impl View for Transaction<'_> {
     /// Own writes first, then what was already read (so reads repeat), then the engine.
-    fn read(&mut self, keyspace: &Keyspace, key: &[u8]) -> Result<Option<Vec<u8>>> {
+    fn read(&mut self, keyspace: &Keyspace, key: &[u8]) -> Result<Option<Bytes>> {
         let id = (Arc::clone(&keyspace.name), key.to_vec());
         if let Some(staged) = self.writes.get(&id) {
-            return Ok(staged.value.clone());
+            return Ok(staged.value.as_deref().map(Bytes::from));
         }
         if let Some(read) = self.reads.get(&id) {
             return Ok(read.seen.clone());
