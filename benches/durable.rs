@@ -2,6 +2,9 @@
 //! `Durability::Immediate` mode (group commit) with 1 and 8 writers doing `update_with`,
 //! against redb with `Durability::Immediate` and fjall with `PersistMode::SyncData` doing a
 //! read and then a write per commit, and a raw append with `fdatasync` (the disk's floor).
+//! Two more one-writer floors show where a commit's time goes: raw sled's `flush` followed by
+//! `fdatasync` of its log (what every revkv commit does), and a write into a preallocated file
+//! with `fdatasync` (what a commit log of revkv's own could cost).
 
 // Benchmark arithmetic on small counters and ratios: the casts cannot lose anything here.
 #![allow(clippy::cast_possible_truncation, clippy::cast_precision_loss)]
@@ -10,9 +13,14 @@ mod common;
 
 use std::fs::File;
 use std::io::Write;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
 
 use common::{Payload, run_threads};
-use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use criterion::measurement::WallTime;
+use criterion::{
+    BenchmarkGroup, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main,
+};
 use parking_lot::Mutex;
 use redb::{ReadableTable, TableDefinition};
 
@@ -58,6 +66,8 @@ fn durable(c: &mut Criterion) {
         });
     });
 
+    commit_floors(&mut group, dir.path(), &keys[0]);
+
     let redb = redb::Database::create(dir.path().join("redb")).expect("redb");
     for writers in WRITERS {
         group.bench_function(BenchmarkId::new("redb_immediate", writers), |b| {
@@ -102,6 +112,41 @@ fn durable(c: &mut Criterion) {
         });
     }
     group.finish();
+}
+
+/// What one commit costs at the least, one writer: raw sled's `flush` followed by `fdatasync`
+/// of its log (the commit revkv makes), and a write into a preallocated file with `fdatasync`.
+fn commit_floors(group: &mut BenchmarkGroup<'_, WallTime>, dir: &Path, key: &str) {
+    const PREALLOCATED: u64 = 64 << 20;
+    let db = sled::open(dir.join("sled")).expect("sled");
+    let sled_log = File::open(dir.join("sled").join("db")).expect("sled's log");
+    group.bench_function(BenchmarkId::new("sled_flush_fdatasync", 1), |b| {
+        b.iter_custom(|iters| {
+            run_threads(1, iters, |_, i| {
+                let _current = db.get(key).expect("get");
+                db.insert(key, Payload::raw(i)).expect("insert");
+                db.flush().expect("flush");
+                sled_log.sync_data().expect("fdatasync");
+            })
+        });
+    });
+
+    // Written in full and synced first, so that later writes change no file metadata.
+    let preallocated = File::create(dir.join("preallocated")).expect("file");
+    preallocated
+        .write_all_at(&vec![0; PREALLOCATED as usize], 0)
+        .expect("fill");
+    preallocated.sync_all().expect("fsync");
+    group.bench_function(BenchmarkId::new("preallocated_write_fdatasync", 1), |b| {
+        b.iter_custom(|iters| {
+            run_threads(1, iters, |_, i| {
+                let record = Payload::raw(i);
+                let offset = (i * record.len() as u64) % (PREALLOCATED - record.len() as u64);
+                preallocated.write_all_at(&record, offset).expect("write");
+                preallocated.sync_data().expect("fdatasync");
+            })
+        });
+    });
 }
 
 criterion_group! {
