@@ -10,6 +10,7 @@
 //! | intent | bincode list of the writes of one transaction                              |
 //! | feed   | bincode entry: one commit's single-key writes and the changes among them  |
 //! | meta   | bincode value (store bookkeeping)                                          |
+//! | journal | bincode list of the writes of one logical write (a frame's payload)       |
 //!
 //! Decoding never trusts a length prefix: bincode 1's slice reader checks it against the bytes
 //! that are left before it allocates.
@@ -51,6 +52,11 @@ pub(crate) const FEED: Tag = Tag {
     kind: b'F',
     format: 1,
     name: "change feed entry",
+};
+pub(crate) const JOURNAL: Tag = Tag {
+    kind: b'J',
+    format: 1,
+    name: "journal frame",
 };
 pub(crate) const META: Tag = Tag {
     kind: b'M',

@@ -15,8 +15,9 @@ pub enum Durability {
     /// without every earlier one.
     #[default]
     OnFlush,
-    /// Every write returns only once it is durable. Writers that wait at the same time share
-    /// one sync (group commit), so throughput grows with concurrency.
+    /// Every write returns only once it is durable: in revkv's journal, before the engine
+    /// applies it. Writers that wait at the same time share one sync (group commit), so
+    /// throughput grows with concurrency.
     Immediate,
 }
 
@@ -60,7 +61,11 @@ impl GroupCommit {
         let mut tickets = self.state.lock();
         tickets.issued += 1;
         let mine = tickets.issued;
-        self.ticket_issued.notify_one();
+        // Only the ticket that completes the group wakes a gathering leader: a wake-up per
+        // ticket costs more than the sync saves.
+        if tickets.issued - tickets.durable == tickets.last_group {
+            self.ticket_issued.notify_one();
+        }
         loop {
             if tickets.durable >= mine {
                 return Ok(());
@@ -88,7 +93,9 @@ impl GroupCommit {
                 tickets.durable = tickets.durable.max(covered);
             }
             self.synced_changed.notify_all();
-            result?;
+            drop(tickets);
+            // The leader's own ticket was issued before it led, so this sync covered it.
+            return result;
         }
     }
 }

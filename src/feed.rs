@@ -26,7 +26,7 @@ use crate::backend::{Backend, Entries, Tree};
 use crate::codec::{self, FEED};
 use crate::meta::Meta;
 use crate::sequence::Sequence;
-use crate::txn::intent;
+use crate::txn::intent::{self, OwnedWrite};
 use crate::{Error, Result, Version};
 
 /// How much of the change feed a store keeps (see [`StoreBuilder::change_feed`]).
@@ -136,6 +136,8 @@ pub(crate) struct Entry {
     writes: Vec<EntryWrite>,
 }
 
+/// The engine tree of the entries.
+const TREE: &str = "revkv/feed";
 const APPLIED_KEY: &str = "feed-applied";
 const PRUNED_KEY: &str = "feed-pruned";
 /// Every this many commits, the next sync prunes at most `PRUNE_BATCH` old entries.
@@ -176,10 +178,25 @@ impl InFlight {
     }
 }
 
-/// A commit whose entry is written; dropping it marks the commit finished.
+/// A commit's entry, to be stored ahead of the commit's writes; dropping it marks the commit
+/// finished.
 pub(crate) struct Recorded<'f> {
     feed: &'f Feed,
     first: u64,
+    key: [u8; 8],
+    entry: Vec<u8>,
+}
+
+impl Recorded<'_> {
+    /// Stores the entry.
+    pub(crate) fn store(&self) -> Result<()> {
+        self.feed.tree.put(&self.key, &self.entry)
+    }
+
+    /// The entry's write, as a journal frame lists it.
+    pub(crate) fn write(&self) -> OwnedWrite {
+        (TREE.to_owned(), self.key.to_vec(), Some(self.entry.clone()))
+    }
 }
 
 impl Drop for Recorded<'_> {
@@ -199,7 +216,7 @@ impl Feed {
         retention: Retention,
         replay: bool,
     ) -> Result<Self> {
-        let tree = backend.tree("revkv/feed")?;
+        let tree = backend.tree(TREE)?;
         let applied = meta.get::<u64>(APPLIED_KEY)?.unwrap_or(0);
         let pruned = meta.get::<u64>(PRUNED_KEY)?.unwrap_or(0);
         if replay {
@@ -231,8 +248,9 @@ impl Feed {
         })
     }
 
-    /// Appends the entry of a commit made of `writes`, in the order the caller then applies
-    /// them; the commit counts as finished when the returned guard drops.
+    /// Makes the entry of a commit made of `writes`, in the order the caller then applies
+    /// them; the caller stores it first ([`Recorded::store`]). The commit counts as finished
+    /// when the returned guard drops.
     pub(crate) fn record(&self, writes: Vec<EntryWrite>, now: SystemTime) -> Result<Recorded<'_>> {
         let changes = writes.iter().filter(|w| w.change.is_some()).count();
         let count = u64::try_from(changes.max(1)).unwrap_or(u64::MAX);
@@ -245,15 +263,19 @@ impl Feed {
             state.commits.insert(first);
             first
         };
-        let recorded = Recorded { feed: self, first };
+        let mut recorded = Recorded {
+            feed: self,
+            first,
+            key: (first + count - 1).to_be_bytes(),
+            entry: Vec::new(),
+        };
         let entry = Entry {
             first,
             committed: codec::micros(now),
             writes,
         };
-        let bytes = codec::encode_tagged(FEED, &entry)
+        recorded.entry = codec::encode_tagged(FEED, &entry)
             .map_err(|e| Error::encode(e, format!("change feed entry {first}")))?;
-        self.tree.put(&(first + count - 1).to_be_bytes(), &bytes)?;
         if self.commits.fetch_add(1, Ordering::Relaxed) % PRUNE_EVERY == PRUNE_EVERY - 1 {
             self.prune_due.store(true, Ordering::Release);
         }

@@ -98,8 +98,12 @@
 //! - [`Store::flush`] makes every write that returned before it durable against a process
 //!   crash and a power loss: it flushes the engine and then `fdatasync`s its log (and the
 //!   files of large values), because sled's own flush stops at `sync_file_range`.
-//! - In [`Durability::Immediate`] mode, a write returns only once it is durable; concurrent
-//!   writers share syncs (group commit).
+//! - In [`Durability::Immediate`] mode, a write returns only once it is durable: it is first
+//!   appended to revkv's journal (a preallocated file in the store's directory) and
+//!   `fdatasync`ed, concurrent writers sharing one sync (group commit), and only then applied
+//!   to the engine, which is made durable on its own at checkpoints. Opening the store
+//!   re-applies what the journal holds beyond the last checkpoint, in whichever mode it is
+//!   opened.
 //! - A record and its unique-index entries, and all records of a transaction, are written
 //!   atomically with respect to crashes: after a crash a write is wholly there or not at all,
 //!   and [`Store::verify`] finds the indexes matching the records exactly.
@@ -128,6 +132,7 @@ mod feed;
 mod guard;
 #[cfg(feature = "http")]
 pub mod http;
+mod journal;
 mod locks;
 mod meta;
 mod retry;

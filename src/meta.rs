@@ -10,6 +10,7 @@
 //! | `feed-lease`         | high-water mark of the change feed's positions               |
 //! | `feed-applied`       | every change feed entry up to this position is applied       |
 //! | `feed-pruned`        | the last change feed position retention removed              |
+//! | `journal-generation` | the journal's frames of older generations are checkpointed   |
 
 use std::sync::Arc;
 

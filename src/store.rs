@@ -16,11 +16,12 @@ use crate::clock::{Clock, StoreClock, SystemClock};
 use crate::collection::{CollectionBuilder, Combiners, Registered};
 use crate::durability::{Durability, GroupCommit};
 use crate::feed::{Changes, Feed, Retention};
+use crate::journal::{self, Journal};
 use crate::locks::{LockTable, Turns};
 use crate::meta::Meta;
 use crate::sequence::Sequence;
 use crate::stats::{Observer, Stats};
-use crate::txn::intent;
+use crate::txn::intent::{self, OwnedWrite};
 use crate::verify::Report;
 use crate::watch::Watch;
 use crate::{Error, Result};
@@ -71,7 +72,9 @@ pub(crate) struct Shared {
     pub(crate) clock: StoreClock,
     pub(crate) observer: Observer,
     pub(crate) feed: Option<Feed>,
-    durability: Durability,
+    /// Present in [`Durability::Immediate`] mode: writes are durable in it before they are
+    /// applied.
+    journal: Option<Journal>,
     group_commit: GroupCommit,
     /// Open collections by name, for `verify`, sweeping and opening a name a second time.
     /// Weak: a collection is open while a handle on it lives, and an expiry handler that holds
@@ -80,6 +83,17 @@ pub(crate) struct Shared {
     poisoned: AtomicBool,
     // Declared last: a temporary store's directory is removed after everything above is closed.
     _temporary: Option<TempDir>,
+}
+
+/// How a write reaches the engine.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Route {
+    /// Through the journal in [`Durability::Immediate`] mode, so that it is durable before it
+    /// is applied.
+    Logged,
+    /// Straight to the engine, for batches made durable as a whole afterwards
+    /// ([`Shared::make_direct_writes_durable`]).
+    Direct,
 }
 
 /// Whether the previous session ended by closing the store (meta key `session`).
@@ -338,6 +352,23 @@ impl StoreBuilder {
                 meta.put(&format!("sweep/{name}"), &())?;
             }
         }
+        let clock = StoreClock::new(self.clock);
+        let mark_feed_applied = || mark_applied(feed.as_ref(), &clock);
+        let journal = match self.durability {
+            Durability::Immediate => Some(Journal::open(
+                &dir,
+                Arc::clone(&meta),
+                Arc::clone(&backend),
+                &mark_feed_applied,
+            )?),
+            Durability::OnFlush if journal::exists(&dir) => {
+                // Last opened in Immediate mode: its journal may hold writes the engine lost.
+                journal::recover(&dir, &meta, backend.as_ref(), &mark_feed_applied)?;
+                journal::remove(&dir)?;
+                None
+            }
+            Durability::OnFlush => None,
+        };
         meta.put("session", &Session::Open)?;
         // Resuming the sequence syncs, which also makes the marks above durable.
         let sequence = Sequence::resume("version-lease", Arc::clone(&meta), Arc::clone(&backend))?;
@@ -351,10 +382,10 @@ impl StoreBuilder {
                 combiners: Combiners::new(),
                 sequence,
                 limits: self.limits,
-                clock: StoreClock::new(self.clock),
+                clock,
                 observer: Observer::default(),
                 feed,
-                durability: self.durability,
+                journal,
                 group_commit: GroupCommit::new(),
                 registry: Mutex::new(BTreeMap::new()),
                 poisoned: AtomicBool::new(false),
@@ -431,30 +462,56 @@ impl Shared {
     /// store: after `fsync` fails, the kernel may already have dropped the unsynced pages, so a
     /// later successful sync would prove nothing.
     pub(crate) fn sync(&self) -> Result<()> {
-        self.group_commit
-            .sync(|| {
-                if let Some(feed) = &self.feed {
-                    feed.mark_applied(self.clock.now())?;
-                }
+        match &self.journal {
+            // Everything acknowledged is durable already; this makes the engine durable on
+            // its own, so that the journal can start over.
+            Some(journal) => journal.checkpoint(&|| self.mark_feed_applied()),
+            None => self.group_commit.sync(|| {
+                self.mark_feed_applied()?;
                 self.backend.sync()
-            })
-            .inspect_err(|_| self.poisoned.store(true, Ordering::Release))
+            }),
+        }
+        .inspect_err(|_| self.poisoned.store(true, Ordering::Release))
     }
 
-    /// Called after each successful write: in [`Durability::Immediate`] mode, waits until the
-    /// write is durable.
-    pub(crate) fn acknowledge(&self) -> Result<()> {
-        match self.durability {
-            Durability::OnFlush => Ok(()),
-            Durability::Immediate => self.sync(),
+    fn mark_feed_applied(&self) -> Result<()> {
+        mark_applied(self.feed.as_ref(), &self.clock)
+    }
+
+    /// After writes made by [`Route::Direct`]: in [`Durability::Immediate`] mode, makes them
+    /// durable.
+    pub(crate) fn make_direct_writes_durable(&self) -> Result<()> {
+        match self.journal {
+            Some(_) => self.sync(),
+            None => Ok(()),
         }
     }
 
-    /// `result`, acknowledged first if it is a success.
-    pub(crate) fn acknowledged<R>(&self, result: Result<R>) -> Result<R> {
-        let done = result?;
-        self.acknowledge()?;
-        Ok(done)
+    /// Runs `apply`, the single-key writes of one logical write, as [`Self::write_all`] does.
+    /// On the [`Route::Logged`] route in [`Durability::Immediate`] mode, `logged` lists them
+    /// first, and they are made durable in the journal before `apply` runs.
+    pub(crate) fn commit<R>(
+        &self,
+        route: Route,
+        logged: impl FnOnce() -> Result<Vec<OwnedWrite>>,
+        apply: impl FnOnce() -> Result<R>,
+    ) -> Result<R> {
+        match &self.journal {
+            Some(journal) if route == Route::Logged => {
+                let writes = logged()?;
+                journal
+                    .commit(&writes, || self.write_all(apply), &|| {
+                        self.mark_feed_applied()
+                    })
+                    .inspect_err(|_| self.poisoned.store(true, Ordering::Release))
+            }
+            _ => self.write_all(apply),
+        }
+    }
+
+    /// Whether writes on the [`Route::Logged`] route go through the journal.
+    pub(crate) fn logs_writes(&self) -> bool {
+        self.journal.is_some()
     }
 
     /// Runs the single-key writes of one logical write. If one fails, the store is poisoned
@@ -471,15 +528,22 @@ impl Drop for Shared {
         // Mark a clean close, so the next open skips the crash sweep. A poisoned store is
         // left marked open on purpose. Errors cannot be reported from here; the next open
         // then simply sweeps.
-        let applied = self
-            .feed
-            .as_ref()
-            .map_or(Ok(()), |feed| feed.mark_applied(self.clock.now()));
+        let applied = self.mark_feed_applied();
         if !self.poisoned.load(Ordering::Acquire)
             && applied.is_ok()
+            && self
+                .journal
+                .as_ref()
+                .map_or(Ok(()), Journal::retire)
+                .is_ok()
             && self.meta.put("session", &Session::Closed).is_ok()
         {
             let _ = self.backend.sync();
         }
     }
+}
+
+/// Records that the change feed's finished entries are applied (see [`Feed::mark_applied`]).
+fn mark_applied(feed: Option<&Feed>, clock: &StoreClock) -> Result<()> {
+    feed.map_or(Ok(()), |feed| feed.mark_applied(clock.now()))
 }

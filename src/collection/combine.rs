@@ -23,6 +23,7 @@ use serde::de::DeserializeOwned;
 use super::Collection;
 use crate::backend::Bytes;
 use crate::locks::{self, LockId};
+use crate::store::Route;
 use crate::{Result, Version, Versioned};
 
 const STRIPES: usize = 256;
@@ -162,7 +163,6 @@ where
                     shared
                         .observer
                         .update_with(&schema.name, key, retries, || now);
-                    shared.acknowledge()?;
                     return Ok(Some(Versioned::new(version, value, now, None)));
                 }
                 Ok(Turn::Dropped) => retries += 1,
@@ -209,8 +209,17 @@ where
                 if current.map(|s| s.header.version) != expected {
                     return Ok(false); // a plain write got in between
                 }
-                let records = &self.schema().records.tree;
-                shared.write_all(|| records.put(key.as_bytes(), &bytes))?;
+                let records = &self.schema().records;
+                let logged = || {
+                    Ok(vec![(
+                        records.name.to_string(),
+                        key.into(),
+                        Some(bytes.clone()),
+                    )])
+                };
+                shared.commit(Route::Logged, logged, || {
+                    records.tree.put(key.as_bytes(), &bytes)
+                })?;
                 Ok(true)
             });
             let chain = chains.entry(key.as_bytes().to_vec()).or_default();

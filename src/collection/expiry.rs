@@ -33,7 +33,7 @@ where
         value: impl Borrow<T>,
         ttl: Duration,
     ) -> Result<Version> {
-        self.insert_acknowledged(key, value.borrow(), Some(ttl))
+        self.insert_observed(key, value.borrow(), Some(ttl))
     }
 
     /// Replaces `key` as [`Collection::update`] does, expiring `ttl` from now. (A plain

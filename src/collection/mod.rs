@@ -21,6 +21,7 @@ use crate::backend::Entries;
 use crate::guard::StateMachine;
 use crate::locks::{self, Held};
 use crate::retry::Backoff;
+use crate::store::Route;
 use crate::verify::Report;
 use crate::{Conflict, Error, Result, Store, Version, Versioned};
 
@@ -98,13 +99,13 @@ where
     /// state machine does not start in the value's state; input and storage errors as
     /// [`Collection::get`], plus [`Error::ValueTooLarge`].
     pub fn insert(&self, key: &str, value: impl Borrow<T>) -> Result<Version> {
-        self.insert_acknowledged(key, value.borrow(), None)
+        self.insert_observed(key, value.borrow(), None)
     }
 
-    /// [`Self::create`], acknowledged and observed, for the public inserts.
-    fn insert_acknowledged(&self, key: &str, value: &T, ttl: Option<Duration>) -> Result<Version> {
+    /// [`Self::create`], observed, for the public inserts.
+    fn insert_observed(&self, key: &str, value: &T, ttl: Option<Duration>) -> Result<Version> {
         let shared = &self.store.shared;
-        shared.observe(shared.acknowledged(self.create(key, value, ttl)))
+        shared.observe(self.create(key, value, ttl, Route::Logged))
     }
 
     /// Inserts many new records, as [`Collection::insert`] does one by one, but with one
@@ -126,9 +127,13 @@ where
         let shared = &self.store.shared;
         let versions = records
             .into_iter()
-            .map(|(key, value)| self.create(key.as_ref(), value.borrow(), None))
-            .collect::<Result<_>>();
-        shared.observe(shared.acknowledged(versions))
+            .map(|(key, value)| self.create(key.as_ref(), value.borrow(), None, Route::Direct))
+            .collect::<Result<_>>()
+            .and_then(|versions| {
+                shared.make_direct_writes_durable()?;
+                Ok(versions)
+            });
+        shared.observe(versions)
     }
 
     /// Replaces the record `key` if it is still at version `expected`. Returns the new version.
@@ -242,16 +247,25 @@ where
         }
     }
 
-    /// An insert, not yet acknowledged. Without indexes or states there is nothing to check
-    /// but the key being free, which the engine's insert-if-absent does in the same step.
-    pub(crate) fn create(&self, key: &str, value: &T, ttl: Option<Duration>) -> Result<Version> {
+    /// An insert. Without indexes or states there is nothing to check but the key being
+    /// free, which the engine's insert-if-absent does in the same step.
+    pub(crate) fn create(
+        &self,
+        key: &str,
+        value: &T,
+        ttl: Option<Duration>,
+        route: Route,
+    ) -> Result<Version> {
         let shared = &self.store.shared;
-        // A feed entry must describe a write that happens, so with a feed the check comes
-        // first too.
-        if !self.schema.indexes.is_empty() || self.schema.states.is_some() || shared.feed.is_some()
+        // A feed entry or a journal frame must describe a write that happens, so with either
+        // the check comes first too.
+        if !self.schema.indexes.is_empty()
+            || self.schema.states.is_some()
+            || shared.feed.is_some()
+            || (route == Route::Logged && shared.logs_writes())
         {
             return self
-                .write_unacknowledged(key, Expect::Absent, Some(value), ttl)
+                .checked_write(key, Expect::Absent, Some(value), ttl, route)
                 .map(|w| w.version);
         }
         self.schema.check_key(key, shared.limits)?;
@@ -285,7 +299,8 @@ where
         }
     }
 
-    /// One checked write of one record, acknowledged.
+    /// One checked write of one record, durable when it returns in
+    /// [`Durability::Immediate`](crate::Durability::Immediate) mode.
     pub(crate) fn write(
         &self,
         key: &str,
@@ -293,19 +308,19 @@ where
         value: Option<&T>,
         ttl: Option<Duration>,
     ) -> Result<Written> {
-        let written = self.write_unacknowledged(key, expect, value, ttl);
-        self.store.shared.acknowledged(written)
+        self.checked_write(key, expect, value, ttl, Route::Logged)
     }
 
     /// One checked write of one record, under the locks of the key and of every unique value
     /// it takes or frees; durable only once acknowledged. An expired record in the way is
     /// swept first, so its expiry handler runs before anything replaces it.
-    fn write_unacknowledged(
+    fn checked_write(
         &self,
         key: &str,
         expect: Expect,
         value: Option<&T>,
         ttl: Option<Duration>,
+        route: Route,
     ) -> Result<Written> {
         let shared = &self.store.shared;
         self.schema.check_key(key, shared.limits)?;
@@ -335,7 +350,7 @@ where
         let version = shared.sequence.next()?;
         let expires = change.stamp(version, now);
         // With a change feed, the commit's entry goes first: it is also its redo record.
-        let _recorded = match &shared.feed {
+        let recorded = match &shared.feed {
             Some(feed) => {
                 let writes = self
                     .schema
@@ -344,7 +359,8 @@ where
             }
             None => None,
         };
-        self.schema.apply(shared, &change)?;
+        self.schema
+            .apply(shared, &change, recorded.as_ref(), route)?;
         Ok(Written {
             version,
             modified: now,

@@ -12,10 +12,11 @@ use super::history::{self, History};
 use crate::backend::{Backend, Bytes, Tree};
 use crate::codec::{self, EncodedRecord, RecordHeader};
 use crate::conflict::Snapshot;
-use crate::feed::{ChangeKind, EntryWrite};
+use crate::feed::{ChangeKind, EntryWrite, Recorded};
 use crate::guard::StateMachine;
 use crate::locks::{LockId, LockTable};
-use crate::store::{Limits, Shared};
+use crate::store::{Limits, Route, Shared};
+use crate::txn::intent::OwnedWrite;
 use crate::{Conflict, Error, Result, Transaction, Version, Versioned};
 
 /// One tree of the engine plus the lock space of its keys.
@@ -559,10 +560,31 @@ impl<T: Serialize + DeserializeOwned> Schema<T> {
         Ok(())
     }
 
-    /// Stores a checked change with the writes of [`Self::for_each_write`], then trims the
-    /// record's history.
-    pub(crate) fn apply(&self, shared: &Shared, plan: &Plan<'_>) -> Result<()> {
-        shared.write_all(|| {
+    /// Stores a checked change with the writes of [`Self::for_each_write`], after the change
+    /// feed's entry for it if there is one, then trims the record's history.
+    pub(crate) fn apply(
+        &self,
+        shared: &Shared,
+        plan: &Plan<'_>,
+        recorded: Option<&Recorded<'_>>,
+        route: Route,
+    ) -> Result<()> {
+        let logged = || {
+            let mut writes: Vec<OwnedWrite> = recorded.map(Recorded::write).into_iter().collect();
+            self.for_each_write(plan, |keyspace, key, value| {
+                writes.push((
+                    keyspace.name.to_string(),
+                    key.to_vec(),
+                    value.map(<[u8]>::to_vec),
+                ));
+                Ok(())
+            })?;
+            Ok(writes)
+        };
+        shared.commit(route, logged, || {
+            if let Some(recorded) = recorded {
+                recorded.store()?;
+            }
             self.for_each_write(plan, |keyspace, key, value| {
                 let is_record = Arc::ptr_eq(&keyspace.name, &self.records.name);
                 match (value, plan.previous.filter(|_| is_record)) {
@@ -578,6 +600,8 @@ impl<T: Serialize + DeserializeOwned> Schema<T> {
                     (None, _) => keyspace.tree.remove(key),
                 }
             })?;
+            // A history entry this removes comes back if a crash replays the journal frame
+            // that wrote it: the history then holds one version more until the next write.
             match &self.history {
                 Some(history) if plan.archive.is_some() => history.prune(plan.key),
                 _ => Ok(()),

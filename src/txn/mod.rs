@@ -20,8 +20,9 @@ use crate::backend::{Bytes, Tree};
 use crate::collection::Collection;
 use crate::collection::History;
 use crate::collection::schema::{Expect, Keyspace, Plan, Schema, View, expiry_entry};
-use crate::feed::{ChangeKind, EntryWrite};
+use crate::feed::{ChangeKind, EntryWrite, Recorded};
 use crate::retry::{Backoff, MAX_ATTEMPTS};
+use crate::store::Route;
 use crate::store::Shared;
 use crate::{Error, Result, Store, Version, Versioned};
 
@@ -454,13 +455,23 @@ impl Transaction<'_> {
                 (write, staged.keyspace.tree.as_ref() as &dyn Tree)
             })
             .collect();
-        self.shared.write_all(|| {
-            // With a change feed, the commit's entry is also its redo record; without one,
-            // several records need an intent.
-            if let Some(feed) = &self.shared.feed {
-                let _recorded = feed.record(entry_writes(&ordered), self.modified)?;
+        // With a change feed, the commit's entry is also its redo record.
+        let recorded = match &self.shared.feed {
+            Some(feed) => Some(feed.record(entry_writes(&ordered), self.modified)?),
+            None => None,
+        };
+        let logged = || {
+            let owned = writes.iter().map(|((tree, key, value), _)| {
+                ((*tree).to_owned(), key.to_vec(), value.map(<[u8]>::to_vec))
+            });
+            Ok(recorded.iter().map(Recorded::write).chain(owned).collect())
+        };
+        self.shared.commit(Route::Logged, logged, || {
+            if let Some(recorded) = &recorded {
+                recorded.store()?;
                 intent::apply_in_order(&writes)?;
-            } else if records > 1 {
+            } else if records > 1 && !self.shared.logs_writes() {
+                // Without a feed entry or a journal frame, several records need an intent.
                 let id = self.shared.sequence.next()?.get();
                 intent::apply_atomically(self.shared.intents.as_ref(), id, &writes)?;
             } else {
@@ -471,7 +482,6 @@ impl Transaction<'_> {
                 .try_for_each(|(history, key)| history.prune(key))
         })?;
         drop(held);
-        self.shared.acknowledge()?;
         Ok(true)
     }
 }
