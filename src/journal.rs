@@ -16,7 +16,7 @@
 //! reaches [`CAPACITY`], at [`Store::flush`](crate::Store::flush), at close, and after writes
 //! that bypass the log (bulk loads).
 //!
-//! A frame is the payload's length (u32 LE), a CRC-32 of generation and payload (u32 LE), the
+//! A frame is the payload's length (u32 LE), a CRC-32 of payload and generation (u32 LE), the
 //! generation (u64 LE) and the payload: the tagged list of writes. Replay stops at the first
 //! frame that is cut short, of another generation, or fails its checksum: the tail of a write
 //! that a crash interrupted, which no writer was told had succeeded.
@@ -26,6 +26,7 @@ use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use parking_lot::{Condvar, Mutex};
 
@@ -48,7 +49,9 @@ pub(crate) struct Journal {
     meta: Arc<Meta>,
     backend: Arc<dyn Backend>,
     state: Mutex<State>,
-    /// Signalled when the last applied frame is done and when a checkpoint ends.
+    /// Frames appended whose writes the engine does not hold yet. Raised under `state`.
+    unapplied: AtomicUsize,
+    /// Signalled (under `state`) when `unapplied` drops to 0 and when a checkpoint ends.
     settled: Condvar,
     group: GroupCommit,
 }
@@ -59,8 +62,6 @@ struct State {
     written: u64,
     /// Frames appended since, for the next group write.
     pending: Vec<u8>,
-    /// Frames appended whose writes the engine does not hold yet.
-    unapplied: usize,
     checkpointing: bool,
 }
 
@@ -69,9 +70,9 @@ struct Unapplied<'j>(&'j Journal);
 
 impl Drop for Unapplied<'_> {
     fn drop(&mut self) {
-        let mut state = self.0.state.lock();
-        state.unapplied -= 1;
-        if state.unapplied == 0 {
+        if self.0.unapplied.fetch_sub(1, Ordering::AcqRel) == 1 {
+            // Under the lock, so a checkpoint cannot miss it between its check and its wait.
+            let _state = self.0.state.lock();
             self.0.settled.notify_all();
         }
     }
@@ -112,9 +113,9 @@ impl Journal {
                 generation,
                 written: 0,
                 pending: Vec::new(),
-                unapplied: 0,
                 checkpointing: false,
             }),
+            unapplied: AtomicUsize::new(0),
             settled: Condvar::new(),
             group: GroupCommit::new(),
         })
@@ -132,34 +133,33 @@ impl Journal {
             .map_err(|e| Error::encode(e, "a journal frame".into()))?;
         let payload_len = u32::try_from(payload.len())
             .map_err(|_| Error::Io(io::Error::other("a write of more than 4 GiB")))?;
-        if self.is_full() {
-            self.checkpoint(before_checkpoint)?;
-        }
-        let _unapplied = {
+        // The generation is known only under the lock; the payload is summed outside it.
+        let mut payload_crc = crc32fast::Hasher::new();
+        payload_crc.update(&payload);
+        let _unapplied = loop {
             let mut state = self.state.lock();
             while state.checkpointing {
                 self.settled.wait(&mut state);
             }
+            if state.written + state.pending.len() as u64 >= CAPACITY {
+                drop(state);
+                self.checkpoint(before_checkpoint)?;
+                continue;
+            }
             let generation = state.generation.to_le_bytes();
-            let mut crc = crc32fast::Hasher::new();
+            let mut crc = payload_crc.clone();
             crc.update(&generation);
-            crc.update(&payload);
             state.pending.extend_from_slice(&payload_len.to_le_bytes());
             state
                 .pending
                 .extend_from_slice(&crc.finalize().to_le_bytes());
             state.pending.extend_from_slice(&generation);
             state.pending.extend_from_slice(&payload);
-            state.unapplied += 1;
-            Unapplied(self)
+            self.unapplied.fetch_add(1, Ordering::AcqRel);
+            break Unapplied(self);
         };
         self.group.sync(|| self.write_pending())?;
         apply()
-    }
-
-    fn is_full(&self) -> bool {
-        let state = self.state.lock();
-        state.written + state.pending.len() as u64 >= CAPACITY
     }
 
     /// The group commit's sync: writes every frame appended so far, then `fdatasync`.
@@ -191,7 +191,7 @@ impl Journal {
             return Ok(());
         }
         state.checkpointing = true;
-        while state.unapplied > 0 {
+        while self.unapplied.load(Ordering::Acquire) > 0 {
             self.settled.wait(&mut state);
         }
         let next = state.generation + 1;
@@ -277,8 +277,8 @@ fn replay(file: &File, generation: u64, backend: &dyn Backend) -> Result<usize> 
         let mut payload = vec![0; usize::try_from(payload_len).unwrap_or(usize::MAX)];
         file.read_exact_at(&mut payload, payload_start)?;
         let mut computed = crc32fast::Hasher::new();
-        computed.update(frame_generation);
         computed.update(&payload);
+        computed.update(frame_generation);
         if computed.finalize().to_le_bytes() != crc {
             break;
         }
