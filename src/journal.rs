@@ -28,7 +28,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use parking_lot::{Condvar, Mutex};
+use parking_lot::{Condvar, Mutex, MutexGuard};
 
 use crate::backend::Backend;
 use crate::codec::{self, JOURNAL};
@@ -142,8 +142,7 @@ impl Journal {
                 self.settled.wait(&mut state);
             }
             if state.written + state.pending.len() as u64 >= CAPACITY {
-                drop(state);
-                self.checkpoint(before_checkpoint)?;
+                self.checkpoint_holding(state, before_checkpoint)?;
                 continue;
             }
             let generation = state.generation.to_le_bytes();
@@ -182,13 +181,17 @@ impl Journal {
     /// change feed records that its entries are applied, so that they are not redone over
     /// newer writes after the frames that follow them are gone.
     pub(crate) fn checkpoint(&self, before_checkpoint: &dyn Fn() -> Result<()>) -> Result<()> {
-        let mut state = self.state.lock();
-        if state.checkpointing {
-            // Someone else's checkpoint covers every write that returned before this call.
-            while state.checkpointing {
-                self.settled.wait(&mut state);
-            }
-            return Ok(());
+        self.checkpoint_holding(self.state.lock(), before_checkpoint)
+    }
+
+    fn checkpoint_holding(
+        &self,
+        mut state: MutexGuard<'_, State>,
+        before_checkpoint: &dyn Fn() -> Result<()>,
+    ) -> Result<()> {
+        // One already running may have synced the engine before the caller's last writes.
+        while state.checkpointing {
+            self.settled.wait(&mut state);
         }
         state.checkpointing = true;
         while self.unapplied.load(Ordering::Acquire) > 0 {
