@@ -8,7 +8,7 @@
 //! changes. It reports each acknowledged write and exits without closing the store. The
 //! parent puts the copied engine files back, which is what a power loss may leave (a prefix of
 //! the engine's writes: none after the checkpoint), and reopens: every acknowledged write must
-//! be back, and the indexes must match the records.
+//! be back, the indexes must match the records, and the change feed must list each write once.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -16,7 +16,7 @@ use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use revkv::{Collection, Durability, Store, Version};
+use revkv::{ChangeKind, Collection, Durability, Retention, Store, StoreBuilder, Version};
 use serde::{Deserialize, Serialize};
 
 const CHILD_ENV: &str = "REVKV_JOURNAL_CHILD_DIR";
@@ -36,6 +36,14 @@ fn users(store: &Store) -> revkv::Result<Collection<User>> {
         .open()
 }
 
+/// The store as child and parent open it, in `durability` mode, with a change feed.
+fn store(dir: &Path, durability: Durability) -> StoreBuilder {
+    Store::builder()
+        .path(dir)
+        .durability(durability)
+        .change_feed(Retention::default())
+}
+
 fn user(i: usize, round: usize) -> User {
     User {
         name: format!("user {i}, round {round}"),
@@ -49,9 +57,7 @@ fn user(i: usize, round: usize) -> User {
 fn journal_child() {
     let dir = std::env::var_os(CHILD_ENV).expect("run by the journal test");
     let dir = Path::new(&dir);
-    let store = Store::builder()
-        .path(dir.join("store"))
-        .durability(Durability::Immediate)
+    let store = store(&dir.join("store"), Durability::Immediate)
         .open()
         .expect("open");
     let users = users(&store).expect("collection");
@@ -196,6 +202,20 @@ fn check_acknowledged(
         acknowledged["u30"]
     );
     assert!(store.verify()?.is_clean(), "{:?}", store.verify()?);
+    // The feed shows every change once, in order; the last of each key is as acknowledged.
+    let mut last = BTreeMap::new();
+    let mut seq = 0;
+    for change in store.changes_since(0)? {
+        let change = change?;
+        assert!(change.seq > seq, "positions only grow");
+        seq = change.seq;
+        let version = (change.kind != ChangeKind::Delete).then_some(change.version);
+        last.insert(change.key, version);
+    }
+    for (key, version) in acknowledged {
+        assert_eq!(last.get(key), Some(version), "{key}'s last change");
+    }
+    assert_eq!(last.len(), 31, "u0..u30, each at least once");
     Ok(())
 }
 
@@ -212,17 +232,11 @@ fn acknowledged_writes_come_back_from_the_journal() -> revkv::Result<()> {
         assert_eq!(users(&store)?.get("u20")?, None);
     }
     {
-        let store = Store::builder()
-            .path(&store_dir)
-            .durability(Durability::Immediate)
-            .open()?;
+        let store = store(&store_dir, Durability::Immediate).open()?;
         check_acknowledged(&store, &acknowledged)?;
     }
     // Closed cleanly, the journal's frames are not applied a second time.
-    let store = Store::builder()
-        .path(&store_dir)
-        .durability(Durability::Immediate)
-        .open()?;
+    let store = store(&store_dir, Durability::Immediate).open()?;
     check_acknowledged(&store, &acknowledged)
 }
 
@@ -231,7 +245,7 @@ fn a_store_reopened_without_immediate_durability_still_replays_its_journal() -> 
     let (dir, acknowledged) = run_child();
     let store_dir = dir.path().join("store");
     roll_engine_back(&store_dir, &dir.path().join("engine-copy"));
-    let store = Store::open(&store_dir)?;
+    let store = store(&store_dir, Durability::OnFlush).open()?;
     check_acknowledged(&store, &acknowledged)?;
     assert!(
         !store_dir.join("journal").exists(),
