@@ -27,13 +27,12 @@ mod stats;
 use std::time::Duration;
 
 use axum::Router;
-use axum::body::{Body, Bytes};
-use axum::extract::{Path, Request, State};
+use axum::body::Bytes;
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
-use axum::middleware::{Next, from_fn, from_fn_with_state};
-use axum::response::{IntoResponse, Response};
+use axum::middleware::from_fn_with_state;
 use axum::routing::{get, post};
-use revkv::http::axum::problems;
+use revkv::http::axum::{problems, read_body_first};
 use revkv::http::{
     HttpError, HttpProblem, Policy, Preconditions, ProblemKind, ReadOutcome, Validators, json_body,
 };
@@ -187,23 +186,8 @@ pub fn router(app: App, policy: Policy) -> Router {
         .route("/changes", get(changes))
         .route("/stats", get(stats))
         .with_state(app)
-        .layer(from_fn(read_body_first))
+        .layer(from_fn_with_state(BODY_LIMIT, read_body_first))
         .layer(from_fn_with_state(policy, problems))
-}
-
-/// Reads each request body in full before routing. An answer given before a handler reads the
-/// body (to a malformed header, say) would otherwise leave unread bytes behind, and the server
-/// would drop the keep-alive connection under the client's next request.
-async fn read_body_first(request: Request, next: Next) -> Response {
-    let (parts, body) = request.into_parts();
-    match axum::body::to_bytes(body, BODY_LIMIT).await {
-        Ok(bytes) => {
-            next.run(Request::from_parts(parts, Body::from(bytes)))
-                .await
-        }
-        // Over the limit (or cut off by the client, who no longer listens).
-        Err(_) => StatusCode::PAYLOAD_TOO_LARGE.into_response(),
-    }
 }
 
 async fn create_user(State(app): State<App>, uri: Uri, headers: HeaderMap, body: Bytes) -> Outcome {

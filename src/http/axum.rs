@@ -1,6 +1,8 @@
 //! First-class axum integration (feature `axum`): handlers return [`HttpError`], take
 //! [`Preconditions`] as an extractor, and one middleware, [`problems`], renders every failure
-//! under the service's [`Policy`], with the request path as `instance`.
+//! under the service's [`Policy`], with the request path as `instance`. A second,
+//! [`read_body_first`], keeps connections alive when a request is refused before its body
+//! is read.
 //!
 //! ```no_run
 //! use axum::extract::{Path, State};
@@ -31,6 +33,7 @@
 //! let app: axum::Router = axum::Router::new()
 //!     .route("/docs/{id}", get(get_doc))
 //!     .with_state(docs)
+//!     .layer(from_fn_with_state(64 * 1024, revkv::http::axum::read_body_first))
 //!     .layer(from_fn_with_state(Policy::default(), revkv::http::axum::problems));
 //! # Ok(()) }
 //! ```
@@ -81,6 +84,24 @@ impl<S: Send + Sync> FromRequestParts<S> for Preconditions {
     /// Parses the precondition headers; a malformed one is answered with `400`.
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, HttpError> {
         Ok(parse_preconditions(&parts.headers)?)
+    }
+}
+
+/// Middleware that reads each request body in full, up to `limit` bytes, before routing;
+/// a longer body is answered with `413` (a problem under [`problems`]). Without it, an
+/// answer given before a handler reads the body (to a malformed precondition header, say)
+/// leaves the body's bytes unread, and hyper then closes the keep-alive connection under the
+/// client's next request. Install it inside [`problems`], with
+/// `.layer(axum::middleware::from_fn_with_state(limit, read_body_first))`.
+pub async fn read_body_first(State(limit): State<usize>, request: Request, next: Next) -> Response {
+    let (parts, body) = request.into_parts();
+    match to_bytes(body, limit).await {
+        Ok(bytes) => {
+            next.run(Request::from_parts(parts, Body::from(bytes)))
+                .await
+        }
+        // Over the limit (or cut off by the client, who no longer listens).
+        Err(_) => StatusCode::PAYLOAD_TOO_LARGE.into_response(),
     }
 }
 
