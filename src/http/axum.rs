@@ -90,7 +90,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Preconditions {
 /// Middleware that reads each request body in full, up to `limit` bytes, before routing;
 /// a longer body is answered with `413` (a problem under [`problems`]). Without it, an
 /// answer given before a handler reads the body (to a malformed precondition header, say)
-/// leaves the body's bytes unread, and hyper then closes the keep-alive connection under the
+/// leaves the body's bytes unread, and hyper may then close the keep-alive connection under the
 /// client's next request. Install it inside [`problems`], with
 /// `.layer(axum::middleware::from_fn_with_state(limit, read_body_first))`.
 pub async fn read_body_first(State(limit): State<usize>, request: Request, next: Next) -> Response {
