@@ -3,8 +3,8 @@
 //! against redb with `Durability::Immediate` and fjall with `PersistMode::SyncData` doing a
 //! read and then a write per commit, and a raw append with `fdatasync` (the disk's floor).
 //! Two more one-writer floors show where a commit's time goes: raw sled's `flush` followed by
-//! `fdatasync` of its log (what every revkv commit does), and a write into a preallocated file
-//! with `fdatasync` (what a commit log of revkv's own could cost).
+//! `fdatasync` of its log (the commit revkv made before its journal), and a write into a
+//! preallocated file with `fdatasync` (what a commit to revkv's journal costs at the least).
 
 // Benchmark arithmetic on small counters and ratios: the casts cannot lose anything here.
 #![allow(clippy::cast_possible_truncation, clippy::cast_precision_loss)]
@@ -115,9 +115,9 @@ fn durable(c: &mut Criterion) {
 }
 
 /// What one commit costs at the least, one writer: raw sled's `flush` followed by `fdatasync`
-/// of its log (the commit revkv makes), and a write into a preallocated file with `fdatasync`.
+/// of its log, and a write into a preallocated file with `fdatasync`.
 fn commit_floors(group: &mut BenchmarkGroup<'_, WallTime>, dir: &Path, key: &str) {
-    const PREALLOCATED: u64 = 64 << 20;
+    let preallocated_len = common::scale(64 << 20, 1 << 20) as u64;
     let db = sled::open(dir.join("sled")).expect("sled");
     let sled_log = File::open(dir.join("sled").join("db")).expect("sled's log");
     group.bench_function(BenchmarkId::new("sled_flush_fdatasync", 1), |b| {
@@ -134,14 +134,14 @@ fn commit_floors(group: &mut BenchmarkGroup<'_, WallTime>, dir: &Path, key: &str
     // Written in full and synced first, so that later writes change no file metadata.
     let preallocated = File::create(dir.join("preallocated")).expect("file");
     preallocated
-        .write_all_at(&vec![0; PREALLOCATED as usize], 0)
+        .write_all_at(&vec![0; preallocated_len as usize], 0)
         .expect("fill");
     preallocated.sync_all().expect("fsync");
     group.bench_function(BenchmarkId::new("preallocated_write_fdatasync", 1), |b| {
         b.iter_custom(|iters| {
             run_threads(1, iters, |_, i| {
                 let record = Payload::raw(i);
-                let offset = (i * record.len() as u64) % (PREALLOCATED - record.len() as u64);
+                let offset = (i * record.len() as u64) % (preallocated_len - record.len() as u64);
                 preallocated.write_all_at(&record, offset).expect("write");
                 preallocated.sync_data().expect("fdatasync");
             })

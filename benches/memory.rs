@@ -1,8 +1,8 @@
 //! Memory: resident memory after loading 1,000,000 records, then during 60 seconds of
 //! steady-state updates (sampled every 5 s), to show whether it grows with the writes
-//! (BENCHMARKS.md has the figures). Not a criterion benchmark: it prints what it measures. Quick mode: 50,000 records and 3 seconds. `REVKV_MEMORY_SECONDS`
-//! sets another length for the update loop (a soak: `REVKV_MEMORY_SECONDS=600 cargo bench
-//! --bench memory`).
+//! (BENCHMARKS.md has the figures). Not a criterion benchmark: it prints what it measures.
+//! Quick mode: 50,000 records and 3 seconds. `REVKV_MEMORY_SECONDS` sets another length for
+//! the update loop (a soak: `REVKV_MEMORY_SECONDS=600 cargo bench --bench memory`).
 
 // Benchmark arithmetic on small counters and ratios: the casts cannot lose anything here.
 #![allow(clippy::cast_possible_truncation, clippy::cast_precision_loss)]

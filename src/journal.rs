@@ -229,21 +229,27 @@ pub(crate) fn recover(
     let generation = meta.get::<u64>(GENERATION_KEY)?.unwrap_or(0);
     match File::open(dir.join(FILE_NAME)) {
         Ok(file) => replay(&file, generation, backend)?,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => 0,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
         Err(e) => return Err(e.into()),
-    };
+    }
     start_generation(meta, backend, generation + 1, before_checkpoint)?;
     Ok(generation + 1)
 }
 
-/// Whether `dir` holds a log (left by a store opened in Immediate mode).
-pub(crate) fn exists(dir: &Path) -> bool {
-    dir.join(FILE_NAME).exists()
-}
-
-/// Removes `dir`'s log once [`recover`] has made it redundant.
-pub(crate) fn remove(dir: &Path) -> Result<()> {
-    std::fs::remove_file(dir.join(FILE_NAME))?;
+/// For a store opened without a journal: if the last session left one (it ran in Immediate
+/// mode), re-applies what it holds ([`recover`]), then removes it.
+pub(crate) fn recover_and_remove(
+    dir: &Path,
+    meta: &Meta,
+    backend: &dyn Backend,
+    before_checkpoint: &dyn Fn() -> Result<()>,
+) -> Result<()> {
+    let path = dir.join(FILE_NAME);
+    if !path.exists() {
+        return Ok(());
+    }
+    recover(dir, meta, backend, before_checkpoint)?;
+    std::fs::remove_file(path)?;
     File::open(dir)?.sync_all()?;
     Ok(())
 }
@@ -259,11 +265,10 @@ fn start_generation(
     backend.sync()
 }
 
-/// Applies the valid frames of `generation`, from the start of the file; how many there were.
-fn replay(file: &File, generation: u64, backend: &dyn Backend) -> Result<usize> {
+/// Applies the valid frames of `generation`, from the start of the file.
+fn replay(file: &File, generation: u64, backend: &dyn Backend) -> Result<()> {
     let len = file.metadata()?.len();
     let mut offset = 0;
-    let mut frames = 0;
     let mut header = [0; HEADER_LEN];
     while offset + HEADER_LEN as u64 <= len {
         file.read_exact_at(&mut header, offset)?;
@@ -291,9 +296,8 @@ fn replay(file: &File, generation: u64, backend: &dyn Backend) -> Result<usize> 
             intent::redo(backend, &tree, &key, value.as_deref())?;
         }
         offset = payload_start + payload_len;
-        frames += 1;
     }
-    Ok(frames)
+    Ok(())
 }
 
 #[cfg(test)]

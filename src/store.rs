@@ -361,13 +361,11 @@ impl StoreBuilder {
                 Arc::clone(&backend),
                 &mark_feed_applied,
             )?),
-            Durability::OnFlush if journal::exists(&dir) => {
-                // Last opened in Immediate mode: its journal may hold writes the engine lost.
-                journal::recover(&dir, &meta, backend.as_ref(), &mark_feed_applied)?;
-                journal::remove(&dir)?;
+            Durability::OnFlush => {
+                // Last opened in Immediate mode, its journal may hold writes the engine lost.
+                journal::recover_and_remove(&dir, &meta, backend.as_ref(), &mark_feed_applied)?;
                 None
             }
-            Durability::OnFlush => None,
         };
         meta.put("session", &Session::Open)?;
         // Resuming the sequence syncs, which also makes the marks above durable.

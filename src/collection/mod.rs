@@ -312,7 +312,8 @@ where
     }
 
     /// One checked write of one record, under the locks of the key and of every unique value
-    /// it takes or frees; durable only once acknowledged. An expired record in the way is
+    /// it takes or frees; on the [`Route::Logged`] route, durable when it returns in
+    /// Immediate mode. An expired record in the way is
     /// swept first, so its expiry handler runs before anything replaces it.
     fn checked_write(
         &self,
