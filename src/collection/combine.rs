@@ -44,8 +44,9 @@ struct Stripe {
 struct Chain {
     /// The version the engine holds under the chain, as far as the chain knows.
     engine: Option<Version>,
-    /// The newest computed record, not yet written: `(version, bytes)`.
-    pending: Option<(Version, Vec<u8>)>,
+    /// The newest computed record, not yet written: `(version, bytes)`. Reference-counted:
+    /// every caller that joins the chain reads it, and its writer takes it out of the lock.
+    pending: Option<(Version, Bytes)>,
     writing: bool,
     /// The newest version this chain has written.
     written: Option<Version>,
@@ -113,7 +114,7 @@ where
             let epoch = chain.epoch;
             // The newest value: the chain's, or the engine's when the chain is empty.
             let bytes = match &chain.pending {
-                Some((_, bytes)) => Bytes::from(bytes.as_slice()),
+                Some((_, bytes)) => bytes.clone(),
                 None => match schema.records.tree.get(key.as_bytes()) {
                     Ok(Some(bytes)) => bytes,
                     Ok(None) => {
@@ -139,7 +140,7 @@ where
                 Ok(Some((
                     stored.header.version,
                     version,
-                    new.record.bytes().to_vec(),
+                    Bytes::from(new.record.bytes()),
                     value,
                 )))
             })();
@@ -214,7 +215,7 @@ where
                     Ok(vec![(
                         records.name.to_string(),
                         key.into(),
-                        Some(bytes.clone()),
+                        Some(bytes.to_vec()),
                     )])
                 };
                 shared.commit(Route::Logged, logged, || {
