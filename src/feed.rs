@@ -195,7 +195,7 @@ impl Recorded<'_> {
 
     /// The entry's write, as a journal frame lists it.
     pub(crate) fn write(&self) -> OwnedWrite {
-        (TREE.to_owned(), self.key.to_vec(), Some(self.entry.clone()))
+        intent::owned((TREE, &self.key, Some(&self.entry)))
     }
 }
 

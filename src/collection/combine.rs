@@ -24,6 +24,7 @@ use super::Collection;
 use crate::backend::Bytes;
 use crate::locks::{self, LockId};
 use crate::store::Route;
+use crate::txn::intent;
 use crate::{Result, Version, Versioned};
 
 const STRIPES: usize = 256;
@@ -211,13 +212,8 @@ where
                     return Ok(false); // a plain write got in between
                 }
                 let records = &self.schema().records;
-                let logged = || {
-                    Ok(vec![(
-                        records.name.to_string(),
-                        key.into(),
-                        Some(bytes.to_vec()),
-                    )])
-                };
+                let write = (&*records.name, key.as_bytes(), Some(&bytes[..]));
+                let logged = || Ok(vec![intent::owned(write)]);
                 shared.commit(Route::Logged, logged, || {
                     records.tree.put(key.as_bytes(), &bytes)
                 })?;

@@ -16,7 +16,7 @@ use crate::feed::{ChangeKind, EntryWrite, Recorded};
 use crate::guard::StateMachine;
 use crate::locks::{LockId, LockTable};
 use crate::store::{Limits, Route, Shared};
-use crate::txn::intent::OwnedWrite;
+use crate::txn::intent::{self, OwnedWrite};
 use crate::{Conflict, Error, Result, Transaction, Version, Versioned};
 
 /// One tree of the engine plus the lock space of its keys.
@@ -520,7 +520,7 @@ impl<T: Serialize + DeserializeOwned> Schema<T> {
     pub(crate) fn apply_fresh(&self, change: &Plan<'_>) -> Result<bool> {
         let mut free = true;
         self.for_each_write(change, |keyspace, key, value| match value {
-            Some(value) if Arc::ptr_eq(&keyspace.name, &self.records.name) => {
+            Some(value) if self.is_records(keyspace) => {
                 free = keyspace.tree.swap(key, None, Some(value))?;
                 Ok(())
             }
@@ -528,6 +528,12 @@ impl<T: Serialize + DeserializeOwned> Schema<T> {
             None => keyspace.tree.remove(key),
         })?;
         Ok(free)
+    }
+
+    /// Whether `keyspace` is this collection's records (rather than an index, the history or
+    /// the expiry entries).
+    pub(crate) fn is_records(&self, keyspace: &Keyspace) -> bool {
+        Arc::ptr_eq(&keyspace.name, &self.records.name)
     }
 
     /// Calls `visit(keyspace, key, value)` for each single-key write of `plan`, in the order
@@ -572,11 +578,7 @@ impl<T: Serialize + DeserializeOwned> Schema<T> {
         let logged = || {
             let mut writes: Vec<OwnedWrite> = recorded.map(Recorded::write).into_iter().collect();
             self.for_each_write(plan, |keyspace, key, value| {
-                writes.push((
-                    keyspace.name.to_string(),
-                    key.to_vec(),
-                    value.map(<[u8]>::to_vec),
-                ));
+                writes.push(intent::owned((&keyspace.name, key, value)));
                 Ok(())
             })?;
             Ok(writes)
@@ -586,7 +588,7 @@ impl<T: Serialize + DeserializeOwned> Schema<T> {
                 recorded.store()?;
             }
             self.for_each_write(plan, |keyspace, key, value| {
-                let is_record = Arc::ptr_eq(&keyspace.name, &self.records.name);
+                let is_record = self.is_records(keyspace);
                 match (value, plan.previous.filter(|_| is_record)) {
                     // Under the writer's locks the swap cannot fail, short of a write that
                     // bypassed revkv; that one is overwritten, as `put` would.
@@ -619,7 +621,7 @@ impl<T: Serialize + DeserializeOwned> Schema<T> {
     ) -> Result<Vec<EntryWrite>> {
         let mut writes = Vec::new();
         self.for_each_write(plan, |keyspace, key, value| {
-            let is_record = Arc::ptr_eq(&keyspace.name, &self.records.name);
+            let is_record = self.is_records(keyspace);
             writes.push(EntryWrite {
                 tree: keyspace.name.to_string(),
                 key: key.to_vec(),

@@ -21,6 +21,11 @@ pub(crate) type IntentWrite<'a> = (&'a str, &'a [u8], Option<&'a [u8]>);
 
 pub(crate) type OwnedWrite = (String, Vec<u8>, Option<Vec<u8>>);
 
+/// `write` with its own copies of tree name, key and value, as a journal frame lists it.
+pub(crate) fn owned((tree, key, value): IntentWrite<'_>) -> OwnedWrite {
+    (tree.to_owned(), key.to_vec(), value.map(<[u8]>::to_vec))
+}
+
 /// Applies `writes` in order behind an intent `id`, as described in the module docs.
 pub(crate) fn apply_atomically(
     intents: &dyn Tree,

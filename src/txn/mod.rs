@@ -369,7 +369,7 @@ impl Transaction<'_> {
                 .push((history.clone(), change.key.to_owned()));
         }
         schema.for_each_write(change, |keyspace, key, value| {
-            let is_record = Arc::ptr_eq(&keyspace.name, &schema.records.name);
+            let is_record = schema.is_records(keyspace);
             let record = is_record.then_some(RecordWrite { existed, version });
             self.stage_write(keyspace, key.to_vec(), value.map(<[u8]>::to_vec), record);
             Ok(())
@@ -461,9 +461,7 @@ impl Transaction<'_> {
             None => None,
         };
         let logged = || {
-            let owned = writes.iter().map(|((tree, key, value), _)| {
-                ((*tree).to_owned(), key.to_vec(), value.map(<[u8]>::to_vec))
-            });
+            let owned = writes.iter().map(|(write, _)| intent::owned(*write));
             Ok(recorded.iter().map(Recorded::write).chain(owned).collect())
         };
         self.shared.commit(Route::Logged, logged, || {
