@@ -99,15 +99,22 @@ fn journal_child() {
     std::process::exit(0);
 }
 
+/// The engine's files and directories in the store directory `dir`.
+fn engine_files(dir: &Path) -> Vec<std::path::PathBuf> {
+    fs::read_dir(dir)
+        .expect("store dir")
+        .map(|entry| entry.expect("entry").path())
+        .filter(|path| {
+            let name = path.file_name().expect("a name").to_string_lossy();
+            ENGINE_FILES.contains(&name.as_ref()) || name.starts_with("snap.")
+        })
+        .collect()
+}
+
 fn copy_engine_files(from: &Path, to: &Path) {
     fs::create_dir_all(to).expect("copy dir");
-    for entry in fs::read_dir(from).expect("store dir") {
-        let entry = entry.expect("entry");
-        let name = entry.file_name();
-        let name = name.to_string_lossy();
-        if ENGINE_FILES.contains(&name.as_ref()) || name.starts_with("snap.") {
-            copy(&entry.path(), &to.join(entry.file_name()));
-        }
+    for path in engine_files(from) {
+        copy(&path, &to.join(path.file_name().expect("a name")));
     }
 }
 
@@ -126,16 +133,11 @@ fn copy(from: &Path, to: &Path) {
 /// Replaces the engine's files in `store` with the copy: the engine forgets every write it
 /// made after the checkpoint.
 fn roll_engine_back(store: &Path, copy: &Path) {
-    for entry in fs::read_dir(store).expect("store dir") {
-        let entry = entry.expect("entry");
-        let name = entry.file_name();
-        let name = name.to_string_lossy();
-        if ENGINE_FILES.contains(&name.as_ref()) || name.starts_with("snap.") {
-            if entry.path().is_dir() {
-                fs::remove_dir_all(entry.path()).expect("remove dir");
-            } else {
-                fs::remove_file(entry.path()).expect("remove");
-            }
+    for path in engine_files(store) {
+        if path.is_dir() {
+            fs::remove_dir_all(path).expect("remove dir");
+        } else {
+            fs::remove_file(path).expect("remove");
         }
     }
     copy_engine_files(copy, store);
