@@ -21,6 +21,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::Collection;
+use super::schema::Expect;
 use crate::backend::Bytes;
 use crate::locks::{self, LockId};
 use crate::store::Route;
@@ -207,7 +208,8 @@ where
             let expected = chain.engine;
             chain.writing = true;
             let wrote = MutexGuard::unlocked(chains, || -> Result<bool> {
-                let (_held, current, _) = self.lock_record(key, None)?;
+                let expect = expected.map_or(Expect::Absent, Expect::Version);
+                let (_held, current, _) = self.lock_record(key, expect, None)?;
                 if current.map(|s| s.header.version) != expected {
                     return Ok(false); // a plain write got in between
                 }

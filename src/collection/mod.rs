@@ -331,7 +331,7 @@ where
             .transpose()?;
         let mut now = shared.clock.now();
         let (_held, current, old) = loop {
-            let (held, current, old) = self.lock_record(key, new.as_ref())?;
+            let (held, current, old) = self.lock_record(key, expect, new.as_ref())?;
             if current.as_ref().is_some_and(|s| s.header.expired(now)) {
                 drop(held);
                 if !self.expire(key)? {
@@ -370,10 +370,12 @@ where
     }
 
     /// Takes the locks a write of `key` needs and reads the record under them, with its value
-    /// where the schema checks writes against it ([`Schema::old_value`]).
+    /// where the schema checks writes against it ([`Schema::old_value`]). `expect` is what
+    /// the write requires of the record, a guess at what is there.
     fn lock_record(
         &self,
         key: &str,
+        expect: Expect,
         new: Option<&NewValue<'_, T>>,
     ) -> Result<(Held<'_>, Option<Stored>, Option<T>)> {
         let locks = &self.store.shared.locks;
@@ -385,10 +387,18 @@ where
             let old = self.schema.old_value(key, current.as_ref())?;
             return Ok((held, current, old));
         }
+        // An insert usually finds its key free, and then no index values to free: it locks
+        // for that and reads once.
+        let mut assume_absent = matches!(expect, Expect::Absent);
         loop {
             // The index values to free are known only from the record itself: read it, lock
             // everything it and the new value involve, then make sure it did not change.
-            let before = self.schema.read(&mut view, key)?;
+            let before = if assume_absent {
+                None
+            } else {
+                self.schema.read(&mut view, key)?
+            };
+            assume_absent = false;
             let old = before
                 .as_ref()
                 .map(|stored| self.schema.decode(key, stored))
