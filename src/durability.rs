@@ -26,9 +26,8 @@ pub enum Durability {
 /// How long a sync waits for the writers of the previous group to join the next one.
 const GATHER: Duration = Duration::from_micros(100);
 /// How long a writer waiting for someone else's sync yields its core before it sleeps: about
-/// ten syncs of this project's disk. Waking a sleeping thread costs tens of microseconds of
-/// kernel time on a virtual machine, as much as a sync's share per writer; past this bound
-/// the disk is in a slow spell, and a wake-up is small next to it.
+/// ten syncs of this project's disk. A longer wait means the disk is in a slow spell, and
+/// then the cost of sleeping and being woken is small next to it.
 const SPIN: Duration = Duration::from_millis(1);
 
 /// Shares syncs between concurrent waiters: whoever finds no sync running leads one that
