@@ -387,29 +387,27 @@ where
             let old = self.schema.old_value(key, current.as_ref())?;
             return Ok((held, current, old));
         }
-        // An insert usually finds its key free, and then no index values to free: it locks
-        // for that and reads once.
-        let mut assume_absent = matches!(expect, Expect::Absent);
+        // The index values to free are known only from the record itself. Guess what it is,
+        // lock everything it and the new value involve, then read it under the locks: if the
+        // guess was wrong, what the locks saw is the next guess. An insert guesses a free
+        // key, with no values to free, and so reads once.
+        let mut before = match expect {
+            Expect::Absent => None,
+            Expect::Version(_) => self.schema.read(&mut view, key)?,
+        };
+        let version = |s: &Option<Stored>| s.as_ref().map(|s| s.header.version);
         loop {
-            // The index values to free are known only from the record itself: read it, lock
-            // everything it and the new value involve, then make sure it did not change.
-            let before = if assume_absent {
-                None
-            } else {
-                self.schema.read(&mut view, key)?
-            };
-            assume_absent = false;
             let old = before
                 .as_ref()
                 .map(|stored| self.schema.decode(key, stored))
                 .transpose()?;
             let held = locks.lock_all(self.schema.lock_ids(locks, key, old.as_ref(), new));
             let current = self.schema.read(&mut view, key)?;
-            let version = |s: &Option<Stored>| s.as_ref().map(|s| s.header.version);
             // The same version is the same bytes: `old` is still the record's value.
             if version(&current) == version(&before) {
                 return Ok((held, current, old));
             }
+            before = current;
         }
     }
 }
