@@ -497,10 +497,9 @@ impl Shared {
         match &self.journal {
             Some(journal) if route == Route::Logged => {
                 let writes = logged()?;
+                // Poisons on any error, as `write_all` does, the journal's own included.
                 journal
-                    .commit(&writes, || self.write_all(apply), &|| {
-                        self.mark_feed_applied()
-                    })
+                    .commit(&writes, apply, &|| self.mark_feed_applied())
                     .inspect_err(|_| self.poisoned.store(true, Ordering::Release))
             }
             _ => self.write_all(apply),
