@@ -35,11 +35,12 @@ const SPIN: Duration = Duration::from_millis(1);
 /// sync covered several writers, the leader first waits (at most [`GATHER`]) for as many to
 /// join, since they are likely finishing their writes; a lone writer never waits.
 ///
-/// Both waits yield the core rather than sleep (the others' for at most [`SPIN`]): with many
-/// writers on few cores, putting every one of them to sleep and waking it for each sync cost
-/// more than the sync itself (8 writers on 2 cores: 1.4 context switches and 20 µs of CPU,
-/// mostly the kernel's, per commit; 40-60% more commits per second without them, at about
-/// 30 µs of CPU per commit, since yielding keeps the cores busy while writers wait).
+/// Both waits yield the core rather than sleep; a writer waiting for a sync does so for at
+/// most [`SPIN`]. With many writers on few cores, putting every one of them to sleep and
+/// waking it for each sync cost more than the sync itself (8 writers on 2 cores: 1.4 context
+/// switches and 20 µs of CPU per commit, mostly the kernel's). Yielding gave 40-60% more
+/// commits per second there, for about 30 µs of CPU per commit: the cores stay busy while
+/// writers wait.
 pub(crate) struct GroupCommit {
     state: Mutex<Tickets>,
     synced_changed: Condvar,
