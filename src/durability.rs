@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use parking_lot::{Condvar, Mutex, MutexGuard};
 
 use crate::Result;
+use crate::spin;
 
 /// When a successful write is durable (survives a process crash and a power loss).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -83,17 +84,7 @@ impl GroupCommit {
                 return Ok(());
             }
             if tickets.syncing {
-                let ended = self.syncs_ended.load(Ordering::Acquire);
-                drop(tickets);
-                let deadline = Instant::now() + SPIN;
-                while self.syncs_ended.load(Ordering::Acquire) == ended && Instant::now() < deadline
-                {
-                    std::thread::yield_now();
-                }
-                tickets = self.state.lock();
-                if tickets.syncing && self.syncs_ended.load(Ordering::Acquire) == ended {
-                    self.synced_changed.wait(&mut tickets);
-                }
+                spin::wait_for_change(&mut tickets, &self.synced_changed, &self.syncs_ended, SPIN);
                 continue;
             }
             // Lead a sync for every ticket issued so far, once the group has gathered.

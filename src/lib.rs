@@ -137,6 +137,7 @@ mod locks;
 mod meta;
 mod retry;
 mod sequence;
+mod spin;
 mod stats;
 mod store;
 mod txn;
