@@ -41,6 +41,12 @@ def main():
     row("2. unique insert vs sled 2-tree transaction", ">= 4x",
         ops_per_second("unique_insert_1_thread", "revkv_unique_insert"),
         ops_per_second("unique_insert_1_thread", "sled_transaction_2_trees"))
+    row("2. (reference) unique insert vs its floor, 2 unchecked sled inserts", "",
+        ops_per_second("unique_insert_1_thread", "revkv_unique_insert"),
+        ops_per_second("unique_insert_1_thread", "sled_2_inserts_unchecked"))
+    row("2. (reference) that floor vs the sled 2-tree transaction", "",
+        ops_per_second("unique_insert_1_thread", "sled_2_inserts_unchecked"),
+        ops_per_second("unique_insert_1_thread", "sled_transaction_2_trees"))
     one = ops_per_second("contention_hot_key", "revkv_update_with/1")
     for threads in (2, 8):
         row(f"3. hot key, {threads} threads vs 1 thread", ">= 0.8x",
