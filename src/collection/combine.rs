@@ -5,18 +5,18 @@
 //! *chain*: each applies its closure to the newest value of the chain (written or not), gets
 //! its own version, and appends the result; then one of them writes the newest value to the
 //! engine, under the key's write lock and only if the engine still holds the version it held
-//! when the chain began, acknowledging every caller whose version it covers. A hot key thus costs one engine write
-//! per group of callers instead of one per caller, and callers never invalidate each other's
-//! reads. A plain write to the key in between makes that check fail: the chain is
-//! dropped and its callers run their closures again on the new value.
+//! when the chain began, acknowledging every caller whose version it covers. A hot key thus
+//! costs one engine write per group of callers instead of one per caller, and callers never
+//! invalidate each other's reads. A plain write to the key in between makes that check fail:
+//! the chain is dropped and its callers run their closures again on the new value.
 //!
 //! Each caller still gets its own version and result; versions that were superseded before
 //! being written are never stored, as if written and overwritten at once.
 //!
-//! A caller waiting for another's write yields its core for up to [`SPIN`] before it sleeps.
-//! A write takes microseconds, and sleeping and being woken for each one cost more than that:
-//! in a scratch loop on this project's 2-core machine, yielding took 2 threads on one key
-//! from 0.75-0.80x the 1-thread rate to 1.15-1.19x, and 8 threads from 0.66-0.69x to 1.14-1.23x.
+//! A caller waiting for another's write yields its core for up to [`SPIN`] before it sleeps. A
+//! write takes microseconds, and sleeping and being woken for each one cost more than that: in
+//! a scratch loop on this project's 2-core machine, yielding took 2 threads on one key from
+//! 0.75-0.80x the 1-thread rate to 1.15-1.19x, and 8 threads from 0.66-0.69x to 1.14-1.23x.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
