@@ -1,5 +1,7 @@
-//! Waiting by yielding the core, for hand-offs that usually end within microseconds: there,
-//! putting the waiter to sleep and waking it costs more than the wait itself.
+//! Waiting by yielding the core, for waits that usually end sooner than putting the waiter to
+//! sleep and waking it would take: another caller's write of a hot key, a sync shared by a
+//! group of writers. Yielding rather than spinning lets any other runnable thread have the
+//! core meanwhile.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
