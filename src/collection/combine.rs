@@ -15,8 +15,9 @@
 //!
 //! A caller waiting for another's write yields its core for up to [`SPIN`] before it sleeps. A
 //! write takes microseconds, and sleeping and being woken for each one cost more than that: in
-//! a scratch loop on this project's 2-core machine, yielding took 2 threads on one key from
-//! 0.75-0.80x the 1-thread rate to 1.15-1.19x, and 8 threads from 0.66-0.69x to 1.14-1.23x.
+//! `cargo bench --bench contention` on this project's 2-core machine, yielding took 2 threads
+//! on one key from 0.70-0.80x the 1-thread rate to 1.19-1.45x, and 8 threads from 0.51-0.52x
+//! to 1.68-1.92x, for 1.85 busy cores instead of 1.18 at 2 threads (BENCHMARKS.md, section 3).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
