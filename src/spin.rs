@@ -33,3 +33,34 @@ pub(crate) fn wait_for_change<T>(
         moved.wait(guard);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::time::Duration;
+
+    use parking_lot::{Condvar, Mutex};
+
+    use super::wait_for_change;
+
+    /// A bump may land while the waiter yields, between its last look and its sleep, or while
+    /// it sleeps; in each case the waiter must return, having seen the new count. With no or
+    /// almost no patience, a thousand rounds land bumps in all three places.
+    #[test]
+    fn a_waiter_returns_after_a_bump_wherever_the_bump_lands() {
+        let (lock, moved, counter) = (Mutex::new(()), Condvar::new(), AtomicU64::new(0));
+        for round in 0..1_000_u64 {
+            let patience = Duration::from_micros(round % 2);
+            std::thread::scope(|s| {
+                let mut guard = lock.lock();
+                s.spawn(|| {
+                    let _held = lock.lock();
+                    counter.fetch_add(1, Ordering::Release);
+                    moved.notify_all();
+                });
+                wait_for_change(&mut guard, &moved, &counter, patience);
+                assert_eq!(counter.load(Ordering::Acquire), round + 1);
+            });
+        }
+    }
+}
