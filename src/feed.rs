@@ -249,7 +249,7 @@ impl Feed {
     }
 
     /// Makes the entry of a commit made of `writes`, in the order the caller then applies
-    /// them; the caller stores it first ([`Recorded::store`]). The commit counts as finished
+    /// them; [`Shared::commit`](crate::store::Shared::commit) stores it first. The commit counts as finished
     /// when the returned guard drops.
     pub(crate) fn record(&self, writes: Vec<EntryWrite>, now: SystemTime) -> Result<Recorded<'_>> {
         let changes = writes.iter().filter(|w| w.change.is_some()).count();

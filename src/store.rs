@@ -15,7 +15,7 @@ use crate::backend::{Backend, SledBackend, Tree};
 use crate::clock::{Clock, StoreClock, SystemClock};
 use crate::collection::{CollectionBuilder, Combiners, Registered};
 use crate::durability::{Durability, GroupCommit};
-use crate::feed::{Changes, Feed, Retention};
+use crate::feed::{Changes, Feed, Recorded, Retention};
 use crate::journal::{self, Journal};
 use crate::locks::{LockTable, Turns};
 use crate::meta::Meta;
@@ -485,22 +485,27 @@ impl Shared {
         }
     }
 
-    /// Runs `apply`, the single-key writes of one logical write, as [`Self::write_all`] does.
-    /// On the [`Route::Logged`] route in [`Durability::Immediate`] mode, `logged` lists them
-    /// first, and they are made durable in the journal before `apply` runs.
+    /// Runs `apply`, the single-key writes of one logical write, as [`Self::write_all`] does,
+    /// after storing `entry`, the change feed's entry for them, if there is one: the entry goes
+    /// first because it is also their redo record. On the [`Route::Logged`] route in
+    /// [`Durability::Immediate`] mode, `log` appends the writes to the entry's, and all of
+    /// them are made durable in one journal frame before any is applied.
     pub(crate) fn commit<R>(
         &self,
         route: Route,
-        logged: impl FnOnce() -> Result<Vec<OwnedWrite>>,
+        entry: Option<&Recorded<'_>>,
+        log: impl FnOnce(&mut Vec<OwnedWrite>) -> Result<()>,
         apply: impl FnOnce() -> Result<R>,
     ) -> Result<R> {
+        let apply = || {
+            entry.map_or(Ok(()), Recorded::store)?;
+            apply()
+        };
         match &self.journal {
             Some(journal) if route == Route::Logged => {
-                let writes = logged()?;
-                // Poisons on any error, as `write_all` does, the journal's own included.
-                journal
-                    .commit(&writes, apply, &|| self.mark_feed_applied())
-                    .inspect_err(|_| self.poisoned.store(true, Ordering::Release))
+                let mut writes: Vec<OwnedWrite> = entry.map(Recorded::write).into_iter().collect();
+                log(&mut writes)?;
+                self.write_all(|| journal.commit(&writes, apply, &|| self.mark_feed_applied()))
             }
             _ => self.write_all(apply),
         }

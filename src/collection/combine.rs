@@ -230,8 +230,11 @@ where
                 }
                 let records = &self.schema().records;
                 let write = (&*records.name, key.as_bytes(), Some(&bytes[..]));
-                let logged = || Ok(vec![intent::owned(write)]);
-                shared.commit(Route::Logged, logged, || {
+                let log = |writes: &mut Vec<_>| {
+                    writes.push(intent::owned(write));
+                    Ok(())
+                };
+                shared.commit(Route::Logged, None, log, || {
                     records.tree.put(key.as_bytes(), &bytes)
                 })?;
                 Ok(true)

@@ -350,7 +350,7 @@ where
         )?;
         let version = shared.sequence.next()?;
         let expires = change.stamp(version, now);
-        // With a change feed, the commit's entry goes first: it is also its redo record.
+        // With a change feed, the commit's entry, which `Shared::commit` stores first.
         let recorded = match &shared.feed {
             Some(feed) => {
                 let writes = self

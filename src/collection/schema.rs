@@ -1,5 +1,5 @@
 //! What a collection is (its keyspaces, unique indexes and state machine) and the checks that
-//! turn a requested write into a [`Change`] or a [`Conflict`].
+//! turn a requested write into a [`Plan`] or a [`Conflict`].
 
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::Arc;
@@ -575,18 +575,13 @@ impl<T: Serialize + DeserializeOwned> Schema<T> {
         recorded: Option<&Recorded<'_>>,
         route: Route,
     ) -> Result<()> {
-        let logged = || {
-            let mut writes: Vec<OwnedWrite> = recorded.map(Recorded::write).into_iter().collect();
+        let log = |writes: &mut Vec<OwnedWrite>| {
             self.for_each_write(plan, |keyspace, key, value| {
                 writes.push(intent::owned((&keyspace.name, key, value)));
                 Ok(())
-            })?;
-            Ok(writes)
+            })
         };
-        shared.commit(route, logged, || {
-            if let Some(recorded) = recorded {
-                recorded.store()?;
-            }
+        shared.commit(route, recorded, log, || {
             self.for_each_write(plan, |keyspace, key, value| {
                 let is_record = self.is_records(keyspace);
                 match (value, plan.previous.filter(|_| is_record)) {

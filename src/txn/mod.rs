@@ -20,7 +20,7 @@ use crate::backend::{Bytes, Tree};
 use crate::collection::Collection;
 use crate::collection::History;
 use crate::collection::schema::{Expect, Keyspace, Plan, Schema, View, expiry_entry};
-use crate::feed::{ChangeKind, EntryWrite, Recorded};
+use crate::feed::{ChangeKind, EntryWrite};
 use crate::retry::{Backoff, MAX_ATTEMPTS};
 use crate::store::Route;
 use crate::store::Shared;
@@ -455,30 +455,28 @@ impl Transaction<'_> {
                 (write, staged.keyspace.tree.as_ref() as &dyn Tree)
             })
             .collect();
-        // With a change feed, the commit's entry is also its redo record.
+        // With a change feed, the commit's entry, which `Shared::commit` stores first.
         let recorded = match &self.shared.feed {
             Some(feed) => Some(feed.record(entry_writes(&ordered), self.modified)?),
             None => None,
         };
-        let logged = || {
-            let owned = writes.iter().map(|(write, _)| intent::owned(*write));
-            Ok(recorded.iter().map(Recorded::write).chain(owned).collect())
+        let log = |log: &mut Vec<intent::OwnedWrite>| {
+            log.extend(writes.iter().map(|(write, _)| intent::owned(*write)));
+            Ok(())
         };
-        self.shared.commit(Route::Logged, logged, || {
-            if let Some(recorded) = &recorded {
-                recorded.store()?;
-                intent::apply_in_order(&writes)?;
-            } else if records > 1 && !self.shared.logs_writes() {
-                // Without a feed entry or a journal frame, several records need an intent.
-                let id = self.shared.sequence.next()?.get();
-                intent::apply_atomically(self.shared.intents.as_ref(), id, &writes)?;
-            } else {
-                intent::apply_in_order(&writes)?;
-            }
-            self.histories
-                .iter()
-                .try_for_each(|(history, key)| history.prune(key))
-        })?;
+        self.shared
+            .commit(Route::Logged, recorded.as_ref(), log, || {
+                if recorded.is_none() && records > 1 && !self.shared.logs_writes() {
+                    // Without a feed entry or a journal frame, several records need an intent.
+                    let id = self.shared.sequence.next()?.get();
+                    intent::apply_atomically(self.shared.intents.as_ref(), id, &writes)?;
+                } else {
+                    intent::apply_in_order(&writes)?;
+                }
+                self.histories
+                    .iter()
+                    .try_for_each(|(history, key)| history.prune(key))
+            })?;
         drop(held);
         Ok(true)
     }
