@@ -23,11 +23,30 @@ struct User {
     payload: Payload,
 }
 
+/// The key and the e-mail address of the `n`-th insert, the same for every benchmark here.
+fn key(n: u64) -> String {
+    format!("u{n:010}")
+}
+
+fn email(n: u64) -> String {
+    format!("user{n}@example.com")
+}
+
 fn user(n: u64) -> User {
     User {
-        email: format!("user{n}@example.com"),
+        email: email(n),
         payload: Payload::new(n),
     }
+}
+
+/// A fresh sled database and its record and index trees, for the raw baselines. Keep the
+/// directory alive while using them.
+fn sled_trees() -> (tempfile::TempDir, sled::Tree, sled::Tree) {
+    let dir = tempfile::tempdir().expect("dir");
+    let db = sled::open(dir.path()).expect("sled");
+    let records = db.open_tree("users").expect("tree");
+    let index = db.open_tree("email").expect("tree");
+    (dir, records, index)
 }
 
 fn unique_insert(c: &mut Criterion) {
@@ -44,41 +63,28 @@ fn unique_insert(c: &mut Criterion) {
     group.bench_function("revkv_unique_insert", |b| {
         b.iter(|| {
             n += 1;
-            users.insert(&format!("u{n:010}"), user(n)).expect("insert");
+            users.insert(&key(n), user(n)).expect("insert");
         });
     });
 
     // Before any transaction: the first one in a process slows every later sled operation.
-    let floor_dir = tempfile::tempdir().expect("dir");
-    let floor_db = sled::open(floor_dir.path()).expect("sled");
-    let (floor_records, floor_index) = (
-        floor_db.open_tree("users").expect("tree"),
-        floor_db.open_tree("email").expect("tree"),
-    );
+    let (_floor_dir, floor_records, floor_index) = sled_trees();
     group.bench_function("sled_2_inserts_unchecked", |b| {
         b.iter(|| {
             n += 1;
-            let key = format!("u{n:010}");
-            let email = format!("user{n}@example.com");
-            floor_index.insert(email, key.as_bytes()).expect("insert");
+            let key = key(n);
+            floor_index
+                .insert(email(n), key.as_bytes())
+                .expect("insert");
             floor_records.insert(key, Payload::raw(n)).expect("insert");
         });
     });
 
-    let dir = tempfile::tempdir().expect("dir");
-    let db = sled::open(dir.path()).expect("sled");
-    let (records, index) = (
-        db.open_tree("users").expect("tree"),
-        db.open_tree("email").expect("tree"),
-    );
+    let (_dir, records, index) = sled_trees();
     group.bench_function("sled_transaction_2_trees", |b| {
         b.iter(|| {
             n += 1;
-            let (key, email, value) = (
-                format!("u{n:010}"),
-                format!("user{n}@example.com"),
-                Payload::raw(n),
-            );
+            let (key, email, value) = (key(n), email(n), Payload::raw(n));
             (&records, &index)
                 .transaction(|(records, index)| {
                     if index.get(email.as_bytes())?.is_some() {
@@ -96,7 +102,7 @@ fn unique_insert(c: &mut Criterion) {
     group.bench_function("in_memory_maps", |b| {
         b.iter(|| {
             n += 1;
-            let (key, value) = (format!("u{n:010}"), user(n));
+            let (key, value) = (key(n), user(n));
             let mut maps = map.write();
             if !maps.1.contains_key(&value.email) {
                 maps.1.insert(value.email.clone(), key.clone());
