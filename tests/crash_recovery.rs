@@ -12,11 +12,13 @@
 //!
 //! `REVKV_CRASH_CYCLES=500 cargo test --release --test crash_recovery` runs a longer soak.
 
+mod child;
+
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -434,15 +436,7 @@ fn crash_recovery_cycles() -> revkv::Result<()> {
     let dir = tempfile::tempdir()?;
     let mut seen = Seen::default();
     for cycle in 0..cycles {
-        let mut child = Command::new(std::env::current_exe()?)
-            .args([
-                "--ignored",
-                "--exact",
-                "crash_child",
-                "--nocapture",
-                "--test-threads=1",
-            ])
-            .env(CHILD_ENV, dir.path())
+        let mut child = child::command("crash_child", CHILD_ENV, dir.path())?
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()?;

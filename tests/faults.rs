@@ -2,6 +2,8 @@
 //! holding the store. Each gives a typed error, never a panic, and what was acknowledged before
 //! stays readable.
 
+mod child;
+
 use std::fs::{self, OpenOptions};
 use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -197,9 +199,7 @@ fn a_store_held_by_another_process_is_locked() -> revkv::Result<()> {
     use std::io::BufRead;
     let dir = tempfile::tempdir()?;
     fill(dir.path(), 10)?;
-    let mut child = Command::new(std::env::current_exe()?)
-        .args(["--ignored", "--exact", "hold_store_open", "--nocapture"])
-        .env(HOLDER_ENV, dir.path())
+    let mut child = child::command("hold_store_open", HOLDER_ENV, dir.path())?
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .spawn()?;

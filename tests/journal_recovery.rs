@@ -10,11 +10,13 @@
 //! the engine's writes: none after the checkpoint), and reopens: every acknowledged write must
 //! be back, the indexes must match the records, and the change feed must list each write once.
 
+mod child;
+
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 use revkv::{ChangeKind, Collection, Durability, Retention, Store, StoreBuilder, Version};
 use serde::{Deserialize, Serialize};
@@ -147,15 +149,8 @@ fn roll_engine_back(store: &Path, copy: &Path) {
 /// acknowledged: the version of each key written, `None` for each key deleted.
 fn run_child() -> (tempfile::TempDir, BTreeMap<String, Option<Version>>) {
     let dir = tempfile::tempdir().expect("dir");
-    let child = Command::new(std::env::current_exe().expect("test binary"))
-        .args([
-            "--ignored",
-            "--exact",
-            "journal_child",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(CHILD_ENV, dir.path())
+    let child = child::command("journal_child", CHILD_ENV, dir.path())
+        .expect("test binary")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
