@@ -47,6 +47,9 @@ def main():
     row("2. (reference) that floor vs the sled 2-tree transaction", "",
         ops_per_second("unique_insert_1_thread", "sled_2_inserts_unchecked"),
         ops_per_second("unique_insert_1_thread", "sled_transaction_2_trees"))
+    row("2. (reference) floor of an index kept in memory, 1 checked sled insert, vs the transaction", "",
+        ops_per_second("unique_insert_1_thread", "sled_1_insert_checked"),
+        ops_per_second("unique_insert_1_thread", "sled_transaction_2_trees"))
     one = ops_per_second("contention_hot_key", "revkv_update_with/1")
     for threads in (2, 8):
         row(f"3. hot key, {threads} threads vs 1 thread", ">= 0.8x",

@@ -1,7 +1,8 @@
 //! Unique insert into a collection with one unique index (crash-atomic), against the naive
 //! sled transaction over two trees (check the index, write index entry and record) and an
-//! in-memory map pair; one thread, fresh keys every time. A third baseline is the floor of
-//! any design that keeps the index on disk: the same two writes to two trees, unchecked.
+//! in-memory map pair; one thread, fresh keys every time. Two more baselines are floors: of
+//! any design that keeps the index on disk (the same two writes to two trees, unchecked), and
+//! of one that keeps it only in memory (the record's read, to find its key free, and write).
 
 // Benchmark arithmetic on small counters and ratios: the casts cannot lose anything here.
 #![allow(clippy::cast_possible_truncation, clippy::cast_precision_loss)]
@@ -77,6 +78,18 @@ fn unique_insert(c: &mut Criterion) {
                 .insert(email(n), key.as_bytes())
                 .expect("insert");
             floor_records.insert(key, Payload::raw(n)).expect("insert");
+        });
+    });
+
+    let (_memory_floor_dir, memory_floor_records, _) = sled_trees();
+    group.bench_function("sled_1_insert_checked", |b| {
+        b.iter(|| {
+            n += 1;
+            let key = key(n);
+            assert!(memory_floor_records.get(&key).expect("get").is_none());
+            memory_floor_records
+                .insert(key, Payload::raw(n))
+                .expect("insert");
         });
     });
 
