@@ -171,8 +171,11 @@ pub enum Error {
     },
 
     /// The store's file system has less free space than the store keeps in reserve, so writes
-    /// are refused before the storage engine meets a full disk. Reads still work; free some
-    /// space (then reopen, if a write was refused halfway and poisoned the store).
+    /// are refused before the storage engine meets a full disk. Nothing of the refused write
+    /// is stored, reads still work, and writes are taken again once space is freed. (The
+    /// engine's own writes are refused only below half the reserve; a write admitted just
+    /// before the reserve was reached that meets that limit halfway poisons the store, which
+    /// then needs a reopen.)
     #[error(
         "the disk holding {} has {free_bytes} bytes free, below the reserve of {reserve_bytes}; \
          writes are refused until space is freed",

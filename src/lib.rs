@@ -108,7 +108,9 @@
 //!   atomically with respect to crashes: after a crash a write is wholly there or not at all,
 //!   and [`Store::verify`] finds the indexes matching the records exactly.
 //! - [`StoreBuilder::min_free_bytes`] keeps a reserve of disk space: sled 0.34 can hang when
-//!   its disk fills up, so writes are refused with [`Error::DiskFull`] before that.
+//!   its disk fills up, so writes are refused with [`Error::DiskFull`] before that. A refused
+//!   write stores nothing, not even in the journal, and the store takes writes again once
+//!   space is freed.
 //!
 //! The crash guarantees rest on the engine recovering a prefix of its log (sled stops recovery
 //! at the first torn log message); revkv's own multi-key protocols are single-key writes in a

@@ -516,11 +516,14 @@ impl Shared {
         self.journal.is_some()
     }
 
-    /// Runs the single-key writes of one logical write. If one fails, the store is poisoned
-    /// until reopened: another write of the same logical write may have succeeded, and after an
-    /// I/O error the engine itself cannot be trusted to persist what it accepts (sled 0.34 can
-    /// hang in its next flush once a write failed on a full disk).
+    /// Runs the single-key writes of one logical write, if the engine takes it
+    /// ([`Backend::admit`]: a refusal stores nothing and leaves the store writable). If one
+    /// of them fails, the store is poisoned until reopened: another write of the same logical
+    /// write may have succeeded, and after an I/O error the engine itself cannot be trusted to
+    /// persist what it accepts (sled 0.34 can hang in its next flush once a write failed on a
+    /// full disk).
     pub(crate) fn write_all<R>(&self, writes: impl FnOnce() -> Result<R>) -> Result<R> {
+        self.backend.admit()?;
         writes().inspect_err(|_| self.poisoned.store(true, Ordering::Release))
     }
 }

@@ -9,7 +9,7 @@ use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use revkv::{Error, Store};
+use revkv::{Durability, Error, Store};
 use serde::{Deserialize, Serialize};
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -177,6 +177,57 @@ fn a_full_disk_is_a_typed_error_and_flushed_data_stays_readable() -> revkv::Resu
             docs.get(&format!("d{i}"))?.map(|r| r.value),
             Some(doc(&format!("body {i}")))
         );
+    }
+    Ok(())
+}
+
+/// A write refused for want of space stores nothing, now or after a restart (in Immediate
+/// mode its journal frame must not be written either, or reopening would replay it), and the
+/// store stays usable: once space is freed it takes writes again, without a reopen.
+#[test]
+fn a_write_refused_on_a_full_disk_stores_nothing_and_the_store_stays_usable() -> revkv::Result<()> {
+    // Immediate mode needs room for its 16 MiB journal besides the data.
+    for (durability, size) in [(Durability::OnFlush, "8m"), (Durability::Immediate, "24m")] {
+        let Some(mount) = Mount::tmpfs(size) else {
+            return Ok(());
+        };
+        let dir = mount.0.join("store");
+        let refused = {
+            let store = Store::builder()
+                .path(&dir)
+                .durability(durability)
+                .min_free_bytes(3 << 20)
+                .open()?;
+            let docs = store.collection::<Doc>("docs").open()?;
+            let big = doc(&"x".repeat(20_000));
+            let refused = (0..1_000)
+                .find(|i| match docs.insert(&format!("big{i}"), &big) {
+                    Ok(_) => false,
+                    Err(Error::DiskFull { .. }) => true,
+                    Err(e) => panic!("{durability:?}: {e:?}"),
+                })
+                .expect("the disk fills up");
+            let stored = docs.get(&format!("big{refused}"))?;
+            assert!(stored.is_none(), "{durability:?}: refused, yet stored");
+            mount.remount("size=64m");
+            docs.insert("after", doc("room again"))?;
+            store.flush()?;
+            refused
+        };
+        let store = open(&dir)?;
+        let docs = store.collection::<Doc>("docs").open()?;
+        let replayed = docs.get(&format!("big{refused}"))?;
+        assert!(
+            replayed.is_none(),
+            "{durability:?}: refused, yet stored after a reopen"
+        );
+        for i in 0..refused {
+            assert!(
+                docs.get(&format!("big{i}"))?.is_some(),
+                "{durability:?}: big{i}"
+            );
+        }
+        assert_eq!(docs.get("after")?.map(|r| r.value), Some(doc("room again")));
     }
     Ok(())
 }

@@ -56,6 +56,10 @@ impl Backend for CrashPoint {
         }
         self.inner.sync()
     }
+
+    fn admit(&self) -> Result<()> {
+        self.inner.admit()
+    }
 }
 
 struct CrashPointTree {

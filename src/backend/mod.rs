@@ -32,6 +32,11 @@ pub(crate) trait Backend: Send + Sync {
     /// Makes every write that returned before this call durable: it survives a process crash
     /// and power loss.
     fn sync(&self) -> Result<()>;
+
+    /// Whether the engine takes another logical write: asked before any of its single-key
+    /// writes is stored or journaled, so that a refusal (a failed engine, a disk short of
+    /// space) leaves nothing behind.
+    fn admit(&self) -> Result<()>;
 }
 
 /// One ordered keyspace of an engine. Each call is atomic on its own key; the engine's crash

@@ -94,10 +94,15 @@ impl Backend for SledBackend {
 
     fn sync(&self) -> Result<()> {
         self.failed.refuse_if_failed()?;
-        self.space.check()?;
+        self.space.before_sync()?;
         self.failed.check(self.db.flush())?;
         self.log.sync_data()?;
         self.blobs.sync_new(&self.dir.join("blobs"))
+    }
+
+    fn admit(&self) -> Result<()> {
+        self.failed.refuse_if_failed()?;
+        self.space.admit()
     }
 }
 
