@@ -1,11 +1,14 @@
 //! Requests the example service cannot use are answered with problem bodies too: malformed
 //! JSON `400`, JSON of the wrong shape `422`, not JSON `415`, too large `413`, unknown route
-//! `404`, wrong method `405` with `Allow`.
+//! `404`, wrong method `405` with `Allow`; and a refusal keeps the connection alive.
 #![cfg(feature = "axum")]
 
 #[path = "../examples/service/app.rs"]
 mod app;
 mod support;
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpStream;
 
 use serde_json::json;
 use support::Service;
@@ -146,4 +149,68 @@ fn a_malformed_idempotency_key_is_400() {
         404,
         "nothing was created"
     );
+}
+
+/// A request refused before its body is read (here for a malformed `If-Match`) leaves the
+/// keep-alive connection usable: the next request on it is answered. The client sends
+/// `Expect: 100-continue`, as curl does for larger bodies, and sends its body only after the
+/// server's `100 Continue`. Without the `read_body_first` middleware the server answers `400`
+/// without asking for the body, and must then close the connection, since it cannot know
+/// where the next request starts.
+#[test]
+fn a_request_refused_before_its_body_is_read_keeps_the_connection_alive() {
+    let service = Service::start();
+    let (id, _) = service.client().create_user("ada", "ada@example.com");
+    let mut connection = TcpStream::connect(service.address).expect("connect");
+    let mut reader = BufReader::new(connection.try_clone().expect("clone"));
+    let body = json!({"username": "ada", "email": "ada@example.com"}).to_string();
+    write!(
+        connection,
+        "PUT /users/{id} HTTP/1.1\r\nhost: revkv\r\ncontent-type: application/json\r\n\
+         if-match: not-a-tag\r\nexpect: 100-continue\r\ncontent-length: {}\r\n\r\n",
+        body.len()
+    )
+    .expect("send the head");
+    let mut status = read_answer(&mut reader);
+    if status == Some(100) {
+        connection
+            .write_all(body.as_bytes())
+            .expect("send the body");
+        status = read_answer(&mut reader);
+    }
+    assert_eq!(status, Some(400));
+    write!(
+        connection,
+        "GET /users/{id} HTTP/1.1\r\nhost: revkv\r\n\r\n"
+    )
+    .expect("send");
+    assert_eq!(
+        read_answer(&mut reader),
+        Some(200),
+        "the connection was closed after the refusal"
+    );
+}
+
+/// Reads one answer from a raw HTTP/1.1 connection, its body to the end; returns its status,
+/// or `None` if the server closed the connection instead.
+fn read_answer(reader: &mut impl BufRead) -> Option<u16> {
+    let mut status = String::new();
+    if reader.read_line(&mut status).ok()? == 0 {
+        return None;
+    }
+    let mut length = 0;
+    loop {
+        let mut header = String::new();
+        reader.read_line(&mut header).ok()?;
+        if header.trim().is_empty() {
+            break;
+        }
+        if let Some((name, value)) = header.split_once(':')
+            && name.eq_ignore_ascii_case("content-length")
+        {
+            length = value.trim().parse().ok()?;
+        }
+    }
+    reader.read_exact(&mut vec![0; length]).ok()?;
+    status.split(' ').nth(1)?.parse().ok()
 }

@@ -90,8 +90,10 @@ impl<S: Send + Sync> FromRequestParts<S> for Preconditions {
 /// Middleware that reads each request body in full, up to `limit` bytes, before routing;
 /// a longer body is answered with `413` (a problem under [`problems`]). Without it, an
 /// answer given before a handler reads the body (to a malformed precondition header, say)
-/// leaves the body's bytes unread, and hyper may then close the keep-alive connection under the
-/// client's next request. Install it inside [`problems`], with
+/// leaves the body unread, and hyper then closes the keep-alive connection under the client's
+/// next request: always when the client waits for `100 Continue` before it sends the body (as
+/// curl does for larger bodies), otherwise when the body has not all arrived yet. Install it
+/// inside [`problems`], with
 /// `.layer(axum::middleware::from_fn_with_state(limit, read_body_first))`.
 pub async fn read_body_first(State(limit): State<usize>, request: Request, next: Next) -> Response {
     let (parts, body) = request.into_parts();
