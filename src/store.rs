@@ -264,7 +264,7 @@ impl StoreBuilder {
 
     /// Free space to keep on the store's file system (default 64 MiB): writes are refused with
     /// [`Error::DiskFull`] below it, because the storage engine does not recover cleanly
-    /// from a full disk.
+    /// from a full disk. 0 turns the check off.
     pub fn min_free_bytes(mut self, bytes: u64) -> Self {
         self.min_free_bytes = bytes;
         self

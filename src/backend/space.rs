@@ -14,14 +14,19 @@
 //! the bytes it is given (measured here on a small tmpfs: 2.2 MiB less free space after
 //! 380 KiB of 20 KiB values), so a check every eighth of the reserve was too coarse.
 
+use std::io;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use crate::{Error, Result};
 
+/// Free bytes on the store's file system.
+type FreeSpace = Box<dyn Fn() -> io::Result<u64> + Send + Sync>;
+
 pub(crate) struct SpaceGuard {
     dir: PathBuf,
     reserve: u64,
+    free_space: FreeSpace,
     written_since_check: AtomicU64,
     /// The last check found less free space than the reserve.
     short: AtomicBool,
@@ -29,9 +34,15 @@ pub(crate) struct SpaceGuard {
 
 impl SpaceGuard {
     pub(crate) fn new(dir: PathBuf, reserve: u64) -> Self {
+        let of = dir.clone();
+        Self::measuring(dir, reserve, Box::new(move || fs2::available_space(&of)))
+    }
+
+    fn measuring(dir: PathBuf, reserve: u64, free_space: FreeSpace) -> Self {
         Self {
             dir,
             reserve,
+            free_space,
             written_since_check: AtomicU64::new(0),
             short: AtomicBool::new(false),
         }
@@ -41,7 +52,7 @@ impl SpaceGuard {
     /// is below the reserve.
     pub(crate) fn admit(&self) -> Result<()> {
         if self.short.load(Ordering::Acquire)
-            || self.written_since_check.load(Ordering::Relaxed) >= self.reserve / 32
+            || self.due(self.written_since_check.load(Ordering::Relaxed), 32)
         {
             self.refuse_below(self.reserve)
         } else {
@@ -55,7 +66,7 @@ impl SpaceGuard {
     pub(crate) fn before_write(&self, bytes: usize) -> Result<()> {
         let bytes = u64::try_from(bytes).unwrap_or(u64::MAX);
         let written = self.written_since_check.fetch_add(bytes, Ordering::Relaxed);
-        if written.saturating_add(bytes) >= self.reserve / 8 {
+        if self.due(written.saturating_add(bytes), 8) {
             self.refuse_below(self.reserve / 2)
         } else {
             Ok(())
@@ -67,11 +78,17 @@ impl SpaceGuard {
         self.refuse_below(self.reserve / 2)
     }
 
+    /// Whether `written` bytes since the last look call for another: one every `1/fraction` of
+    /// the reserve. Never with no reserve, which turns the guard off.
+    fn due(&self, written: u64, fraction: u64) -> bool {
+        self.reserve > 0 && written >= self.reserve / fraction
+    }
+
     /// Looks at the free space now, notes whether it is short of the reserve, and fails if
     /// it is below `floor`.
     fn refuse_below(&self, floor: u64) -> Result<()> {
         self.written_since_check.store(0, Ordering::Relaxed);
-        let free = fs2::available_space(&self.dir)?;
+        let free = (self.free_space)()?;
         self.short.store(free < self.reserve, Ordering::Release);
         if free < floor {
             Err(Error::DiskFull {
@@ -82,5 +99,59 @@ impl SpaceGuard {
         } else {
             Ok(())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    /// A guard with a 64 KiB reserve over a file system whose free space the test sets.
+    fn guard() -> (SpaceGuard, Arc<AtomicU64>) {
+        let free = Arc::new(AtomicU64::new(1 << 20));
+        let reading = Arc::clone(&free);
+        let guard = SpaceGuard::measuring(
+            PathBuf::from("store"),
+            64 << 10,
+            Box::new(move || Ok(reading.load(Ordering::Relaxed))),
+        );
+        (guard, free)
+    }
+
+    #[test]
+    fn logical_writes_stop_at_the_reserve_and_engine_writes_at_half_of_it() {
+        let (guard, free) = guard();
+        assert!(guard.admit().is_ok());
+        free.store(40 << 10, Ordering::Relaxed);
+        // Not looked at until a 32nd of the reserve (2 KiB) has been written.
+        assert!(guard.admit().is_ok());
+        assert!(guard.before_write(2 << 10).is_ok());
+        let refused = guard.admit();
+        assert!(
+            matches!(refused, Err(Error::DiskFull { free_bytes, .. }) if free_bytes == 40 << 10),
+            "{refused:?}"
+        );
+        // A write admitted before still completes: looked at again after an eighth of the
+        // reserve, the free space is above half of it.
+        assert!(guard.before_write(8 << 10).is_ok());
+        // Once short, every admission looks again, and takes writes once space is freed.
+        free.store(1 << 20, Ordering::Relaxed);
+        assert!(guard.admit().is_ok());
+
+        free.store(16 << 10, Ordering::Relaxed);
+        assert!(guard.before_sync().is_err());
+        assert!(guard.before_write(8 << 10).is_err());
+    }
+
+    #[test]
+    fn no_reserve_turns_the_guard_off() {
+        let guard = SpaceGuard::measuring(PathBuf::from("store"), 0, Box::new(|| Ok(0)));
+        for _ in 0..3 {
+            assert!(guard.admit().is_ok());
+            assert!(guard.before_write(1 << 30).is_ok());
+        }
+        assert!(guard.before_sync().is_ok());
     }
 }
