@@ -10,6 +10,9 @@ use crate::{Conflict, ConflictKind, Error};
 
 /// Seconds a client is asked to wait after a `503` for contention.
 const CONTENTION_RETRY_AFTER: HeaderValue = HeaderValue::from_static("1");
+/// Seconds a client is asked to wait after a `503` for a disk short of space: freeing space
+/// takes an operator, not a moment.
+const STORAGE_RETRY_AFTER: HeaderValue = HeaderValue::from_static("60");
 
 /// Decides how each failure is answered, and renders [`HttpError`]s into [`HttpProblem`]s.
 ///
@@ -162,6 +165,13 @@ fn store_error(error: &Error) -> HttpProblem {
                     "the request lost the race against other writers too many times; retry it",
                 )
                 .with_header(RETRY_AFTER, CONTENTION_RETRY_AFTER);
+        }
+        // Nothing of the write was stored, and the store takes writes again once space is
+        // freed; the path and the byte counts stay in the server's logs.
+        Error::DiskFull { .. } => {
+            return HttpProblem::of_kind(ProblemKind::StorageFull)
+                .with_detail("the server cannot store more data until space is freed; retry later")
+                .with_header(RETRY_AFTER, STORAGE_RETRY_AFTER);
         }
         Error::HistoryCompacted { oldest } => {
             return HttpProblem::of_kind(ProblemKind::HistoryCompacted)

@@ -54,13 +54,16 @@ pub enum ProblemKind {
     HistoryCompacted,
     /// `/problems/contention` (503): too many concurrent writers; retry after `Retry-After`.
     Contention,
+    /// `/problems/storage-full` (503): the server's disk is short of space, so the write was
+    /// refused and nothing of it stored; retry after `Retry-After`.
+    StorageFull,
     /// `/problems/internal-error` (500): the server failed; the body says no more.
     InternalError,
 }
 
 impl ProblemKind {
     /// Every kind, for documentation and tests.
-    pub const ALL: [Self; 19] = [
+    pub const ALL: [Self; 20] = [
         Self::VersionConflict,
         Self::PreconditionFailed,
         Self::PreconditionRequired,
@@ -79,6 +82,7 @@ impl ProblemKind {
         Self::UnsupportedMediaType,
         Self::HistoryCompacted,
         Self::Contention,
+        Self::StorageFull,
         Self::InternalError,
     ];
 
@@ -104,6 +108,7 @@ impl ProblemKind {
             Self::UnsupportedMediaType => "/problems/unsupported-media-type",
             Self::HistoryCompacted => "/problems/history-compacted",
             Self::Contention => "/problems/contention",
+            Self::StorageFull => "/problems/storage-full",
             Self::InternalError => "/problems/internal-error",
         }
     }
@@ -130,6 +135,7 @@ impl ProblemKind {
             Self::UnsupportedMediaType => "The body must be application/json",
             Self::HistoryCompacted => "The change feed no longer holds that position",
             Self::Contention => "Too many concurrent writers",
+            Self::StorageFull => "The server is out of storage space",
             Self::InternalError => "Internal server error",
         }
     }
@@ -155,7 +161,7 @@ impl ProblemKind {
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::HistoryCompacted => StatusCode::GONE,
-            Self::Contention => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Contention | Self::StorageFull => StatusCode::SERVICE_UNAVAILABLE,
             Self::InternalError => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

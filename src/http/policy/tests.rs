@@ -326,6 +326,26 @@ fn contention_is_503_with_retry_after() {
 }
 
 #[test]
+fn a_disk_short_of_space_is_503_with_retry_after_and_no_internals() {
+    let error = || Error::DiskFull {
+        path: "/var/lib/secret-path".into(),
+        free_bytes: 12_345,
+        reserve_bytes: 67_890,
+    };
+    let problem = Policy::default().render(&error().into());
+    assert_eq!(problem.headers()[RETRY_AFTER], "60");
+    let (status, body) = render(&Policy::default(), error());
+    assert_eq!(status, 503);
+    assert_members(
+        &body,
+        &json!({"type": "/problems/storage-full", "status": 503}),
+    );
+    for internal in ["secret", "12345", "67890"] {
+        assert!(!body.to_string().contains(internal), "leaked: {body}");
+    }
+}
+
+#[test]
 fn server_failures_are_500_without_internals() {
     let secret = "/var/lib/secret-path";
     let errors = [
