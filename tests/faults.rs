@@ -9,7 +9,7 @@ use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use revkv::{Durability, Error, Store};
+use revkv::{Collection, Durability, Error, Store};
 use serde::{Deserialize, Serialize};
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -147,6 +147,26 @@ fn a_read_only_file_system_is_a_typed_error_and_loses_nothing() -> revkv::Result
     Ok(())
 }
 
+/// Inserts 20 KB documents `big0`, `big1`, ..., running `after_each` after each, until the
+/// store refuses one for want of space; returns its number. Any other error fails the test.
+fn insert_until_disk_full(
+    docs: &Collection<Doc>,
+    after_each: impl Fn() -> revkv::Result<()>,
+) -> usize {
+    let big = doc(&"x".repeat(20_000));
+    let insert = |i: usize| {
+        docs.insert(&format!("big{i}"), &big)
+            .and_then(|_| after_each())
+    };
+    (0..1_000)
+        .find(|&i| match insert(i) {
+            Ok(()) => false,
+            Err(Error::DiskFull { .. }) => true,
+            Err(e) => panic!("{e:?}"),
+        })
+        .expect("the disk fills up")
+}
+
 #[test]
 fn a_full_disk_is_a_typed_error_and_flushed_data_stays_readable() -> revkv::Result<()> {
     let Some(mount) = Mount::tmpfs("8m") else {
@@ -157,15 +177,7 @@ fn a_full_disk_is_a_typed_error_and_flushed_data_stays_readable() -> revkv::Resu
     {
         let store = Store::builder().path(&dir).min_free_bytes(3 << 20).open()?;
         let docs = store.collection::<Doc>("docs").open()?;
-        let big = doc(&"x".repeat(20_000));
-        let err = (0..1_000)
-            .find_map(|i| {
-                docs.insert(&format!("big{i}"), &big)
-                    .and_then(|_| store.flush())
-                    .err()
-            })
-            .expect("the disk fills up");
-        assert!(matches!(err, Error::DiskFull { .. }), "{err:?}");
+        insert_until_disk_full(&docs, || store.flush());
         // What was flushed before is still readable through the same handle.
         assert_eq!(docs.get("d7")?.map(|r| r.value), Some(doc("body 7")));
     }
@@ -199,14 +211,7 @@ fn a_write_refused_on_a_full_disk_stores_nothing_and_the_store_stays_usable() ->
                 .min_free_bytes(3 << 20)
                 .open()?;
             let docs = store.collection::<Doc>("docs").open()?;
-            let big = doc(&"x".repeat(20_000));
-            let refused = (0..1_000)
-                .find(|i| match docs.insert(&format!("big{i}"), &big) {
-                    Ok(_) => false,
-                    Err(Error::DiskFull { .. }) => true,
-                    Err(e) => panic!("{durability:?}: {e:?}"),
-                })
-                .expect("the disk fills up");
+            let refused = insert_until_disk_full(&docs, || Ok(()));
             let stored = docs.get(&format!("big{refused}"))?;
             assert!(stored.is_none(), "{durability:?}: refused, yet stored");
             mount.remount("size=64m");
