@@ -34,8 +34,12 @@ pub(crate) struct SpaceGuard {
 
 impl SpaceGuard {
     pub(crate) fn new(dir: PathBuf, reserve: u64) -> Self {
-        let of = dir.clone();
-        Self::measuring(dir, reserve, Box::new(move || fs2::available_space(&of)))
+        let measured = dir.clone();
+        Self::measuring(
+            dir,
+            reserve,
+            Box::new(move || fs2::available_space(&measured)),
+        )
     }
 
     fn measuring(dir: PathBuf, reserve: u64, free_space: FreeSpace) -> Self {
