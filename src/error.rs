@@ -203,6 +203,18 @@ pub enum Error {
     #[error("the store keeps no change feed; open it with StoreBuilder::change_feed")]
     NoChangeFeed,
 
+    /// [`Collection::update_merge`](crate::Collection::update_merge) was called on a
+    /// collection that keeps no history, so it could never find the version a change was made
+    /// to. Declare one with [`CollectionBuilder::history`](crate::CollectionBuilder::history).
+    #[error(
+        "collection {collection} keeps no history, so update_merge cannot find the version a \
+         change was made to; declare one with CollectionBuilder::history"
+    )]
+    NoHistory {
+        /// The collection.
+        collection: String,
+    },
+
     /// The operating system reported an I/O error.
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),

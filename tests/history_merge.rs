@@ -140,3 +140,36 @@ fn transactions_and_deletes_archive_the_versions_they_replace() -> revkv::Result
     );
     Ok(())
 }
+
+#[test]
+fn update_merge_without_a_history_is_an_error_that_says_to_declare_one() -> revkv::Result<()> {
+    let store = Store::temporary()?;
+    let docs = store.collection::<String>("docs").open()?;
+    let base = docs.insert("d", "one".to_owned())?;
+    // Refused even when no merge is needed, so the mistake shows on the first call rather
+    // than on the first race, where it used to pass as a conflict.
+    for attempt in 0..2 {
+        let err = docs
+            .update_merge(
+                "d",
+                base,
+                format!("mine {attempt}"),
+                |_, _, m| Ok(m.clone()),
+            )
+            .unwrap_err();
+        assert!(
+            matches!(&err, Error::NoHistory { collection } if collection == "docs"),
+            "{err:?}"
+        );
+        assert!(
+            err.to_string().contains("CollectionBuilder::history"),
+            "{err}"
+        );
+    }
+    // Nothing was written.
+    assert_eq!(
+        docs.get("d")?.map(|r| (r.version, r.value)),
+        Some((base, "one".to_owned()))
+    );
+    Ok(())
+}

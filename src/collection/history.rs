@@ -104,6 +104,9 @@ where
     /// ```
     ///
     /// # Errors
+    /// [`Error::NoHistory`] on a collection declared without
+    /// [`CollectionBuilder::history`](super::CollectionBuilder::history), on every call, not
+    /// only when a merge is needed: without a history no merge could ever find its base.
     /// [`Error::NotFound`] if the record no longer exists; [`Conflict::BaseNotRetained`] if the
     /// history no longer holds `base`; whatever conflict `merge` returns; the conflicts of
     /// [`Collection::update`] for the merged value; [`Conflict::VersionMismatch`] if every
@@ -119,6 +122,11 @@ where
         F: FnMut(&T, &T, &T) -> Result<T, Conflict>,
     {
         let shared = &self.store().shared;
+        if self.schema().history.is_none() {
+            return Err(Error::NoHistory {
+                collection: self.name().to_owned(),
+            });
+        }
         let mut backoff = Backoff::new();
         let mut base_value: Option<T> = None;
         let result = loop {

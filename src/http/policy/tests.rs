@@ -364,6 +364,10 @@ fn server_failures_are_500_without_internals() {
         Error::Poisoned,
         // A route that reads the change feed of a store opened without one.
         Error::NoChangeFeed,
+        // A merge route on a collection declared without a history.
+        Error::NoHistory {
+            collection: secret.into(),
+        },
     ];
     for error in errors {
         let (status, body) = render(&Policy::default(), error);
