@@ -1,4 +1,5 @@
-//! `GET /changes` over HTTP: every change in commit order with the record as `GET` shows it,
+//! `GET /changes` over HTTP: every change in commit order with the record as `GET` shows it
+//! (users without their e-mails),
 //! `next` to resume without a gap or a repeat, long polling that answers when a write
 //! commits, `410` with `oldest` for a position the feed no longer keeps, `400` for a
 //! malformed query.
@@ -65,9 +66,21 @@ fn changes_come_in_commit_order_and_next_resumes_without_gap_or_repeat() {
     );
     assert!(all.windows(2).all(|pair| seq(&pair[0]) < seq(&pair[1])));
     assert_eq!(next, seq(&all[3]));
-    // Each record as GET showed it at that version; a deletion has none.
-    assert_eq!(all[1]["value"], replaced.json());
+    // Each record as GET showed it at that version, a user without its e-mail, which
+    // nobody may learn from the feed; a deletion has none.
+    let mut public_user = replaced.json();
+    public_user
+        .as_object_mut()
+        .expect("a user")
+        .remove("email")
+        .expect("GET shows the e-mail");
+    assert_eq!(all[1]["value"], public_user);
     assert_eq!(all[1]["version"], replaced.json()["version"]);
+    let feed = client.get("/changes?since=0", &[]).body;
+    assert!(
+        !feed.contains("example.com") && !feed.contains("lovelace.org"),
+        "{feed}"
+    );
     assert_eq!(all[2]["value"], item.json());
     assert!(all[3].get("value").is_none(), "{}", all[3]);
     assert!(all[3]["version"].as_u64() > all[1]["version"].as_u64());

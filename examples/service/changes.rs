@@ -2,8 +2,9 @@
 //!
 //! The answer is `{"changes": [...], "next": N}`: the changes to users, items, orders and
 //! documents after position `since`, in commit order, each `{seq, collection, key, version,
-//! kind}` with `value`, the record as `GET` shows it, unless it was deleted. `next` is the
-//! `since` of the next request: no change is skipped or repeated. The service's own bookkeeping
+//! kind}` with `value`, the record as `GET` shows it, unless it was deleted; a user is shown
+//! without its e-mail, so the feed does not tell who holds an address. `next` is the `since`
+//! of the next request: no change is skipped or repeated. The service's own bookkeeping
 //! (idempotency keys) is not shown, but `next` moves past it.
 //!
 //! With `wait`, a request that finds no change waits up to that many seconds (at most
@@ -21,7 +22,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::model::{
-    DocView, ItemView, OrderView, UserView, doc_view, item_view, order_view, user_view,
+    DocView, ItemView, OrderView, PublicUserView, doc_view, item_view, order_view, public_user_view,
 };
 use super::reply::Reply;
 use super::{App, DOCS, ITEMS, ORDERS, Outcome, USERS, bad_request, blocking};
@@ -57,11 +58,11 @@ struct ChangeView {
     value: Option<RecordView>,
 }
 
-/// A record as `GET` shows it, whichever collection it is in.
+/// A record as `GET` shows it (a user as anyone may see it), whichever collection it is in.
 #[derive(Serialize)]
 #[serde(untagged)]
 enum RecordView {
-    User(UserView),
+    User(PublicUserView),
     Item(ItemView),
     Order(OrderView),
     Doc(DocView),
@@ -112,7 +113,7 @@ impl ChangeView {
     /// The change as the API shows it; `None` for the service's own bookkeeping.
     fn of(change: &Change) -> Result<Option<Self>, HttpError> {
         let value = match change.collection.as_str() {
-            USERS => shown(change, user_view)?.map(RecordView::User),
+            USERS => shown(change, public_user_view)?.map(RecordView::User),
             ITEMS => shown(change, item_view)?.map(RecordView::Item),
             ORDERS => shown(change, order_view)?.map(RecordView::Order),
             DOCS => shown(change, doc_view)?.map(RecordView::Doc),

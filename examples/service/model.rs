@@ -185,6 +185,23 @@ pub fn user_view(id: &str, user: &User, version: Version) -> UserView {
     }
 }
 
+/// A user as the change feed shows it to anyone: without the e-mail, since a taken e-mail's
+/// `409` does not say who holds it either.
+#[derive(Serialize)]
+pub struct PublicUserView {
+    id: String,
+    username: String,
+    version: Version,
+}
+
+pub fn public_user_view(id: &str, user: &User, version: Version) -> PublicUserView {
+    PublicUserView {
+        id: id.to_owned(),
+        username: user.username.clone(),
+        version,
+    }
+}
+
 /// An item as the API shows it; its id is its SKU.
 #[derive(Serialize)]
 pub struct ItemView {
