@@ -20,6 +20,10 @@ const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
 const REPLAYED: HeaderName = HeaderName::from_static("idempotent-replayed");
 const MAX_KEY_LEN: usize = 255;
 
+/// The collection of the keys. A key is a client's secret (whoever knows it can replay the
+/// answer given to it), so no route shows the keys of this collection.
+pub const KEYS: &str = "idempotency-keys";
+
 /// A key's record: the request it was first used for and, once done, the answer.
 #[derive(Serialize, Deserialize)]
 pub struct Entry {
@@ -27,7 +31,7 @@ pub struct Entry {
     reply: Option<Reply>,
 }
 
-/// The keys seen within their time to live, kept in the collection `idempotency-keys`.
+/// The keys seen within their time to live, kept in the collection [`KEYS`].
 #[derive(Clone)]
 pub struct IdempotencyKeys {
     entries: Collection<Entry>,
@@ -55,7 +59,7 @@ impl IdempotencyKeys {
     /// were in flight when the service last stopped: their effects, written together with
     /// the answer, did not happen.
     pub fn open(store: &Store, ttl: Duration) -> revkv::Result<Self> {
-        let entries = store.collection::<Entry>("idempotency-keys").open()?;
+        let entries = store.collection::<Entry>(KEYS).open()?;
         for entry in &entries {
             let (key, entry) = entry?;
             if entry.value.reply.is_none() {

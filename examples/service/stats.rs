@@ -3,13 +3,15 @@
 //!
 //! Conflicts are counted as the store returned them, by collection and kind, so they include
 //! the service's own bookkeeping: a replayed `Idempotency-Key` is an `exists` conflict of
-//! `idempotency-keys`.
+//! `idempotency-keys`. A hot key of that collection is listed without its key, which is a
+//! client's secret.
 
 use axum::extract::State;
 use axum::http::StatusCode;
 use revkv::{HOT_KEY_WINDOW, Stats};
 use serde::Serialize;
 
+use super::idempotency::KEYS;
 use super::reply::Reply;
 use super::{App, Outcome};
 
@@ -38,10 +40,12 @@ struct UpdateWith {
     exhausted: u64,
 }
 
+/// A key with conflicts; `key` is left out where it is a secret.
 #[derive(Serialize)]
 struct HotKey {
     collection: String,
-    key: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    key: Option<String>,
     conflicts: u64,
 }
 
@@ -74,8 +78,8 @@ impl From<Stats> for StatsView {
                 .hot_keys
                 .into_iter()
                 .map(|hot| HotKey {
+                    key: (hot.collection != KEYS).then_some(hot.key),
                     collection: hot.collection,
-                    key: hot.key,
                     conflicts: hot.conflicts,
                 })
                 .collect(),
