@@ -127,6 +127,7 @@ mod backend;
 mod clock;
 mod codec;
 mod collection;
+mod commit;
 mod conflict;
 mod durability;
 mod error;

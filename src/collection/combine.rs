@@ -3,9 +3,9 @@
 //! On a collection whose records are single-key writes (no unique index, state machine,
 //! history or change feed), callers of `update_with` on one key queue on a small per-key
 //! *chain*: each applies its closure to the newest value of the chain (written or not), gets
-//! its own version, and appends the result; then one of them writes the newest value to the
-//! engine, under the key's write lock and only if the engine still holds the version it held
-//! when the chain began, acknowledging every caller whose version it covers. A hot key thus
+//! its own version, and appends the result; then one of them commits the newest value on
+//! condition that the engine still holds the record it held when the chain began,
+//! acknowledging every caller whose version it covers. A hot key thus
 //! costs one engine write per group of callers instead of one per caller, and callers never
 //! invalidate each other's reads. A plain write to the key in between makes that check fail:
 //! the chain is dropped and its callers run their closures again on the new value.
@@ -29,12 +29,11 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::Collection;
-use super::schema::Expect;
 use crate::backend::Bytes;
+use crate::commit::{Commit, Compare, RecordChange, Write};
 use crate::locks::{self, LockId};
 use crate::spin;
 use crate::store::Route;
-use crate::txn::intent;
 use crate::{Result, Version, Versioned};
 
 const STRIPES: usize = 256;
@@ -58,8 +57,8 @@ struct Stripe {
 /// The updates of one key not yet known to be in the engine.
 #[derive(Default)]
 struct Chain {
-    /// The version the engine holds under the chain, as far as the chain knows.
-    engine: Option<Version>,
+    /// The record the engine holds under the chain, as far as the chain knows.
+    engine: Option<Bytes>,
     /// The newest computed record, not yet written: `(version, bytes)`. Reference-counted:
     /// every caller that joins the chain reads it, and its writer takes it out of the lock.
     pending: Option<(Version, Bytes)>,
@@ -144,7 +143,7 @@ where
                 },
             };
             let computed = (|| {
-                let stored = schema.parse(key, bytes)?;
+                let stored = schema.parse(key, bytes.clone())?;
                 if stored.header.expires.is_some() {
                     return Ok(None);
                 }
@@ -153,14 +152,9 @@ where
                 let mut new = schema.new_value(key, &value, shared.limits, None)?;
                 let version = shared.sequence.next()?;
                 new.record.stamp(version, now, None);
-                Ok(Some((
-                    stored.header.version,
-                    version,
-                    Bytes::from(new.record.bytes()),
-                    value,
-                )))
+                Ok(Some((version, Bytes::from(new.record.bytes()), value)))
             })();
-            let (read, version, bytes, value) = match computed {
+            let (version, computed_bytes, value) = match computed {
                 Ok(Some(computed)) => computed,
                 other => {
                     remove_if_idle(&mut chains, key);
@@ -169,9 +163,9 @@ where
             };
             let chain = chains.entry(key.as_bytes().to_vec()).or_default();
             if chain.pending.is_none() {
-                chain.engine = Some(read);
+                chain.engine = Some(bytes);
             }
-            chain.pending = Some((version, bytes));
+            chain.pending = Some((version, computed_bytes));
             chain.members += 1;
             match self.take_turn(&mut chains, stripe, key, version, epoch) {
                 Ok(Turn::Written) => {
@@ -220,31 +214,36 @@ where
             let Some((newest, bytes)) = chain.pending.clone() else {
                 return Ok(Turn::Dropped);
             };
-            let expected = chain.engine;
+            let expected = chain.engine.clone();
             chain.writing = true;
-            let wrote = MutexGuard::unlocked(chains, || -> Result<bool> {
-                let expect = expected.map_or(Expect::Absent, Expect::Version);
-                let (_held, current, _) = self.lock_record(key, expect, None)?;
-                if current.map(|s| s.header.version) != expected {
-                    return Ok(false); // a plain write got in between
-                }
+            // Fails if a plain write got in between.
+            let wrote = MutexGuard::unlocked(chains, || {
                 let records = &self.schema().records;
-                let write = (&*records.name, key.as_bytes(), Some(&bytes[..]));
-                let log = |writes: &mut Vec<_>| {
-                    writes.push(intent::owned(write));
-                    Ok(())
-                };
-                shared.commit(Route::Logged, None, log, || {
-                    records.tree.put(key.as_bytes(), &bytes)
-                })?;
-                Ok(true)
+                shared.commit_if(&Commit {
+                    compares: vec![Compare {
+                        keyspace: records,
+                        key: key.as_bytes(),
+                        holds: expected.as_deref(),
+                    }],
+                    writes: vec![Write {
+                        keyspace: records,
+                        key: key.as_bytes(),
+                        value: Some(&bytes),
+                        record: Some(RecordChange {
+                            existed: true,
+                            version: newest,
+                        }),
+                    }],
+                    route: Route::Logged,
+                    modified: shared.clock.now(),
+                })
             });
             let chain = chains.entry(key.as_bytes().to_vec()).or_default();
             chain.writing = false;
             match wrote {
                 Ok(true) => {
                     chain.written = Some(newest);
-                    chain.engine = Some(newest);
+                    chain.engine = Some(bytes);
                     if chain.pending.as_ref().is_some_and(|(v, _)| *v == newest) {
                         chain.pending = None;
                     }

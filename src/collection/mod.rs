@@ -16,10 +16,11 @@ use std::time::{Duration, SystemTime};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use self::schema::{Committed, Expect, NewValue, Schema, Stored};
+use self::schema::{Committed, Expect, Schema};
 use crate::backend::Entries;
+use crate::commit::{Commit, Recording};
 use crate::guard::StateMachine;
-use crate::locks::{self, Held};
+use crate::locks;
 use crate::retry::Backoff;
 use crate::store::Route;
 use crate::verify::Report;
@@ -247,8 +248,7 @@ where
         }
     }
 
-    /// An insert. Without indexes or states there is nothing to check but the key being
-    /// free, which the engine's insert-if-absent does in the same step.
+    /// An insert, as [`Self::checked_write`] makes it.
     pub(crate) fn create(
         &self,
         key: &str,
@@ -256,47 +256,8 @@ where
         ttl: Option<Duration>,
         route: Route,
     ) -> Result<Version> {
-        let shared = &self.store.shared;
-        // A feed entry or a journal frame must describe a write that happens, so with either
-        // the check comes first too.
-        if !self.schema.indexes.is_empty()
-            || self.schema.states.is_some()
-            || shared.feed.is_some()
-            || (route == Route::Logged && shared.logs_writes())
-        {
-            return self
-                .checked_write(key, Expect::Absent, Some(value), ttl, route)
-                .map(|w| w.version);
-        }
-        self.schema.check_key(key, shared.limits)?;
-        shared.check_writable()?;
-        let new = self.schema.new_value(key, value, shared.limits, ttl)?;
-        let mut change = Schema::fresh(key, new);
-        let locks = &shared.locks;
-        let mut now = shared.clock.now();
-        loop {
-            let held = locks.lock(self.schema.records.lock_id(locks, key.as_bytes()));
-            let version = shared.sequence.next()?;
-            change.stamp(version, now);
-            let written = shared.write_all(|| self.schema.apply_fresh(&change))?;
-            if written {
-                return Ok(version);
-            }
-            // Taken: by an expired record, swept before trying again, or a live one, the same
-            // conflict a checked insert reports.
-            let current = self.schema.read(&mut Committed::at(now), key)?;
-            drop(held);
-            match current {
-                Some(stored) if stored.header.expired(now) => {
-                    if !self.expire(key)? {
-                        now = shared.clock.now(); // the clock went back: it is live again
-                    }
-                }
-                current => self
-                    .schema
-                    .check_expectation(key, Expect::Absent, current.as_ref())?,
-            }
-        }
+        self.checked_write(key, Expect::Absent, Some(value), ttl, route)
+            .map(|w| w.version)
     }
 
     /// One checked write of one record, durable when it returns in
@@ -311,10 +272,11 @@ where
         self.checked_write(key, expect, value, ttl, Route::Logged)
     }
 
-    /// One checked write of one record, under the locks of the key and of every unique value
-    /// it takes or frees; on the [`Route::Logged`] route, durable when it returns in
-    /// Immediate mode. An expired record in the way is
-    /// swept first, so its expiry handler runs before anything replaces it.
+    /// One checked write of one record: reads what the checks need, decides, and commits on
+    /// condition that all it read is unchanged, reading again when it has changed. On the
+    /// [`Route::Logged`] route it is durable when it returns in Immediate mode. An expired
+    /// record in the way is swept first, so its expiry handler runs before anything replaces
+    /// it.
     fn checked_write(
         &self,
         key: &str,
@@ -330,84 +292,60 @@ where
             .map(|v| self.schema.new_value(key, v, shared.limits, ttl))
             .transpose()?;
         let mut now = shared.clock.now();
-        let (_held, current, old) = loop {
-            let (held, current, old) = self.lock_record(key, expect, new.as_ref())?;
+        // An insert guesses the key free without reading it; its commit checks the guess.
+        let mut guess_free = matches!(expect, Expect::Absent);
+        loop {
+            let mut view = Recording::at(now);
+            let current = if guess_free {
+                view.assume_absent(&self.schema.records, key.as_bytes());
+                None
+            } else {
+                self.schema.read(&mut view, key)?
+            };
+            guess_free = false;
             if current.as_ref().is_some_and(|s| s.header.expired(now)) {
-                drop(held);
                 if !self.expire(key)? {
                     now = shared.clock.now(); // the clock went back: it is live again
                 }
                 continue;
             }
-            break (held, current, old);
-        };
-        let mut change = self.schema.prepare(
-            &mut Committed::at(now),
-            key,
-            expect,
-            (current.as_ref(), old.as_ref()),
-            new,
-        )?;
-        let version = shared.sequence.next()?;
-        let expires = change.stamp(version, now);
-        // With a change feed, the commit's entry, which `Shared::commit` stores first.
-        let recorded = match &shared.feed {
-            Some(feed) => {
-                let writes = self
-                    .schema
-                    .entry_writes(&change, version, current.is_some())?;
-                Some(feed.record(writes, now)?)
-            }
-            None => None,
-        };
-        self.schema
-            .apply(shared, &change, recorded.as_ref(), route)?;
-        Ok(Written {
-            version,
-            modified: now,
-            expires,
-        })
-    }
-
-    /// Takes the locks a write of `key` needs and reads the record under them, with its value
-    /// where the schema checks writes against it ([`Schema::old_value`]). `expect` is what
-    /// the write requires of the record, a guess at what is there.
-    fn lock_record(
-        &self,
-        key: &str,
-        expect: Expect,
-        new: Option<&NewValue<'_, T>>,
-    ) -> Result<(Held<'_>, Option<Stored>, Option<T>)> {
-        let locks = &self.store.shared.locks;
-        // The moment does not matter here: `read` returns expired records too.
-        let mut view = Committed::at(SystemTime::UNIX_EPOCH);
-        if self.schema.indexes.is_empty() {
-            let held = locks.lock(self.schema.records.lock_id(locks, key.as_bytes()));
-            let current = self.schema.read(&mut view, key)?;
             let old = self.schema.old_value(key, current.as_ref())?;
-            return Ok((held, current, old));
-        }
-        // The index values to free are known only from the record itself. Guess what it is,
-        // lock everything it and the new value involve, then read it under the locks: if the
-        // guess was wrong, what the locks saw is the next guess. An insert guesses a free
-        // key, with no values to free, and so reads once.
-        let mut before = match expect {
-            Expect::Absent => None,
-            Expect::Version(_) => self.schema.read(&mut view, key)?,
-        };
-        let version = |s: &Option<Stored>| s.as_ref().map(|s| s.header.version);
-        loop {
-            let old = before
-                .as_ref()
-                .map(|stored| self.schema.decode(key, stored))
-                .transpose()?;
-            let held = locks.lock_all(self.schema.lock_ids(locks, key, old.as_ref(), new));
-            let current = self.schema.read(&mut view, key)?;
-            // The same version is the same bytes: `old` is still the record's value.
-            if version(&current) == version(&before) {
-                return Ok((held, current, old));
+            let decided = self.schema.prepare(
+                &mut view,
+                key,
+                expect,
+                (current.as_ref(), old.as_ref()),
+                new.as_ref(),
+            );
+            let mut plan = match decided {
+                Ok(plan) => plan,
+                // A conflict counts only if it is on what the engine holds: not on a guess,
+                // nor on reads of several keys that have changed since.
+                Err(Error::Conflict(_)) if view.assumed() => continue,
+                Err(Error::Conflict(conflict)) => {
+                    if view.read_several() && !shared.commit_if(&view.unchanged(route))? {
+                        continue;
+                    }
+                    return Err(conflict.into());
+                }
+                Err(other) => return Err(other),
+            };
+            let version = shared.sequence.next()?;
+            let expires = plan.stamp(version, now);
+            let commit = Commit {
+                writes: self.schema.writes(&plan, current.is_some(), version),
+                ..view.unchanged(route)
+            };
+            if shared.commit_if(&commit)? {
+                if let (Some(history), Some(_)) = (&self.schema.history, &plan.archive) {
+                    history.prune(key)?;
+                }
+                return Ok(Written {
+                    version,
+                    modified: now,
+                    expires,
+                });
             }
-            before = current;
         }
     }
 }

@@ -11,12 +11,11 @@ use serde::de::DeserializeOwned;
 use super::history::{self, History};
 use crate::backend::{Backend, Bytes, Tree};
 use crate::codec::{self, EncodedRecord, RecordHeader};
+use crate::commit::{RecordChange, Write};
 use crate::conflict::Snapshot;
-use crate::feed::{ChangeKind, EntryWrite, Recorded};
 use crate::guard::StateMachine;
 use crate::locks::{LockId, LockTable};
-use crate::store::{Limits, Route, Shared};
-use crate::txn::intent::{self, OwnedWrite};
+use crate::store::Limits;
 use crate::{Conflict, Error, Result, Transaction, Version, Versioned};
 
 /// One tree of the engine plus the lock space of its keys.
@@ -121,6 +120,8 @@ pub(crate) struct Plan<'k> {
     pub(crate) record: Option<EncodedRecord>,
     /// `(index position, value)` pairs this record takes.
     pub(crate) claims: Vec<(usize, String)>,
+    /// The index entry of every value it takes: the record's key, encoded.
+    claim: Vec<u8>,
     /// `(index position, value)` pairs this record gives up.
     pub(crate) releases: Vec<(usize, String)>,
     /// The history key under which the version being replaced (`previous`) is kept, for a
@@ -139,6 +140,7 @@ impl<'k> Plan<'k> {
             previous,
             record: None,
             claims: Vec::new(),
+            claim: Vec::new(),
             releases: Vec::new(),
             archive: None,
             ttl,
@@ -347,30 +349,6 @@ impl<T: Serialize + DeserializeOwned> Schema<T> {
         Ok(holds.then(|| (holder.to_owned(), stored)))
     }
 
-    /// Lock ids a write of `key` needs: the key and every index value it may take or free.
-    pub(crate) fn lock_ids(
-        &self,
-        locks: &LockTable,
-        key: &str,
-        old: Option<&T>,
-        new: Option<&NewValue<'_, T>>,
-    ) -> Vec<LockId> {
-        let mut ids = vec![self.records.lock_id(locks, key.as_bytes())];
-        for (i, index) in self.indexes.iter().enumerate() {
-            if let Some(old) = old {
-                ids.push(
-                    index
-                        .keyspace
-                        .lock_id(locks, (index.value_of)(old).as_bytes()),
-                );
-            }
-            if let Some(new) = new {
-                ids.push(index.keyspace.lock_id(locks, new.unique[i].as_bytes()));
-            }
-        }
-        ids
-    }
-
     /// Checks a write of `key` against the record before it (`current`, read under the
     /// write's locks or recorded by a transaction, and its value `old` as
     /// [`Self::old_value`] gives it) and returns what to store, or the conflict.
@@ -380,19 +358,19 @@ impl<T: Serialize + DeserializeOwned> Schema<T> {
         key: &'k str,
         expect: Expect,
         (current, old): (Option<&'k Stored>, Option<&T>),
-        new: Option<NewValue<'_, T>>,
+        new: Option<&NewValue<'_, T>>,
     ) -> Result<Plan<'k>> {
         self.check_expectation(key, expect, current)?;
         if let Some(states) = &self.states {
-            self.check_states(states, key, current, old, new.as_ref())?;
+            self.check_states(states, key, current, old, new)?;
         }
         let previous = current.map(|stored| &stored.bytes[..]);
-        let mut change = Plan::of(key, previous, new.as_ref().and_then(|n| n.ttl));
+        let mut change = Plan::of(key, previous, new.and_then(|n| n.ttl));
         // An expired record's values may already belong to other records.
         let expired = current.is_some_and(|s| s.header.expired(view.now()));
         for (i, index) in self.indexes.iter().enumerate() {
             let old_value = old.map(|o| (index.value_of)(o));
-            let new_value = new.as_ref().map(|n| &n.unique[i]);
+            let new_value = new.map(|n| &n.unique[i]);
             if old_value.as_ref() == new_value {
                 continue;
             }
@@ -409,6 +387,9 @@ impl<T: Serialize + DeserializeOwned> Schema<T> {
                     }
                     .into());
                 }
+                if change.claims.is_empty() {
+                    change.claim = codec::encode_claim(key);
+                }
                 change.claims.push((i, value.clone()));
             }
             if let Some(value) = old_value
@@ -417,7 +398,7 @@ impl<T: Serialize + DeserializeOwned> Schema<T> {
                 change.releases.push((i, value));
             }
         }
-        change.record = new.map(|n| n.record);
+        change.record = new.map(|n| n.record.clone());
         if self.history.is_some()
             && let Some(stored) = current
         {
@@ -506,127 +487,45 @@ impl<T: Serialize + DeserializeOwned> Schema<T> {
         Err(conflict.into())
     }
 
-    /// The change that creates `key` in a collection without indexes or states, where there
-    /// is nothing to check before the write.
-    pub(crate) fn fresh<'k>(key: &'k str, new: NewValue<'_, T>) -> Plan<'k> {
-        Plan {
-            record: Some(new.record),
-            ..Plan::of(key, None, new.ttl)
-        }
-    }
-
-    /// Stores a [`Self::fresh`] change, in the order of [`Self::for_each_write`], if the key
-    /// is free; `false` if it is taken.
-    pub(crate) fn apply_fresh(&self, change: &Plan<'_>) -> Result<bool> {
-        let mut free = true;
-        self.for_each_write(change, |keyspace, key, value| match value {
-            Some(value) if self.is_records(keyspace) => {
-                free = keyspace.tree.swap(key, None, Some(value))?;
-                Ok(())
-            }
-            Some(value) => keyspace.tree.put(key, value),
-            None => keyspace.tree.remove(key),
-        })?;
-        Ok(free)
-    }
-
-    /// Whether `keyspace` is this collection's records (rather than an index, the history or
-    /// the expiry entries).
-    pub(crate) fn is_records(&self, keyspace: &Keyspace) -> bool {
-        Arc::ptr_eq(&keyspace.name, &self.records.name)
-    }
-
-    /// Calls `visit(keyspace, key, value)` for each single-key write of `plan`, in the order
-    /// that keeps a crash from leaving a visible half: index entries it claims, the version it
-    /// replaces (for the history) and its expiry entry first, then the record, then the index
-    /// entries it frees. A crash at any point leaves at most entries that [`Self::holder`]
-    /// and the sweeper do not count, so the record and its indexes agree. `None` removes.
-    pub(crate) fn for_each_write(
-        &self,
-        plan: &Plan<'_>,
-        mut visit: impl FnMut(&Keyspace, &[u8], Option<&[u8]>) -> Result<()>,
-    ) -> Result<()> {
-        if !plan.claims.is_empty() {
-            let entry = codec::encode_claim(plan.key);
-            for (i, value) in &plan.claims {
-                visit(&self.indexes[*i].keyspace, value.as_bytes(), Some(&entry))?;
-            }
+    /// The single-key writes of `plan`, in the order that keeps a crash from leaving a visible
+    /// half: index entries it claims, the version it replaces (for the history) and its
+    /// expiry entry first, then the record, then the index entries it frees. A crash at any
+    /// point leaves at most entries that [`Self::holder`] and the sweeper do not count, so the
+    /// record and its indexes agree. `existed` tells the change feed an insert from an update.
+    pub(crate) fn writes<'p>(
+        &'p self,
+        plan: &'p Plan<'_>,
+        existed: bool,
+        version: Version,
+    ) -> Vec<Write<'p>> {
+        let write = |keyspace, key, value| Write {
+            keyspace,
+            key,
+            value,
+            record: None,
+        };
+        let mut writes = Vec::with_capacity(1 + plan.claims.len() + plan.releases.len());
+        for (i, value) in &plan.claims {
+            let index = &self.indexes[*i].keyspace;
+            writes.push(write(index, value.as_bytes(), Some(&plan.claim[..])));
         }
         if let (Some(history), Some(entry)) = (&self.history, &plan.archive) {
-            visit(&history.keyspace, entry, plan.previous)?;
+            writes.push(write(&history.keyspace, entry, plan.previous));
         }
         if let Some(entry) = &plan.expiry_entry {
-            visit(&self.expiry, entry, Some(&[]))?;
+            writes.push(write(&self.expiry, entry, Some(&[])));
         }
-        let record = plan.record.as_ref().map(EncodedRecord::bytes);
-        visit(&self.records, plan.key.as_bytes(), record)?;
+        writes.push(Write {
+            record: Some(RecordChange { existed, version }),
+            ..write(
+                &self.records,
+                plan.key.as_bytes(),
+                plan.record.as_ref().map(EncodedRecord::bytes),
+            )
+        });
         for (i, value) in &plan.releases {
-            visit(&self.indexes[*i].keyspace, value.as_bytes(), None)?;
+            writes.push(write(&self.indexes[*i].keyspace, value.as_bytes(), None));
         }
-        Ok(())
-    }
-
-    /// Stores a checked change with the writes of [`Self::for_each_write`], after the change
-    /// feed's entry for it if there is one, then trims the record's history.
-    pub(crate) fn apply(
-        &self,
-        shared: &Shared,
-        plan: &Plan<'_>,
-        recorded: Option<&Recorded<'_>>,
-        route: Route,
-    ) -> Result<()> {
-        let log = |writes: &mut Vec<OwnedWrite>| {
-            self.for_each_write(plan, |keyspace, key, value| {
-                writes.push(intent::owned((&keyspace.name, key, value)));
-                Ok(())
-            })
-        };
-        shared.commit(route, recorded, log, || {
-            self.for_each_write(plan, |keyspace, key, value| {
-                let is_record = self.is_records(keyspace);
-                match (value, plan.previous.filter(|_| is_record)) {
-                    // Under the writer's locks the swap cannot fail, short of a write that
-                    // bypassed revkv; that one is overwritten, as `put` would.
-                    (Some(value), Some(previous)) => {
-                        if !keyspace.tree.swap(key, Some(previous), Some(value))? {
-                            keyspace.tree.put(key, value)?;
-                        }
-                        Ok(())
-                    }
-                    (Some(value), None) => keyspace.tree.put(key, value),
-                    (None, _) => keyspace.tree.remove(key),
-                }
-            })?;
-            // A history entry this removes comes back if a crash replays the journal frame
-            // that wrote it: the history then holds one version more until the next write.
-            match &self.history {
-                Some(history) if plan.archive.is_some() => history.prune(plan.key),
-                _ => Ok(()),
-            }
-        })
-    }
-
-    /// The writes of `plan` as the change feed records them; `existed` tells an insert from
-    /// an update.
-    pub(crate) fn entry_writes(
-        &self,
-        plan: &Plan<'_>,
-        version: Version,
-        existed: bool,
-    ) -> Result<Vec<EntryWrite>> {
-        let mut writes = Vec::new();
-        self.for_each_write(plan, |keyspace, key, value| {
-            let is_record = self.is_records(keyspace);
-            writes.push(EntryWrite {
-                tree: keyspace.name.to_string(),
-                key: key.to_vec(),
-                value: value.map(<[u8]>::to_vec),
-                change: ChangeKind::of(existed, value.is_some())
-                    .filter(|_| is_record)
-                    .map(|kind| (kind, version)),
-            });
-            Ok(())
-        })?;
-        Ok(writes)
+        writes
     }
 }

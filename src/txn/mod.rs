@@ -1,10 +1,9 @@
 //! Atomic transactions across records and collections.
 //!
 //! A transaction runs optimistically: its reads go to the committed state (and are remembered),
-//! its writes are checked at once, exactly as on a collection, and staged. At commit it takes
-//! the locks of everything it read or wrote, in one fixed order, checks that nothing it read
-//! has changed (else it runs the caller's closure again), and applies its writes with the
-//! intent protocol of [`intent`], so that a crash leaves all of them or none.
+//! its writes are checked at once, exactly as on a collection, and staged. It commits them
+//! with [`Shared::commit_if`], requiring everything it read to be unchanged (else it runs the
+//! caller's closure again), which applies them all or none, across crashes too.
 
 pub(crate) mod intent;
 
@@ -16,11 +15,11 @@ use std::time::{Duration, SystemTime};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::backend::{Bytes, Tree};
+use crate::backend::Bytes;
 use crate::collection::Collection;
 use crate::collection::History;
 use crate::collection::schema::{Expect, Keyspace, Plan, Schema, View, expiry_entry};
-use crate::feed::{ChangeKind, EntryWrite};
+use crate::commit::{Commit, Compare, RecordChange, Write};
 use crate::retry::{Backoff, MAX_ATTEMPTS};
 use crate::store::Route;
 use crate::store::Shared;
@@ -54,14 +53,7 @@ struct Staged {
     keyspace: Keyspace,
     value: Option<Vec<u8>>,
     /// Set for the write of a record: what the change feed shows of it.
-    record: Option<RecordWrite>,
-}
-
-#[derive(Clone, Copy)]
-struct RecordWrite {
-    /// Whether the record existed before the transaction.
-    existed: bool,
-    version: Version,
+    record: Option<RecordChange>,
 }
 
 impl Store {
@@ -129,8 +121,7 @@ impl Store {
                 },
                 Err(Error::Conflict(conflict)) => {
                     // Only a conflict seen on a consistent state is the caller's to handle.
-                    let _held = tx.lock();
-                    match tx.reads_unchanged() {
+                    match self.shared.commit_if(&tx.unchanged(Vec::new())) {
                         Ok(true) => break Err(conflict.into()),
                         Ok(false) => {}
                         Err(e) => break Err(e),
@@ -315,7 +306,7 @@ impl Transaction<'_> {
         let mut change = schema.prepare(self, key, expected, old, None)?;
         let version = self.shared.sequence.next()?;
         change.stamp(version, self.modified);
-        self.stage_change(schema, &change, true, version)?;
+        self.stage_change(schema, &change, true, version);
         self.stage_write(&schema.expiry, expiry_entry(expires, key), None, None);
         if let Some(handler) = &schema.on_expiry {
             handler(self, key, &value)?;
@@ -345,35 +336,37 @@ impl Transaction<'_> {
         let current = schema.read(self, key)?;
         let existed = current.is_some();
         let old = schema.old_value(key, current.as_ref())?;
-        let mut change =
-            schema.prepare(self, key, expect, (current.as_ref(), old.as_ref()), new)?;
+        let mut change = schema.prepare(
+            self,
+            key,
+            expect,
+            (current.as_ref(), old.as_ref()),
+            new.as_ref(),
+        )?;
         let version = self.shared.sequence.next()?;
         change.stamp(version, self.modified);
-        self.stage_change(schema, &change, existed, version)?;
+        self.stage_change(schema, &change, existed, version);
         Ok(version)
     }
 
-    /// Stages the single-key writes of `change`, as [`Schema::for_each_write`] lists them.
+    /// Stages the single-key writes of `change`, as [`Schema::writes`] lists them.
     fn stage_change<T>(
         &mut self,
         schema: &Schema<T>,
         change: &Plan<'_>,
         existed: bool,
         version: Version,
-    ) -> Result<()>
-    where
+    ) where
         T: Serialize + DeserializeOwned,
     {
         if let (Some(history), Some(_)) = (&schema.history, &change.archive) {
             self.histories
                 .push((history.clone(), change.key.to_owned()));
         }
-        schema.for_each_write(change, |keyspace, key, value| {
-            let is_record = schema.is_records(keyspace);
-            let record = is_record.then_some(RecordWrite { existed, version });
-            self.stage_write(keyspace, key.to_vec(), value.map(<[u8]>::to_vec), record);
-            Ok(())
-        })
+        for write in schema.writes(change, existed, version) {
+            let value = write.value.map(<[u8]>::to_vec);
+            self.stage_write(write.keyspace, write.key.to_vec(), value, write.record);
+        }
     }
 
     /// Stages one single-key write; a later write of the same key replaces it (a record
@@ -383,7 +376,7 @@ impl Transaction<'_> {
         keyspace: &Keyspace,
         key: Vec<u8>,
         value: Option<Vec<u8>>,
-        record: Option<RecordWrite>,
+        record: Option<RecordChange>,
     ) {
         let id = (Arc::clone(&keyspace.name), key);
         let record = record.map(|mut write| {
@@ -402,42 +395,23 @@ impl Transaction<'_> {
         );
     }
 
-    /// Locks everything read or written, in the lock table's fixed order.
-    fn lock(&self) -> crate::locks::Held<'_> {
-        let locks = &self.shared.locks;
-        let ids = self
-            .reads
-            .iter()
-            .map(|((_, key), read)| read.keyspace.lock_id(locks, key))
-            .chain(
-                self.writes
-                    .iter()
-                    .map(|((_, key), staged)| staged.keyspace.lock_id(locks, key)),
-            )
-            .collect();
-        locks.lock_all(ids)
-    }
-
-    /// Whether everything read is still as it was; call with [`Self::lock`] held.
-    fn reads_unchanged(&self) -> Result<bool> {
-        for ((_, key), read) in &self.reads {
-            if read.keyspace.tree.get(key)? != read.seen {
-                return Ok(false);
-            }
+    /// A commit of `writes` that requires everything the transaction read to be unchanged.
+    fn unchanged<'t>(&'t self, writes: Vec<Write<'t>>) -> Commit<'t> {
+        let compares = self.reads.iter().map(|((_, key), read)| Compare {
+            keyspace: &read.keyspace,
+            key,
+            holds: read.seen.as_deref(),
+        });
+        Commit {
+            compares: compares.collect(),
+            writes,
+            route: Route::Logged,
+            modified: self.modified,
         }
-        Ok(true)
     }
 
     /// Applies the staged writes if nothing read has changed; `Ok(false)` asks for a rerun.
     fn commit(self) -> Result<bool> {
-        let held = self.lock();
-        if !self.reads_unchanged()? {
-            return Ok(false);
-        }
-        if self.writes.is_empty() {
-            return Ok(true);
-        }
-        self.shared.check_writable()?;
         // Index entries taken first and freed last, as in a single write: with at most one
         // record written, that order alone keeps a crash from leaving a visible half.
         let rank = |s: &Staged| match (s.record.is_some(), &s.value) {
@@ -447,55 +421,23 @@ impl Transaction<'_> {
         };
         let mut ordered: Vec<_> = self.writes.iter().collect();
         ordered.sort_by_key(|(_, staged)| rank(staged));
-        let records = ordered.iter().filter(|(_, s)| s.record.is_some()).count();
-        let writes: Vec<_> = ordered
+        let writes = ordered
             .iter()
-            .map(|((tree, key), staged)| {
-                let write: intent::IntentWrite<'_> = (tree, key, staged.value.as_deref());
-                (write, staged.keyspace.tree.as_ref() as &dyn Tree)
+            .map(|((_, key), staged)| Write {
+                keyspace: &staged.keyspace,
+                key,
+                value: staged.value.as_deref(),
+                record: staged.record,
             })
             .collect();
-        // With a change feed, the commit's entry, which `Shared::commit` stores first.
-        let recorded = match &self.shared.feed {
-            Some(feed) => Some(feed.record(entry_writes(&ordered), self.modified)?),
-            None => None,
-        };
-        let log = |log: &mut Vec<intent::OwnedWrite>| {
-            log.extend(writes.iter().map(|(write, _)| intent::owned(*write)));
-            Ok(())
-        };
-        self.shared
-            .commit(Route::Logged, recorded.as_ref(), log, || {
-                if recorded.is_none() && records > 1 && !self.shared.logs_writes() {
-                    // Without a feed entry or a journal frame, several records need an intent.
-                    let id = self.shared.sequence.next()?.get();
-                    intent::apply_atomically(self.shared.intents.as_ref(), id, &writes)?;
-                } else {
-                    intent::apply_in_order(&writes)?;
-                }
-                self.histories
-                    .iter()
-                    .try_for_each(|(history, key)| history.prune(key))
-            })?;
-        drop(held);
+        if !self.shared.commit_if(&self.unchanged(writes))? {
+            return Ok(false);
+        }
+        self.histories
+            .iter()
+            .try_for_each(|(history, key)| history.prune(key))?;
         Ok(true)
     }
-}
-
-/// The staged writes, in commit order, as the change feed records them.
-fn entry_writes(ordered: &[(&Slot, &Staged)]) -> Vec<EntryWrite> {
-    ordered
-        .iter()
-        .map(|((tree, key), staged)| EntryWrite {
-            tree: tree.to_string(),
-            key: key.clone(),
-            value: staged.value.clone(),
-            change: staged.record.and_then(|write| {
-                let kind = ChangeKind::of(write.existed, staged.value.is_some())?;
-                Some((kind, write.version))
-            }),
-        })
-        .collect()
 }
 
 impl View for Transaction<'_> {
