@@ -249,8 +249,8 @@ impl Feed {
     }
 
     /// Makes the entry of a commit made of `writes`, in the order the caller then applies
-    /// them; [`Shared::commit`](crate::store::Shared::commit) stores it first. The commit
-    /// counts as finished when the returned guard drops.
+    /// them; the local engine stores it first. The commit counts as finished when the
+    /// returned guard drops.
     pub(crate) fn record(&self, writes: Vec<EntryWrite>, now: SystemTime) -> Result<Recorded<'_>> {
         let changes = writes.iter().filter(|w| w.change.is_some()).count();
         let count = u64::try_from(changes.max(1)).unwrap_or(u64::MAX);

@@ -130,6 +130,7 @@ mod collection;
 mod commit;
 mod conflict;
 mod durability;
+mod engine;
 mod error;
 mod feed;
 mod guard;

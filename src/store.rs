@@ -2,7 +2,6 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -11,23 +10,17 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tempfile::TempDir;
 
-use crate::backend::{Backend, SledBackend, Tree};
 use crate::clock::{Clock, StoreClock, SystemClock};
 use crate::collection::{CollectionBuilder, Combiners, Registered};
-use crate::durability::{Durability, GroupCommit};
-use crate::feed::{Changes, Feed, Recorded, Retention};
-use crate::journal::{self, Journal};
-use crate::locks::{LockTable, Turns};
+use crate::durability::Durability;
+use crate::engine::{Engine, LocalEngine, LocalOptions};
+use crate::feed::{Changes, Feed, Retention};
+use crate::locks::Turns;
 use crate::meta::Meta;
-use crate::sequence::Sequence;
 use crate::stats::{Observer, Stats};
-use crate::txn::intent::{self, OwnedWrite};
 use crate::verify::Report;
 use crate::watch::Watch;
 use crate::{Error, Result};
-
-/// The newest store layout this build writes; a store marked with a newer one is refused.
-const STORE_FORMAT: u8 = 1;
 
 /// An open revkv store. Cheap to clone; all clones share one database.
 ///
@@ -61,26 +54,17 @@ pub struct StoreBuilder {
 }
 
 pub(crate) struct Shared {
-    pub(crate) backend: Arc<dyn Backend>,
+    pub(crate) engine: Box<dyn Engine>,
     pub(crate) meta: Arc<Meta>,
-    pub(crate) intents: Arc<dyn Tree>,
-    pub(crate) locks: LockTable,
     pub(crate) turns: Turns,
     pub(crate) combiners: Combiners,
-    pub(crate) sequence: Sequence,
     pub(crate) limits: Limits,
     pub(crate) clock: StoreClock,
     pub(crate) observer: Observer,
-    pub(crate) feed: Option<Feed>,
-    /// Present in [`Durability::Immediate`] mode: writes are durable in it before they are
-    /// applied.
-    journal: Option<Journal>,
-    group_commit: GroupCommit,
     /// Open collections by name, for `verify`, sweeping and opening a name a second time.
     /// Weak: a collection is open while a handle on it lives, and an expiry handler that holds
     /// another collection must not keep the store alive through the store itself.
     pub(crate) registry: Mutex<BTreeMap<String, Weak<dyn Registered>>>,
-    poisoned: AtomicBool,
     // Declared last: a temporary store's directory is removed after everything above is closed.
     _temporary: Option<TempDir>,
 }
@@ -92,15 +76,8 @@ pub(crate) enum Route {
     /// is applied.
     Logged,
     /// Straight to the engine, for batches made durable as a whole afterwards
-    /// ([`Shared::make_direct_writes_durable`]).
+    /// ([`Engine::make_direct_writes_durable`]).
     Direct,
-}
-
-/// Whether the previous session ended by closing the store (meta key `session`).
-#[derive(Serialize, serde::Deserialize, PartialEq, Eq)]
-pub(crate) enum Session {
-    Open,
-    Closed,
 }
 
 impl Store {
@@ -166,7 +143,7 @@ impl Store {
     ///
     /// Concurrent calls share syncs (group commit).
     pub fn flush(&self) -> Result<()> {
-        self.shared.sync()
+        self.shared.engine.sync()
     }
 
     /// Conflict and retry counters since the store was opened, and the keys with the most
@@ -200,7 +177,7 @@ impl Store {
     }
 
     pub(crate) fn feed(&self) -> Result<&Feed> {
-        self.shared.feed.as_ref().ok_or(Error::NoChangeFeed)
+        self.shared.engine.feed().ok_or(Error::NoChangeFeed)
     }
 
     /// Removes every record of the open collections whose time to live has passed, each in a
@@ -227,7 +204,7 @@ impl Store {
     /// Storage errors; problems with the data itself are reported, not returned as errors.
     pub fn verify(&self) -> Result<Report> {
         let collections = self.shared.open_collections();
-        let _all = self.shared.locks.lock_everything();
+        let _all = self.shared.engine.pause_commits();
         let mut report = Report::default();
         let now = self.shared.clock.now();
         for collection in collections {
@@ -327,66 +304,26 @@ impl StoreBuilder {
                 (temp.path().to_path_buf(), Some(temp))
             }
         };
-        let backend: Arc<dyn Backend> = Arc::new(SledBackend::open(
-            &dir,
-            self.cache_bytes,
-            self.min_free_bytes,
-        )?);
-        #[cfg(feature = "fault-injection")]
-        let backend: Arc<dyn Backend> = match self.crash_after_writes {
-            Some(writes) => Arc::new(crate::backend::CrashPoint::new(backend, writes)),
-            None => backend,
-        };
-        let meta = Arc::new(Meta::new(backend.tree("revkv/meta")?));
-        check_format(&meta)?;
-        let intents = backend.tree("revkv/intents")?;
-        intent::replay(backend.as_ref(), intents.as_ref())?;
-        let crashed = meta.get::<Session>("session")? == Some(Session::Open);
-        let feed = self
-            .change_feed
-            .map(|retention| Feed::open(&backend, Arc::clone(&meta), retention, crashed))
-            .transpose()?;
-        if crashed {
-            // The last session crashed: index entries of writes it was doing may be left over.
-            for name in meta.names("collection/")? {
-                meta.put(&format!("sweep/{name}"), &())?;
-            }
-        }
         let clock = StoreClock::new(self.clock);
-        let mark_feed_applied = || mark_applied(feed.as_ref(), &clock);
-        let journal = match self.durability {
-            Durability::Immediate => Some(Journal::open(
-                &dir,
-                Arc::clone(&meta),
-                Arc::clone(&backend),
-                &mark_feed_applied,
-            )?),
-            Durability::OnFlush => {
-                // Last opened in Immediate mode, its journal may hold writes the engine lost.
-                journal::recover_and_remove(&dir, &meta, backend.as_ref(), &mark_feed_applied)?;
-                None
-            }
+        let options = LocalOptions {
+            cache_bytes: self.cache_bytes,
+            min_free_bytes: self.min_free_bytes,
+            durability: self.durability,
+            change_feed: self.change_feed,
+            #[cfg(feature = "fault-injection")]
+            crash_after_writes: self.crash_after_writes,
         };
-        meta.put("session", &Session::Open)?;
-        // Resuming the sequence syncs, which also makes the marks above durable.
-        let sequence = Sequence::resume("version-lease", Arc::clone(&meta), Arc::clone(&backend))?;
+        let (engine, meta) = LocalEngine::open(&dir, options, clock.clone())?;
         let store = Store {
             shared: Arc::new(Shared {
-                backend,
+                engine: Box::new(engine),
                 meta,
-                intents,
-                locks: LockTable::new(),
                 turns: Turns::new(),
                 combiners: Combiners::new(),
-                sequence,
                 limits: self.limits,
                 clock,
                 observer: Observer::default(),
-                feed,
-                journal,
-                group_commit: GroupCommit::new(),
                 registry: Mutex::new(BTreeMap::new()),
-                poisoned: AtomicBool::new(false),
                 _temporary: temporary,
             }),
         };
@@ -415,20 +352,6 @@ fn spawn_sweeper(store: Weak<Shared>, interval: Duration) -> Result<()> {
     Ok(())
 }
 
-/// Refuses stores written by a newer revkv; marks new ones with this build's format.
-fn check_format(meta: &Meta) -> Result<()> {
-    match meta.get::<u8>("format")? {
-        Some(found) if found > STORE_FORMAT => Err(Error::UnsupportedFormat {
-            location: "the store's format marker".into(),
-            what: "store",
-            found,
-            supported: STORE_FORMAT,
-        }),
-        Some(_) => Ok(()),
-        None => meta.put("format", &STORE_FORMAT),
-    }
-}
-
 impl Shared {
     /// The collections with a live handle.
     pub(crate) fn open_collections(&self) -> Vec<Arc<dyn Registered>> {
@@ -439,15 +362,6 @@ impl Shared {
             .collect()
     }
 
-    /// Fails fast once a multi-key write has failed halfway (see [`Error::Poisoned`]).
-    pub(crate) fn check_writable(&self) -> Result<()> {
-        if self.poisoned.load(Ordering::Acquire) {
-            Err(Error::Poisoned)
-        } else {
-            Ok(())
-        }
-    }
-
     /// Passes `result` through, counting and logging it if it is a conflict.
     pub(crate) fn observe<T>(&self, result: Result<T>) -> Result<T> {
         if let Err(Error::Conflict(conflict)) = &result {
@@ -455,100 +369,4 @@ impl Shared {
         }
         result
     }
-
-    /// Makes every write that returned before this call durable. A failed sync poisons the
-    /// store: after `fsync` fails, the kernel may already have dropped the unsynced pages, so a
-    /// later successful sync would prove nothing.
-    pub(crate) fn sync(&self) -> Result<()> {
-        match &self.journal {
-            // Everything acknowledged is durable already; this makes the engine durable on
-            // its own, so that the journal can start over.
-            Some(journal) => journal.checkpoint(&|| self.mark_feed_applied()),
-            None => self.group_commit.sync(|| {
-                self.mark_feed_applied()?;
-                self.backend.sync()
-            }),
-        }
-        .inspect_err(|_| self.poisoned.store(true, Ordering::Release))
-    }
-
-    fn mark_feed_applied(&self) -> Result<()> {
-        mark_applied(self.feed.as_ref(), &self.clock)
-    }
-
-    /// After writes made by [`Route::Direct`]: in [`Durability::Immediate`] mode, makes them
-    /// durable.
-    pub(crate) fn make_direct_writes_durable(&self) -> Result<()> {
-        match self.journal {
-            Some(_) => self.sync(),
-            None => Ok(()),
-        }
-    }
-
-    /// Runs `apply`, the single-key writes of one logical write, as [`Self::write_all`] does,
-    /// after storing `entry`, the change feed's entry for them, if there is one: the entry goes
-    /// first because it is also their redo record. On the [`Route::Logged`] route in
-    /// [`Durability::Immediate`] mode, `log` appends the writes to the entry's, and all of
-    /// them are made durable in one journal frame before any is applied.
-    pub(crate) fn commit<R>(
-        &self,
-        route: Route,
-        entry: Option<&Recorded<'_>>,
-        log: impl FnOnce(&mut Vec<OwnedWrite>) -> Result<()>,
-        apply: impl FnOnce() -> Result<R>,
-    ) -> Result<R> {
-        let apply = || {
-            entry.map_or(Ok(()), Recorded::store)?;
-            apply()
-        };
-        match &self.journal {
-            Some(journal) if route == Route::Logged => {
-                let mut writes: Vec<OwnedWrite> = entry.map(Recorded::write).into_iter().collect();
-                log(&mut writes)?;
-                self.write_all(|| journal.commit(&writes, apply, &|| self.mark_feed_applied()))
-            }
-            _ => self.write_all(apply),
-        }
-    }
-
-    /// Whether writes on the [`Route::Logged`] route go through the journal.
-    pub(crate) fn logs_writes(&self) -> bool {
-        self.journal.is_some()
-    }
-
-    /// Runs the single-key writes of one logical write, if the engine takes it
-    /// ([`Backend::admit`]: a refusal stores nothing and leaves the store writable). If one
-    /// of them fails, the store is poisoned until reopened: another write of the same logical
-    /// write may have succeeded, and after an I/O error the engine itself cannot be trusted to
-    /// persist what it accepts (sled 0.34 can hang in its next flush once a write failed on a
-    /// full disk).
-    pub(crate) fn write_all<R>(&self, writes: impl FnOnce() -> Result<R>) -> Result<R> {
-        self.backend.admit()?;
-        writes().inspect_err(|_| self.poisoned.store(true, Ordering::Release))
-    }
-}
-
-impl Drop for Shared {
-    fn drop(&mut self) {
-        // Mark a clean close, so the next open skips the crash sweep. A poisoned store is
-        // left marked open on purpose. Errors cannot be reported from here; the next open
-        // then simply sweeps.
-        let applied = self.mark_feed_applied();
-        if !self.poisoned.load(Ordering::Acquire)
-            && applied.is_ok()
-            && self
-                .journal
-                .as_ref()
-                .map_or(Ok(()), Journal::retire)
-                .is_ok()
-            && self.meta.put("session", &Session::Closed).is_ok()
-        {
-            let _ = self.backend.sync();
-        }
-    }
-}
-
-/// Records that the change feed's finished entries are applied (see [`Feed::mark_applied`]).
-fn mark_applied(feed: Option<&Feed>, clock: &StoreClock) -> Result<()> {
-    feed.map_or(Ok(()), |feed| feed.mark_applied(clock.now()))
 }

@@ -9,7 +9,7 @@ use serde::de::DeserializeOwned;
 use super::history::History;
 use super::schema::{Derive, ExpiryHandler, Keyspace, Schema, States, UniqueIndex};
 use super::{Collection, Registered, index};
-use crate::backend::Backend;
+use crate::engine::Engine;
 use crate::guard::StateMachine;
 use crate::meta::Meta;
 use crate::{Error, Result, Store, Transaction};
@@ -123,7 +123,7 @@ where
     /// storage errors.
     pub fn open(self) -> Result<Collection<T>> {
         validate_name(&self.name)?;
-        let backend = self.store.shared.backend.as_ref();
+        let engine = self.store.shared.engine.as_ref();
         let mut indexes = Vec::with_capacity(self.uniques.len());
         for (index, value_of) in self.uniques {
             validate_name(&index)?;
@@ -134,7 +134,7 @@ where
                 });
             }
             indexes.push(UniqueIndex {
-                keyspace: Keyspace::open(backend, format!("u/{}/{index}", self.name))?,
+                keyspace: Keyspace::open(engine, format!("u/{}/{index}", self.name))?,
                 name: index,
                 value_of,
             });
@@ -157,13 +157,13 @@ where
         let history = match self.history {
             0 => None,
             keep => Some(History {
-                keyspace: Keyspace::open(backend, format!("h/{}", self.name))?,
+                keyspace: Keyspace::open(engine, format!("h/{}", self.name))?,
                 keep,
             }),
         };
         let schema = Schema {
-            records: Keyspace::open(backend, format!("c/{}", self.name))?,
-            expiry: Keyspace::open(backend, format!("x/{}", self.name))?,
+            records: Keyspace::open(engine, format!("c/{}", self.name))?,
+            expiry: Keyspace::open(engine, format!("x/{}", self.name))?,
             on_expiry: self.on_expiry,
             name: self.name,
             indexes,
@@ -189,7 +189,7 @@ where
                 })?;
             return Ok(Collection::new(same, self.store.clone()));
         }
-        reconcile(&schema, backend, &shared.meta)?;
+        reconcile(&schema, engine, &shared.meta)?;
         let schema = Arc::new(schema);
         let registered: Arc<dyn Registered> = Arc::clone(&schema) as Arc<dyn Registered>;
         registry.insert(schema.name.clone(), Arc::downgrade(&registered));
@@ -201,7 +201,7 @@ where
 /// Brings the stored indexes in line with the declaration on the first open of a session:
 /// builds indexes declared for the first time, empties indexes no longer declared, and
 /// sweeps what a crash of the previous session left behind.
-fn reconcile<T>(schema: &Schema<T>, backend: &dyn Backend, meta: &Meta) -> Result<()>
+fn reconcile<T>(schema: &Schema<T>, engine: &dyn Engine, meta: &Meta) -> Result<()>
 where
     T: Serialize + DeserializeOwned,
 {
@@ -220,7 +220,7 @@ where
     meta.put(&meta_key, &declared)?;
     for dropped in before.iter().filter(|name| !declared.contains(name)) {
         // Emptied, so that declaring it again later rebuilds it from the records.
-        let keyspace = Keyspace::open(backend, format!("u/{}/{dropped}", schema.name))?;
+        let keyspace = Keyspace::open(engine, format!("u/{}/{dropped}", schema.name))?;
         index::clear(&keyspace)?;
     }
     meta.remove(&sweep_key)

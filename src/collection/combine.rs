@@ -102,7 +102,7 @@ where
         schema.indexes.is_empty()
             && schema.states.is_none()
             && schema.history.is_none()
-            && self.store().shared.feed.is_none()
+            && self.store().shared.engine.feed().is_none()
     }
 
     /// `update_with` through the key's chain. `Ok(None)` asks the caller to take the
@@ -118,12 +118,12 @@ where
         let shared = &self.store().shared;
         let schema = self.schema();
         schema.check_key(key, shared.limits)?;
-        let lock = schema.records.lock_id(&shared.locks, key.as_bytes());
+        let lock = schema.records.lock_id(shared.turns.table(), key.as_bytes());
         let stripe = shared.combiners.stripe(lock);
         let mut chains = stripe.chains.lock();
         let mut retries = 0;
         loop {
-            shared.check_writable()?;
+            shared.engine.check_writable()?;
             let now = shared.clock.now();
             let chain = chains.entry(key.as_bytes().to_vec()).or_default();
             let epoch = chain.epoch;
@@ -150,7 +150,7 @@ where
                 let current = schema.decode(key, &stored)?;
                 let value = locks::with_turn_held(|| change(&current));
                 let mut new = schema.new_value(key, &value, shared.limits, None)?;
-                let version = shared.sequence.next()?;
+                let version = shared.engine.next_version(Some(stored.header.version))?;
                 new.record.stamp(version, now, None);
                 Ok(Some((version, Bytes::from(new.record.bytes()), value)))
             })();
@@ -219,7 +219,7 @@ where
             // Fails if a plain write got in between.
             let wrote = MutexGuard::unlocked(chains, || {
                 let records = &self.schema().records;
-                shared.commit_if(&Commit {
+                shared.engine.commit_if(&Commit {
                     compares: vec![Compare {
                         keyspace: records,
                         key: key.as_bytes(),

@@ -1,7 +1,7 @@
 //! Whole-index maintenance: building a newly declared unique index, sweeping entries a crash
 //! left behind, and checking an index against the records.
 //!
-//! Day-to-day writes keep indexes exact through [`Schema::prepare`] and [`Schema::apply`];
+//! Day-to-day writes keep indexes exact through [`Schema::prepare`] and [`Schema::writes`];
 //! this module handles what happens outside a single write.
 
 use std::time::SystemTime;

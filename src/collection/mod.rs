@@ -131,7 +131,7 @@ where
             .map(|(key, value)| self.create(key.as_ref(), value.borrow(), None, Route::Direct))
             .collect::<Result<_>>()
             .and_then(|versions| {
-                shared.make_direct_writes_durable()?;
+                shared.engine.make_direct_writes_durable()?;
                 Ok(versions)
             });
         shared.observe(versions)
@@ -287,7 +287,7 @@ where
     ) -> Result<Written> {
         let shared = &self.store.shared;
         self.schema.check_key(key, shared.limits)?;
-        shared.check_writable()?;
+        shared.engine.check_writable()?;
         let new = value
             .map(|v| self.schema.new_value(key, v, shared.limits, ttl))
             .transpose()?;
@@ -323,20 +323,22 @@ where
                 // nor on reads of several keys that have changed since.
                 Err(Error::Conflict(_)) if view.assumed() => continue,
                 Err(Error::Conflict(conflict)) => {
-                    if view.read_several() && !shared.commit_if(&view.unchanged(route))? {
+                    if view.read_several() && !shared.engine.commit_if(&view.unchanged(route))? {
                         continue;
                     }
                     return Err(conflict.into());
                 }
                 Err(other) => return Err(other),
             };
-            let version = shared.sequence.next()?;
+            let version = shared
+                .engine
+                .next_version(current.as_ref().map(|s| s.header.version))?;
             let expires = plan.stamp(version, now);
             let commit = Commit {
                 writes: self.schema.writes(&plan, current.is_some(), version),
                 ..view.unchanged(route)
             };
-            if shared.commit_if(&commit)? {
+            if shared.engine.commit_if(&commit)? {
                 if let (Some(history), Some(_)) = (&self.schema.history, &plan.archive) {
                     history.prune(key)?;
                 }

@@ -9,10 +9,11 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::history::{self, History};
-use crate::backend::{Backend, Bytes, Tree};
+use crate::backend::{Bytes, Tree};
 use crate::codec::{self, EncodedRecord, RecordHeader};
 use crate::commit::{RecordChange, Write};
 use crate::conflict::Snapshot;
+use crate::engine::Engine;
 use crate::guard::StateMachine;
 use crate::locks::{LockId, LockTable};
 use crate::store::Limits;
@@ -27,12 +28,12 @@ pub(crate) struct Keyspace {
 }
 
 impl Keyspace {
-    pub(crate) fn open(backend: &dyn Backend, name: String) -> Result<Self> {
+    pub(crate) fn open(engine: &dyn Engine, name: String) -> Result<Self> {
         // A fixed hash of the name, so every handle on the same tree shares its locks.
         let mut hasher = DefaultHasher::new();
         name.hash(&mut hasher);
         Ok(Self {
-            tree: backend.tree(&name)?,
+            tree: engine.tree(&name)?,
             space: hasher.finish(),
             name: name.into(),
         })

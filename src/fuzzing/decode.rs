@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use super::{Item, SPECS};
 use crate::codec::{self, EncodedRecord, FEED, INTENT, META};
+use crate::engine::Session;
 use crate::feed::Entry;
-use crate::store::Session;
 use crate::txn::intent::OwnedWrite;
 use crate::{Error, Retention, Store, Version};
 

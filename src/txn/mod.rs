@@ -2,7 +2,7 @@
 //!
 //! A transaction runs optimistically: its reads go to the committed state (and are remembered),
 //! its writes are checked at once, exactly as on a collection, and staged. It commits them
-//! with [`Shared::commit_if`], requiring everything it read to be unchanged (else it runs the
+//! with [`Engine::commit_if`](crate::engine::Engine::commit_if), requiring everything it read to be unchanged (else it runs the
 //! caller's closure again), which applies them all or none, across crashes too.
 
 pub(crate) mod intent;
@@ -121,7 +121,7 @@ impl Store {
                 },
                 Err(Error::Conflict(conflict)) => {
                     // Only a conflict seen on a consistent state is the caller's to handle.
-                    match self.shared.commit_if(&tx.unchanged(Vec::new())) {
+                    match self.shared.engine.commit_if(&tx.unchanged(Vec::new())) {
                         Ok(true) => break Err(conflict.into()),
                         Ok(false) => {}
                         Err(e) => break Err(e),
@@ -304,7 +304,10 @@ impl Transaction<'_> {
         let expected = Expect::Version(current.header.version);
         let old = (Some(&current), Some(&value));
         let mut change = schema.prepare(self, key, expected, old, None)?;
-        let version = self.shared.sequence.next()?;
+        let version = self
+            .shared
+            .engine
+            .next_version(Some(current.header.version))?;
         change.stamp(version, self.modified);
         self.stage_change(schema, &change, true, version);
         self.stage_write(&schema.expiry, expiry_entry(expires, key), None, None);
@@ -343,7 +346,8 @@ impl Transaction<'_> {
             (current.as_ref(), old.as_ref()),
             new.as_ref(),
         )?;
-        let version = self.shared.sequence.next()?;
+        let version =
+            (self.shared.engine).next_version(current.as_ref().map(|s| s.header.version))?;
         change.stamp(version, self.modified);
         self.stage_change(schema, &change, existed, version);
         Ok(version)
@@ -430,7 +434,7 @@ impl Transaction<'_> {
                 record: staged.record,
             })
             .collect();
-        if !self.shared.commit_if(&self.unchanged(writes))? {
+        if !self.shared.engine.commit_if(&self.unchanged(writes))? {
             return Ok(false);
         }
         self.histories

@@ -1,0 +1,365 @@
+//! The embedded engine: sled 0.34 in a local directory, with revkv's own protocol making its
+//! single-key writes into atomic conditional commits.
+//!
+//! sled's own transactions and batches are not used (see [`crate::backend`]). Instead a commit
+//! holds the striped locks of every key it compares or writes, checks its compares, and writes
+//! in an order that a crash cannot split visibly: behind a change feed entry or a journal
+//! frame that lists all of its writes, or behind an intent when several records change (see
+//! [`intent`]). Versions come from a store-wide leased [`Sequence`].
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use serde::Serialize;
+
+use super::Engine;
+use crate::backend::{Backend, SledBackend, Tree};
+use crate::clock::StoreClock;
+use crate::commit::Commit;
+use crate::durability::{Durability, GroupCommit};
+use crate::feed::{ChangeKind, EntryWrite, Feed, Recorded, Retention};
+use crate::journal::{self, Journal};
+use crate::locks::{Held, LockTable};
+use crate::meta::Meta;
+use crate::sequence::Sequence;
+use crate::store::Route;
+use crate::txn::intent::{self, IntentWrite, OwnedWrite};
+use crate::{Error, Result, Version};
+
+/// The newest store layout this build writes; a store marked with a newer one is refused.
+const STORE_FORMAT: u8 = 1;
+
+/// How to open a [`LocalEngine`].
+#[derive(Clone, Copy)]
+pub(crate) struct LocalOptions {
+    pub(crate) cache_bytes: u64,
+    pub(crate) min_free_bytes: u64,
+    pub(crate) durability: Durability,
+    pub(crate) change_feed: Option<Retention>,
+    #[cfg(feature = "fault-injection")]
+    pub(crate) crash_after_writes: Option<u64>,
+}
+
+/// Whether the previous session ended by closing the store (meta key `session`).
+#[derive(Serialize, serde::Deserialize, PartialEq, Eq)]
+pub(crate) enum Session {
+    Open,
+    Closed,
+}
+
+pub(crate) struct LocalEngine {
+    backend: Arc<dyn Backend>,
+    meta: Arc<Meta>,
+    intents: Arc<dyn Tree>,
+    /// Names the intents of this session; those of earlier sessions are gone once open.
+    intent_ids: AtomicU64,
+    locks: LockTable,
+    versions: Sequence,
+    feed: Option<Feed>,
+    clock: StoreClock,
+    /// Present in [`Durability::Immediate`] mode: writes are durable in it before they are
+    /// applied.
+    journal: Option<Journal>,
+    group_commit: GroupCommit,
+    poisoned: AtomicBool,
+}
+
+impl LocalEngine {
+    /// Opens the engine in `dir`, completing whatever a crash interrupted: intents, the
+    /// change feed's redo entries and the journal's frames.
+    pub(crate) fn open(
+        dir: &Path,
+        options: LocalOptions,
+        clock: StoreClock,
+    ) -> Result<(Self, Arc<Meta>)> {
+        let backend: Arc<dyn Backend> = Arc::new(SledBackend::open(
+            dir,
+            options.cache_bytes,
+            options.min_free_bytes,
+        )?);
+        #[cfg(feature = "fault-injection")]
+        let backend: Arc<dyn Backend> = match options.crash_after_writes {
+            Some(writes) => Arc::new(crate::backend::CrashPoint::new(backend, writes)),
+            None => backend,
+        };
+        let meta = Arc::new(Meta::new(backend.tree("revkv/meta")?));
+        check_format(&meta)?;
+        let intents = backend.tree("revkv/intents")?;
+        intent::replay(backend.as_ref(), intents.as_ref())?;
+        let crashed = meta.get::<Session>("session")? == Some(Session::Open);
+        let feed = options
+            .change_feed
+            .map(|retention| Feed::open(&backend, Arc::clone(&meta), retention, crashed))
+            .transpose()?;
+        if crashed {
+            // The last session crashed: index entries of writes it was doing may be left over.
+            for name in meta.names("collection/")? {
+                meta.put(&format!("sweep/{name}"), &())?;
+            }
+        }
+        let mark_feed_applied = || mark_applied(feed.as_ref(), &clock);
+        let journal = match options.durability {
+            Durability::Immediate => Some(Journal::open(
+                dir,
+                Arc::clone(&meta),
+                Arc::clone(&backend),
+                &mark_feed_applied,
+            )?),
+            Durability::OnFlush => {
+                // Last opened in Immediate mode, its journal may hold writes the engine lost.
+                journal::recover_and_remove(dir, &meta, backend.as_ref(), &mark_feed_applied)?;
+                None
+            }
+        };
+        meta.put("session", &Session::Open)?;
+        // Resuming the sequence syncs, which also makes the marks above durable.
+        let versions = Sequence::resume("version-lease", Arc::clone(&meta), Arc::clone(&backend))?;
+        let engine = Self {
+            backend,
+            meta: Arc::clone(&meta),
+            intents,
+            intent_ids: AtomicU64::new(1),
+            locks: LockTable::new(),
+            versions,
+            feed,
+            clock,
+            journal,
+            group_commit: GroupCommit::new(),
+            poisoned: AtomicBool::new(false),
+        };
+        Ok((engine, meta))
+    }
+
+    /// Runs `apply`, the single-key writes of one logical write, as [`Self::write_all`] does,
+    /// after storing `entry`, the change feed's entry for them, if there is one: the entry goes
+    /// first because it is also their redo record. On the [`Route::Logged`] route in
+    /// [`Durability::Immediate`] mode, `log` appends the writes to the entry's, and all of
+    /// them are made durable in one journal frame before any is applied.
+    fn commit<R>(
+        &self,
+        route: Route,
+        entry: Option<&Recorded<'_>>,
+        log: impl FnOnce(&mut Vec<OwnedWrite>) -> Result<()>,
+        apply: impl FnOnce() -> Result<R>,
+    ) -> Result<R> {
+        let apply = || {
+            entry.map_or(Ok(()), Recorded::store)?;
+            apply()
+        };
+        match &self.journal {
+            Some(journal) if route == Route::Logged => {
+                let mut writes: Vec<OwnedWrite> = entry.map(Recorded::write).into_iter().collect();
+                log(&mut writes)?;
+                self.write_all(|| journal.commit(&writes, apply, &|| self.mark_feed_applied()))
+            }
+            _ => self.write_all(apply),
+        }
+    }
+
+    /// Whether writes on the [`Route::Logged`] route go through the journal.
+    fn logs_writes(&self) -> bool {
+        self.journal.is_some()
+    }
+
+    /// Runs the single-key writes of one logical write, if the engine takes it
+    /// ([`Backend::admit`]: a refusal stores nothing and leaves the store writable). If one
+    /// of them fails, the store is poisoned until reopened: another write of the same logical
+    /// write may have succeeded, and after an I/O error the engine itself cannot be trusted to
+    /// persist what it accepts (sled 0.34 can hang in its next flush once a write failed on a
+    /// full disk).
+    fn write_all<R>(&self, writes: impl FnOnce() -> Result<R>) -> Result<R> {
+        self.backend.admit()?;
+        writes().inspect_err(|_| self.poisoned.store(true, Ordering::Release))
+    }
+
+    /// The commonest commit, one write to the one key it compares, as one compare-and-swap,
+    /// the engine's cheapest write; `None` for any other commit, or where a feed entry or a
+    /// journal frame must precede the write.
+    fn swap_one(&self, commit: &Commit<'_>) -> Result<Option<bool>> {
+        let ([compare], [write]) = (&commit.compares[..], &commit.writes[..]) else {
+            return Ok(None);
+        };
+        let logged = commit.route == Route::Logged && self.logs_writes();
+        let same_key = compare.keyspace.name == write.keyspace.name && compare.key == write.key;
+        if !same_key || self.feed.is_some() || logged {
+            return Ok(None);
+        }
+        self.check_writable()?;
+        let tree = &write.keyspace.tree;
+        self.write_all(|| tree.swap(write.key, compare.holds, write.value))
+            .map(Some)
+    }
+
+    fn mark_feed_applied(&self) -> Result<()> {
+        mark_applied(self.feed.as_ref(), &self.clock)
+    }
+}
+
+impl Engine for LocalEngine {
+    fn tree(&self, name: &str) -> Result<Arc<dyn Tree>> {
+        self.backend.tree(name)
+    }
+
+    /// Holds the lock of every key the commit compares or writes from the first compare
+    /// until the last write; see the module docs for crashes.
+    fn commit_if(&self, commit: &Commit<'_>) -> Result<bool> {
+        let locks = &self.locks;
+        let ids = commit
+            .compares
+            .iter()
+            .map(|c| c.keyspace.lock_id(locks, c.key))
+            .chain(
+                commit
+                    .writes
+                    .iter()
+                    .map(|w| w.keyspace.lock_id(locks, w.key)),
+            );
+        let _held = locks.lock_all(ids.collect());
+        if let Some(swapped) = self.swap_one(commit)? {
+            return Ok(swapped);
+        }
+        for compare in &commit.compares {
+            if compare.keyspace.tree.get(compare.key)?.as_deref() != compare.holds {
+                return Ok(false);
+            }
+        }
+        if commit.writes.is_empty() {
+            return Ok(true);
+        }
+        self.check_writable()?;
+        // With a change feed, the commit's entry, which `Self::commit` stores first.
+        let recorded = match &self.feed {
+            Some(feed) => Some(feed.record(entry_writes(commit), commit.modified)?),
+            None => None,
+        };
+        let listed: Vec<(IntentWrite<'_>, &dyn Tree)> = commit
+            .writes
+            .iter()
+            .map(|w| {
+                (
+                    (&*w.keyspace.name, w.key, w.value),
+                    w.keyspace.tree.as_ref(),
+                )
+            })
+            .collect();
+        let log = |log: &mut Vec<OwnedWrite>| {
+            log.extend(listed.iter().map(|(write, _)| intent::owned(*write)));
+            Ok(())
+        };
+        let records = commit.writes.iter().filter(|w| w.record.is_some()).count();
+        self.commit(commit.route, recorded.as_ref(), log, || {
+            if recorded.is_none() && records > 1 && !self.logs_writes() {
+                // Without a feed entry or a journal frame, several records need an intent.
+                let id = self.intent_ids.fetch_add(1, Ordering::Relaxed);
+                intent::apply_atomically(self.intents.as_ref(), id, &listed)
+            } else {
+                intent::apply_in_order(&listed)
+            }
+        })?;
+        Ok(true)
+    }
+
+    /// From the store-wide sequence: above every version issued before, so above `above`,
+    /// which was read before this call.
+    fn next_version(&self, _above: Option<Version>) -> Result<Version> {
+        self.versions.next()
+    }
+
+    /// Fails fast once a multi-key write has failed halfway (see [`Error::Poisoned`]).
+    fn check_writable(&self) -> Result<()> {
+        if self.poisoned.load(Ordering::Acquire) {
+            Err(Error::Poisoned)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// A failed sync poisons the store: after `fsync` fails, the kernel may already have
+    /// dropped the unsynced pages, so a later successful sync would prove nothing.
+    fn sync(&self) -> Result<()> {
+        match &self.journal {
+            // Everything acknowledged is durable already; this makes the engine durable on
+            // its own, so that the journal can start over.
+            Some(journal) => journal.checkpoint(&|| self.mark_feed_applied()),
+            None => self.group_commit.sync(|| {
+                self.mark_feed_applied()?;
+                self.backend.sync()
+            }),
+        }
+        .inspect_err(|_| self.poisoned.store(true, Ordering::Release))
+    }
+
+    /// In [`Durability::Immediate`] mode, syncs; writes are otherwise durable at the next
+    /// sync anyway.
+    fn make_direct_writes_durable(&self) -> Result<()> {
+        match self.journal {
+            Some(_) => self.sync(),
+            None => Ok(()),
+        }
+    }
+
+    fn feed(&self) -> Option<&Feed> {
+        self.feed.as_ref()
+    }
+
+    fn pause_commits(&self) -> Held<'_> {
+        self.locks.lock_everything()
+    }
+}
+
+impl Drop for LocalEngine {
+    fn drop(&mut self) {
+        // Mark a clean close, so the next open skips the crash sweep. A poisoned store is
+        // left marked open on purpose. Errors cannot be reported from here; the next open
+        // then simply sweeps.
+        let applied = self.mark_feed_applied();
+        if !self.poisoned.load(Ordering::Acquire)
+            && applied.is_ok()
+            && self
+                .journal
+                .as_ref()
+                .map_or(Ok(()), Journal::retire)
+                .is_ok()
+            && self.meta.put("session", &Session::Closed).is_ok()
+        {
+            let _ = self.backend.sync();
+        }
+    }
+}
+
+/// The writes of a commit as the change feed records them.
+fn entry_writes(commit: &Commit<'_>) -> Vec<EntryWrite> {
+    commit
+        .writes
+        .iter()
+        .map(|w| EntryWrite {
+            tree: w.keyspace.name.to_string(),
+            key: w.key.to_vec(),
+            value: w.value.map(<[u8]>::to_vec),
+            change: w.record.and_then(|record| {
+                let kind = ChangeKind::of(record.existed, w.value.is_some())?;
+                Some((kind, record.version))
+            }),
+        })
+        .collect()
+}
+
+/// Records that the change feed's finished entries are applied (see [`Feed::mark_applied`]).
+fn mark_applied(feed: Option<&Feed>, clock: &StoreClock) -> Result<()> {
+    feed.map_or(Ok(()), |feed| feed.mark_applied(clock.now()))
+}
+
+/// Refuses stores written by a newer revkv; marks new ones with this build's format.
+fn check_format(meta: &Meta) -> Result<()> {
+    match meta.get::<u8>("format")? {
+        Some(found) if found > STORE_FORMAT => Err(Error::UnsupportedFormat {
+            location: "the store's format marker".into(),
+            what: "store",
+            found,
+            supported: STORE_FORMAT,
+        }),
+        Some(_) => Ok(()),
+        None => meta.put("format", &STORE_FORMAT),
+    }
+}
