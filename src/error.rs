@@ -215,6 +215,32 @@ pub enum Error {
         collection: String,
     },
 
+    /// A commit is larger than the storage engine takes in one atomic step: on etcd, more
+    /// compares or writes than a transaction may hold (128 by default), or a request larger
+    /// than etcd accepts (1.5 MiB by default). Nothing of it was stored. Split the
+    /// transaction, or keep large values elsewhere.
+    #[error(
+        "the commit has {} {what}, more than the storage engine takes in one step ({limit})",
+        found.map_or_else(|| "too many".to_owned(), |n| n.to_string())
+    )]
+    CommitTooLarge {
+        /// What is counted: `operations` or `bytes`.
+        what: &'static str,
+        /// How many the commit has, where known before it was sent.
+        found: Option<usize>,
+        /// The most the engine takes.
+        limit: usize,
+    },
+
+    /// The store's engine does not offer this.
+    #[error("{what} is not available on the {engine} engine")]
+    Unsupported {
+        /// What was asked for.
+        what: &'static str,
+        /// The engine's name.
+        engine: &'static str,
+    },
+
     /// The operating system reported an I/O error.
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),

@@ -13,6 +13,8 @@ use tempfile::TempDir;
 use crate::clock::{Clock, StoreClock, SystemClock};
 use crate::collection::{CollectionBuilder, Combiners, Registered};
 use crate::durability::Durability;
+#[cfg(feature = "etcd")]
+use crate::engine::EtcdEngine;
 use crate::engine::{Engine, LocalEngine, LocalOptions};
 use crate::feed::{Changes, Feed, Retention};
 use crate::locks::Turns;
@@ -51,6 +53,15 @@ pub struct StoreBuilder {
     change_feed: Option<Retention>,
     #[cfg(feature = "fault-injection")]
     crash_after_writes: Option<u64>,
+    #[cfg(feature = "etcd")]
+    etcd: Option<EtcdOptions>,
+}
+
+/// Where an etcd store lives: its cluster, and its name in it (none: a temporary store).
+#[cfg(feature = "etcd")]
+struct EtcdOptions {
+    endpoints: Vec<String>,
+    namespace: Option<String>,
 }
 
 pub(crate) struct Shared {
@@ -93,9 +104,18 @@ impl Store {
     /// Opens a new, empty store in a fresh temporary directory that is removed when the last
     /// clone of the store (and of its collections) is dropped. For tests and examples.
     ///
+    /// With the `etcd` feature and the environment variable `REVKV_ETCD_ENDPOINTS` set (the
+    /// client URLs of an etcd cluster, separated by commas), the store is a fresh namespace
+    /// on that cluster instead, removed in the same way: so one test suite runs on either
+    /// engine, revkv's own included.
+    ///
     /// # Errors
-    /// [`Error::Io`] if the directory cannot be created.
+    /// [`Error::Io`] if the directory cannot be created; for etcd, as [`StoreBuilder::open`].
     pub fn temporary() -> Result<Self> {
+        #[cfg(feature = "etcd")]
+        if let Ok(endpoints) = std::env::var("REVKV_ETCD_ENDPOINTS") {
+            return Self::builder().etcd(endpoints.split(',')).open();
+        }
         Self::builder().open()
     }
 
@@ -120,6 +140,8 @@ impl Store {
             change_feed: None,
             #[cfg(feature = "fault-injection")]
             crash_after_writes: None,
+            #[cfg(feature = "etcd")]
+            etcd: None,
         }
     }
 
@@ -292,19 +314,72 @@ impl StoreBuilder {
         self
     }
 
+    /// Keeps the store in an etcd (v3 API) cluster instead of a local directory. `endpoints`
+    /// are the client URLs of its members (`http://127.0.0.1:2379`); the client spreads
+    /// requests over them and carries on through the others when one fails. Any number of
+    /// processes may open the same store (see [`StoreBuilder::namespace`]) at once: every
+    /// write is one etcd transaction whose compares decide it, so unique indexes, state
+    /// machines and transactions hold across processes. Needs the `etcd` feature.
+    ///
+    /// A write is durable when it returns (a quorum of members has it on disk), so
+    /// [`Store::flush`] does nothing and the durability mode, cache size and free-space
+    /// reserve do not apply. A commit is limited by etcd's transaction and request sizes
+    /// ([`Error::CommitTooLarge`]). Not yet on etcd: the change feed
+    /// ([`Error::Unsupported`]). Versions come from blocks every process leases from the
+    /// store: unique across processes, so never reused for a key, and above the version of
+    /// the record a write replaces; a key deleted and created again may start below the
+    /// version it had before, but never at a version it had. [`Store::verify`] cannot pause
+    /// other processes: it is exact only while none of them writes.
+    #[cfg(feature = "etcd")]
+    pub fn etcd<E: Into<String>>(mut self, endpoints: impl IntoIterator<Item = E>) -> Self {
+        let endpoints = endpoints.into_iter().map(Into::into).collect();
+        self.etcd = Some(EtcdOptions {
+            endpoints,
+            namespace: None,
+        });
+        self
+    }
+
+    /// The store's name in its etcd cluster ([`StoreBuilder::etcd`]), which every process of
+    /// the store opens. Without a name the store is temporary: a fresh namespace, removed
+    /// when the store is dropped.
+    #[cfg(feature = "etcd")]
+    pub fn namespace(mut self, name: impl Into<String>) -> Self {
+        if let Some(etcd) = &mut self.etcd {
+            etcd.namespace = Some(name.into());
+        }
+        self
+    }
+
     /// Opens the store, completing any transaction a crash interrupted.
     ///
     /// # Errors
     /// As [`Store::open`].
     pub fn open(self) -> Result<Store> {
-        let (dir, temporary) = match self.path {
-            Some(path) => (path, None),
+        let clock = StoreClock::new(self.clock.clone());
+        #[cfg(feature = "etcd")]
+        if let Some(etcd) = &self.etcd {
+            if self.change_feed.is_some() {
+                return Err(Error::Unsupported {
+                    what: "the change feed",
+                    engine: "etcd",
+                });
+            }
+            let namespace = etcd
+                .namespace
+                .clone()
+                .unwrap_or_else(|| format!("temporary-{:016x}", fastrand::u64(..)));
+            let temporary = etcd.namespace.is_none();
+            let (engine, meta) = EtcdEngine::open(&etcd.endpoints, &namespace, temporary)?;
+            return self.finish(Box::new(engine), meta, clock, None);
+        }
+        let (dir, temporary) = match &self.path {
+            Some(path) => (path.clone(), None),
             None => {
                 let temp = tempfile::Builder::new().prefix("revkv-").tempdir()?;
                 (temp.path().to_path_buf(), Some(temp))
             }
         };
-        let clock = StoreClock::new(self.clock);
         let options = LocalOptions {
             cache_bytes: self.cache_bytes,
             min_free_bytes: self.min_free_bytes,
@@ -314,9 +389,20 @@ impl StoreBuilder {
             crash_after_writes: self.crash_after_writes,
         };
         let (engine, meta) = LocalEngine::open(&dir, options, clock.clone())?;
+        self.finish(Box::new(engine), meta, clock, temporary)
+    }
+
+    /// The store on `engine`, with what every engine shares.
+    fn finish(
+        self,
+        engine: Box<dyn Engine>,
+        meta: Arc<Meta>,
+        clock: StoreClock,
+        temporary: Option<TempDir>,
+    ) -> Result<Store> {
         let store = Store {
             shared: Arc::new(Shared {
-                engine: Box::new(engine),
+                engine,
                 meta,
                 turns: Turns::new(),
                 combiners: Combiners::new(),

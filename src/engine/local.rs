@@ -13,22 +13,19 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use serde::Serialize;
 
-use super::Engine;
+use super::{Engine, Paused, check_format};
 use crate::backend::{Backend, SledBackend, Tree};
 use crate::clock::StoreClock;
 use crate::commit::Commit;
 use crate::durability::{Durability, GroupCommit};
 use crate::feed::{ChangeKind, EntryWrite, Feed, Recorded, Retention};
 use crate::journal::{self, Journal};
-use crate::locks::{Held, LockTable};
+use crate::locks::LockTable;
 use crate::meta::Meta;
 use crate::sequence::Sequence;
 use crate::store::Route;
 use crate::txn::intent::{self, IntentWrite, OwnedWrite};
 use crate::{Error, Result, Version};
-
-/// The newest store layout this build writes; a store marked with a newer one is refused.
-const STORE_FORMAT: u8 = 1;
 
 /// How to open a [`LocalEngine`].
 #[derive(Clone, Copy)]
@@ -303,8 +300,8 @@ impl Engine for LocalEngine {
         self.feed.as_ref()
     }
 
-    fn pause_commits(&self) -> Held<'_> {
-        self.locks.lock_everything()
+    fn pause_commits(&self) -> Paused<'_> {
+        Some(self.locks.lock_everything())
     }
 }
 
@@ -348,18 +345,4 @@ fn entry_writes(commit: &Commit<'_>) -> Vec<EntryWrite> {
 /// Records that the change feed's finished entries are applied (see [`Feed::mark_applied`]).
 fn mark_applied(feed: Option<&Feed>, clock: &StoreClock) -> Result<()> {
     feed.map_or(Ok(()), |feed| feed.mark_applied(clock.now()))
-}
-
-/// Refuses stores written by a newer revkv; marks new ones with this build's format.
-fn check_format(meta: &Meta) -> Result<()> {
-    match meta.get::<u8>("format")? {
-        Some(found) if found > STORE_FORMAT => Err(Error::UnsupportedFormat {
-            location: "the store's format marker".into(),
-            what: "store",
-            found,
-            supported: STORE_FORMAT,
-        }),
-        Some(_) => Ok(()),
-        None => meta.put("format", &STORE_FORMAT),
-    }
 }

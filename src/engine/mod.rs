@@ -11,6 +11,8 @@
 //! [`LocalEngine`] is the embedded engine: sled, with revkv's own protocol making commits atomic
 //! (key locks, intents, the journal, the change feed's redo entries).
 
+#[cfg(feature = "etcd")]
+mod etcd;
 mod local;
 
 use std::sync::Arc;
@@ -19,11 +21,20 @@ use crate::backend::Tree;
 use crate::commit::Commit;
 use crate::feed::Feed;
 use crate::locks::Held;
-use crate::{Result, Version};
+use crate::meta::Meta;
+use crate::{Error, Result, Version};
 
+/// The newest store layout this build writes; a store marked with a newer one is refused.
+const STORE_FORMAT: u8 = 1;
+
+#[cfg(feature = "etcd")]
+pub(crate) use self::etcd::EtcdEngine;
 #[cfg(feature = "fuzzing")]
 pub(crate) use self::local::Session;
 pub(crate) use self::local::{LocalEngine, LocalOptions};
+
+/// What [`Engine::pause_commits`] holds: nothing where the engine cannot pause writers.
+pub(crate) type Paused<'a> = Option<Held<'a>>;
 
 /// What stores revkv's bytes and applies its commits.
 pub(crate) trait Engine: Send + Sync {
@@ -54,5 +65,19 @@ pub(crate) trait Engine: Send + Sync {
 
     /// Holds every commit back until the guard drops, for a check that must see the records
     /// and their indexes from one moment.
-    fn pause_commits(&self) -> Held<'_>;
+    fn pause_commits(&self) -> Paused<'_>;
+}
+
+/// Refuses stores written by a newer revkv; marks new ones with this build's format.
+pub(crate) fn check_format(meta: &Meta) -> Result<()> {
+    match meta.get::<u8>("format")? {
+        Some(found) if found > STORE_FORMAT => Err(Error::UnsupportedFormat {
+            location: "the store's format marker".into(),
+            what: "store",
+            found,
+            supported: STORE_FORMAT,
+        }),
+        Some(_) => Ok(()),
+        None => meta.put("format", &STORE_FORMAT),
+    }
 }

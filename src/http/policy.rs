@@ -158,7 +158,7 @@ fn store_error(error: &Error) -> HttpProblem {
         Error::NotFound { .. } => ProblemKind::NotFound,
         Error::EmptyKey { .. } | Error::KeyTooLong { .. } => ProblemKind::InvalidKey,
         Error::IndexValueTooLong { .. } => ProblemKind::InvalidBody,
-        Error::ValueTooLarge { .. } => ProblemKind::PayloadTooLarge,
+        Error::ValueTooLarge { .. } | Error::CommitTooLarge { .. } => ProblemKind::PayloadTooLarge,
         Error::Contention { .. } => {
             return HttpProblem::of_kind(ProblemKind::Contention)
                 .with_detail(

@@ -309,6 +309,15 @@ fn client_errors_of_the_store_say_what_to_fix() {
             413,
             "/problems/payload-too-large",
         ),
+        (
+            Error::CommitTooLarge {
+                what: "bytes",
+                found: Some(2_000_000),
+                limit: 1_568_768,
+            },
+            413,
+            "/problems/payload-too-large",
+        ),
     ];
     for (error, status, problem_type) in cases {
         let message = error.to_string();
@@ -367,6 +376,11 @@ fn server_failures_are_500_without_internals() {
         // A merge route on a collection declared without a history.
         Error::NoHistory {
             collection: secret.into(),
+        },
+        // A store on an engine that lacks what a route uses.
+        Error::Unsupported {
+            what: "the change feed",
+            engine: "etcd",
         },
     ];
     for error in errors {

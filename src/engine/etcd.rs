@@ -1,0 +1,541 @@
+//! The etcd engine: revkv's keyspaces in an etcd (v3 API) cluster, each commit one etcd `Txn`
+//! whose compares are the commit's and whose writes are applied only if all of them hold.
+//!
+//! Correctness rests on etcd's compares alone, so any number of processes may share one
+//! namespace. An etcd key is the namespace, the keyspace's name, a zero byte, and the key.
+//!
+//! Calls block: each request runs on a small tokio runtime owned by the engine, and the caller
+//! waits for its answer on a channel, so the engine may be called from any thread, from
+//! tokio's blocking pool included, without a runtime of the caller's.
+//!
+//! A request that fails in transport may or may not have been applied. Reads are retried; a
+//! commit is retried too, and if the retry finds its compares failing because its own first
+//! write is already there (every record write carries a version never written before), it
+//! counts as applied.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use etcd_client::{
+    Client, Compare, CompareOp, ConnectOptions, DeleteOptions, GetOptions, KvClient, Txn, TxnOp,
+};
+use parking_lot::Mutex;
+
+use super::{Engine, Paused, check_format};
+use crate::backend::{Bytes, Entries, Tree};
+use crate::codec::{self, META};
+use crate::commit::Commit;
+use crate::feed::Feed;
+use crate::meta::Meta;
+use crate::{Error, Result, Version};
+
+/// etcd's default `--max-txn-ops`: compares, and writes, per transaction.
+pub(crate) const MAX_TXN_OPS: usize = 128;
+/// etcd's default `--max-request-bytes` (1.5 MiB), less room for the request's framing.
+pub(crate) const MAX_REQUEST_BYTES: usize = 1536 * 1024 - 4096;
+/// How many versions a process takes from the shared lease at a time.
+const VERSION_BLOCK: u64 = 1 << 16;
+/// Keys fetched per request of a scan.
+const SCAN_PAGE: i64 = 512;
+/// Attempts of a request whose transport failed (a member down, a leader election).
+const ATTEMPTS: u32 = 8;
+/// How long one request may take.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+/// The metadata key of the version lease: every version below its value has been handed out.
+const VERSION_LEASE: &str = "version-lease";
+
+/// A connection to the cluster, shared by the engine and its keyspaces.
+struct Cluster {
+    kv: KvClient,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl Cluster {
+    /// Runs `request` on the engine's runtime and waits for its answer, retrying transport
+    /// failures with a growing pause.
+    fn call<T, F, Fut>(&self, mut request: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnMut(KvClient) -> Fut,
+        Fut: Future<Output = Result<T, etcd_client::Error>> + Send + 'static,
+    {
+        let mut pause = Duration::from_millis(20);
+        let mut attempt = 1;
+        loop {
+            let (answer, answered) = mpsc::sync_channel(1);
+            let future = request(self.kv.clone());
+            self.runtime.spawn(async move {
+                let _ = answer.send(future.await);
+            });
+            let outcome = answered
+                .recv()
+                .map_err(|_| Error::Storage("the etcd engine's runtime stopped".into()))?;
+            match outcome {
+                Ok(value) => return Ok(value),
+                Err(error) if attempt < ATTEMPTS && is_transient(&error) => {
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(Duration::from_millis(500));
+                    attempt += 1;
+                }
+                Err(error) => return Err(storage_error(error)),
+            }
+        }
+    }
+
+    fn get(&self, key: Vec<u8>) -> Result<Option<Bytes>> {
+        let mut response = self.call(move |mut kv| {
+            let key = key.clone();
+            async move { kv.get(key, None).await }
+        })?;
+        Ok(response
+            .take_kvs()
+            .into_iter()
+            .next()
+            .map(|kv| Bytes::from(kv.value())))
+    }
+}
+
+/// Whether a failed request may succeed when sent again.
+fn is_transient(error: &etcd_client::Error) -> bool {
+    use tonic::Code;
+    match error {
+        etcd_client::Error::TransportError(_) | etcd_client::Error::IoError(_) => true,
+        etcd_client::Error::GRpcStatus(status) => matches!(
+            status.code(),
+            Code::Unavailable | Code::DeadlineExceeded | Code::Unknown | Code::Aborted
+        ),
+        _ => false,
+    }
+}
+
+fn storage_error(error: etcd_client::Error) -> Error {
+    if let etcd_client::Error::GRpcStatus(status) = &error {
+        let message = status.message();
+        if message.contains("too many operations in txn request") {
+            return Error::CommitTooLarge {
+                what: "operations",
+                found: None,
+                limit: MAX_TXN_OPS,
+            };
+        }
+        if message.contains("request is too large") {
+            return Error::CommitTooLarge {
+                what: "bytes",
+                found: None,
+                limit: MAX_REQUEST_BYTES,
+            };
+        }
+    }
+    Error::Storage(Box::new(error))
+}
+
+/// The versions this process may hand out: `next` up to, not including, `end`.
+#[derive(Default)]
+struct Block {
+    next: u64,
+    end: u64,
+}
+
+pub(crate) struct EtcdEngine {
+    cluster: Arc<Cluster>,
+    namespace: Vec<u8>,
+    meta: Arc<dyn Tree>,
+    versions: Mutex<Block>,
+    /// Removes the namespace when the engine is dropped (a temporary store).
+    temporary: bool,
+}
+
+impl EtcdEngine {
+    /// Connects to the cluster at `endpoints` and opens the store kept under `namespace`.
+    pub(crate) fn open(
+        endpoints: &[String],
+        namespace: &str,
+        temporary: bool,
+    ) -> Result<(Self, Arc<Meta>)> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("revkv-etcd")
+            .enable_all()
+            .build()?;
+        let options = ConnectOptions::new()
+            .with_timeout(REQUEST_TIMEOUT)
+            .with_connect_timeout(REQUEST_TIMEOUT)
+            .with_keep_alive(Duration::from_secs(2), Duration::from_secs(2))
+            .with_require_leader(true);
+        let endpoints = endpoints.to_vec();
+        let (answer, answered) = mpsc::sync_channel(1);
+        runtime.spawn(async move {
+            let _ = answer.send(Client::connect(endpoints, Some(options)).await);
+        });
+        let client = answered
+            .recv()
+            .map_err(|_| Error::Storage("the etcd engine's runtime stopped".into()))?
+            .map_err(storage_error)?;
+        let mut prefix = b"revkv\0".to_vec();
+        prefix.extend_from_slice(namespace.as_bytes());
+        prefix.push(0);
+        let cluster = Arc::new(Cluster {
+            kv: client.kv_client(),
+            runtime,
+        });
+        let meta = keyspace(&cluster, &prefix, "revkv/meta");
+        let engine = Self {
+            cluster,
+            namespace: prefix,
+            meta: Arc::clone(&meta),
+            versions: Mutex::new(Block::default()),
+            temporary,
+        };
+        let meta = Arc::new(Meta::new(meta));
+        check_format(&meta)?;
+        Ok((engine, meta))
+    }
+
+    /// Takes a new block of versions above `floor` from the lease all processes share.
+    fn lease_versions(&self, floor: u64) -> Result<Block> {
+        let key = VERSION_LEASE.as_bytes();
+        loop {
+            let stored = self.meta.get(key)?;
+            let leased = match &stored {
+                Some(bytes) => codec::decode_tagged::<u64>(META, bytes).map_err(|e| {
+                    Error::decode(e, format!("the store's metadata {VERSION_LEASE:?}"))
+                })?,
+                None => 1,
+            };
+            let start = leased.max(floor + 1);
+            let end = start.saturating_add(VERSION_BLOCK);
+            let encoded = codec::encode_tagged(META, &end)
+                .map_err(|e| Error::encode(e, format!("the store's metadata {VERSION_LEASE:?}")))?;
+            if self.meta.swap(key, stored.as_deref(), Some(&encoded))? {
+                return Ok(Block { next: start, end });
+            }
+        }
+    }
+
+    /// The etcd transaction of `commit`, checked against etcd's limits.
+    fn txn(&self, commit: &Commit<'_>) -> Result<Txn> {
+        let ops = commit.compares.len().max(commit.writes.len());
+        if ops > MAX_TXN_OPS {
+            return Err(Error::CommitTooLarge {
+                what: "operations",
+                found: Some(ops),
+                limit: MAX_TXN_OPS,
+            });
+        }
+        let key = |name: &str, key: &[u8]| etcd_key(&self.namespace, name, key);
+        let mut bytes = 0;
+        let compares: Vec<Compare> = commit
+            .compares
+            .iter()
+            .map(|c| {
+                let k = key(&c.keyspace.name, c.key);
+                bytes += k.len() + c.holds.map_or(0, <[u8]>::len);
+                match c.holds {
+                    Some(value) => Compare::value(k, CompareOp::Equal, value),
+                    None => Compare::version(k, CompareOp::Equal, 0),
+                }
+            })
+            .collect();
+        let writes: Vec<TxnOp> = commit
+            .writes
+            .iter()
+            .map(|w| {
+                let k = key(&w.keyspace.name, w.key);
+                bytes += k.len() + w.value.map_or(0, <[u8]>::len);
+                match w.value {
+                    Some(value) => TxnOp::put(k, value, None),
+                    None => TxnOp::delete(k, None),
+                }
+            })
+            .collect();
+        if bytes > MAX_REQUEST_BYTES {
+            return Err(Error::CommitTooLarge {
+                what: "bytes",
+                found: Some(bytes),
+                limit: MAX_REQUEST_BYTES,
+            });
+        }
+        Ok(Txn::new().when(compares).and_then(writes))
+    }
+}
+
+impl Engine for EtcdEngine {
+    fn tree(&self, name: &str) -> Result<Arc<dyn Tree>> {
+        Ok(keyspace(&self.cluster, &self.namespace, name))
+    }
+
+    fn commit_if(&self, commit: &Commit<'_>) -> Result<bool> {
+        let txn = self.txn(commit)?;
+        // What shows that a commit whose answer was lost was applied: a record it writes
+        // (whose bytes carry a version never written before), else its first write.
+        let evidence = commit
+            .writes
+            .iter()
+            .find(|w| w.record.is_some() && w.value.is_some())
+            .or_else(|| commit.writes.first())
+            .and_then(|w| Some((etcd_key(&self.namespace, &w.keyspace.name, w.key), w.value?)));
+        let mut attempts = 0;
+        let (succeeded, attempts) = self.cluster.call(|mut kv| {
+            let txn = txn.clone();
+            attempts += 1;
+            let attempt = attempts;
+            async move { kv.txn(txn).await.map(|r| (r.succeeded(), attempt)) }
+        })?;
+        match evidence {
+            Some((key, value)) if !succeeded && attempts > 1 => {
+                Ok(self.cluster.get(key)?.as_deref() == Some(value))
+            }
+            _ => Ok(succeeded),
+        }
+    }
+
+    /// Greater than `above`, from this process's block of the shared lease: unique across
+    /// every process of the store.
+    fn next_version(&self, above: Option<Version>) -> Result<Version> {
+        let floor = above.map_or(0, Version::get);
+        let mut block = self.versions.lock();
+        if block.next <= floor {
+            // Another process wrote this record with a later block: skip to above it, taking
+            // a new block unless this one reaches beyond.
+            block.next = floor + 1;
+        }
+        if block.next >= block.end {
+            *block = self.lease_versions(floor)?;
+        }
+        let version = block.next;
+        block.next += 1;
+        Ok(Version::new(version))
+    }
+
+    fn check_writable(&self) -> Result<()> {
+        Ok(())
+    }
+
+    /// A commit is durable when etcd answers it: a quorum of members has it on disk.
+    fn sync(&self) -> Result<()> {
+        Ok(())
+    }
+
+    fn make_direct_writes_durable(&self) -> Result<()> {
+        Ok(())
+    }
+
+    fn feed(&self) -> Option<&Feed> {
+        None
+    }
+
+    /// Other processes cannot be paused: nothing is held.
+    fn pause_commits(&self) -> Paused<'_> {
+        None
+    }
+}
+
+impl Drop for EtcdEngine {
+    fn drop(&mut self) {
+        if self.temporary {
+            let start = self.namespace.clone();
+            let end = prefix_end(&start);
+            // Nothing can be reported from here; a temporary namespace left behind is inert.
+            let _ = self.cluster.call(move |mut kv| {
+                let (start, end) = (start.clone(), end.clone());
+                async move {
+                    kv.delete(start, Some(DeleteOptions::new().with_range(end)))
+                        .await
+                }
+            });
+        }
+    }
+}
+
+/// The etcd key of `key` in the keyspace `name` of the store under `namespace`.
+fn etcd_key(namespace: &[u8], name: &str, key: &[u8]) -> Vec<u8> {
+    let mut full = Vec::with_capacity(namespace.len() + name.len() + 1 + key.len());
+    full.extend_from_slice(namespace);
+    full.extend_from_slice(name.as_bytes());
+    full.push(0);
+    full.extend_from_slice(key);
+    full
+}
+
+/// The first key after every key that starts with `prefix` (which ends in a zero byte, so the
+/// last byte can always be increased).
+fn prefix_end(prefix: &[u8]) -> Vec<u8> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < u8::MAX {
+            end.push(last + 1);
+            break;
+        }
+    }
+    end
+}
+
+fn keyspace(cluster: &Arc<Cluster>, namespace: &[u8], name: &str) -> Arc<dyn Tree> {
+    Arc::new(EtcdTree {
+        cluster: Arc::clone(cluster),
+        prefix: etcd_key(namespace, name, b""),
+    })
+}
+
+/// One keyspace: the etcd keys under a prefix.
+struct EtcdTree {
+    cluster: Arc<Cluster>,
+    prefix: Vec<u8>,
+}
+
+impl EtcdTree {
+    fn key(&self, key: &[u8]) -> Vec<u8> {
+        let mut full = self.prefix.clone();
+        full.extend_from_slice(key);
+        full
+    }
+
+    /// The entries from `start` (a full etcd key) up to, not including, `end`, fetched a page
+    /// at a time as the iterator advances.
+    fn range(&self, start: Vec<u8>, end: Vec<u8>) -> Entries {
+        Box::new(Pages {
+            cluster: Arc::clone(&self.cluster),
+            prefix_len: self.prefix.len(),
+            next: Some(start),
+            end,
+            page: Vec::new().into_iter(),
+        })
+    }
+}
+
+impl Tree for EtcdTree {
+    fn get(&self, key: &[u8]) -> Result<Option<Bytes>> {
+        self.cluster.get(self.key(key))
+    }
+
+    fn put(&self, key: &[u8], value: &[u8]) -> Result<()> {
+        let (key, value) = (self.key(key), value.to_vec());
+        self.cluster.call(move |mut kv| {
+            let (key, value) = (key.clone(), value.clone());
+            async move { kv.put(key, value, None).await }
+        })?;
+        Ok(())
+    }
+
+    fn swap(&self, key: &[u8], old: Option<&[u8]>, new: Option<&[u8]>) -> Result<bool> {
+        let key = self.key(key);
+        let compare = match old {
+            Some(old) => Compare::value(key.clone(), CompareOp::Equal, old),
+            None => Compare::version(key.clone(), CompareOp::Equal, 0),
+        };
+        let write = match new {
+            Some(new) => TxnOp::put(key.clone(), new, None),
+            None => TxnOp::delete(key.clone(), None),
+        };
+        let txn = Txn::new().when([compare]).and_then([write]);
+        let mut attempts = 0;
+        let (succeeded, attempts) = self.cluster.call(|mut kv| {
+            let txn = txn.clone();
+            attempts += 1;
+            let attempt = attempts;
+            async move { kv.txn(txn).await.map(|r| (r.succeeded(), attempt)) }
+        })?;
+        // A retry that fails may follow an applied attempt whose answer was lost: look.
+        if succeeded || attempts == 1 || old == new {
+            return Ok(succeeded);
+        }
+        Ok(self.cluster.get(key)?.as_deref() == new)
+    }
+
+    fn remove(&self, key: &[u8]) -> Result<()> {
+        let key = self.key(key);
+        self.cluster.call(move |mut kv| {
+            let key = key.clone();
+            async move { kv.delete(key, None).await }
+        })?;
+        Ok(())
+    }
+
+    fn scan(&self, prefix: &[u8]) -> Entries {
+        let start = self.key(prefix);
+        let end = prefix_end(&start);
+        self.range(start, end)
+    }
+
+    fn scan_from(&self, start: &[u8]) -> Entries {
+        let end = prefix_end(&self.prefix);
+        self.range(self.key(start), end)
+    }
+}
+
+/// A scan's iterator: one request per page of keys.
+struct Pages {
+    cluster: Arc<Cluster>,
+    prefix_len: usize,
+    /// Where the next page starts; `None` once the range is exhausted.
+    next: Option<Vec<u8>>,
+    end: Vec<u8>,
+    page: std::vec::IntoIter<(Vec<u8>, Bytes)>,
+}
+
+impl Iterator for Pages {
+    type Item = Result<(Vec<u8>, Bytes)>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some(entry) = self.page.next() {
+                return Some(Ok(entry));
+            }
+            let start = self.next.take()?;
+            let end = self.end.clone();
+            let answer = self.cluster.call(move |mut kv| {
+                let options = GetOptions::new()
+                    .with_range(end.clone())
+                    .with_limit(SCAN_PAGE);
+                let start = start.clone();
+                async move { kv.get(start, Some(options)).await }
+            });
+            let mut response = match answer {
+                Ok(response) => response,
+                Err(e) => return Some(Err(e)),
+            };
+            let kvs = response.take_kvs();
+            if response.more()
+                && let Some(last) = kvs.last()
+            {
+                let mut after = last.key().to_vec();
+                after.push(0);
+                self.next = Some(after);
+            }
+            let prefix_len = self.prefix_len;
+            self.page = kvs
+                .into_iter()
+                .map(|kv| {
+                    let (key, value) = kv.into_key_value();
+                    (key[prefix_len..].to_vec(), Bytes::from(value))
+                })
+                .collect::<Vec<_>>()
+                .into_iter();
+            if self.next.is_none() && self.page.len() == 0 {
+                return None;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_of_one_keyspace_stay_within_its_prefix() {
+        let ns = b"revkv\0shop\0";
+        let start = etcd_key(ns, "c/users", b"");
+        let end = prefix_end(&start);
+        for key in [&b""[..], b"a", b"\xff\xff", b"zzz"] {
+            let full = etcd_key(ns, "c/users", key);
+            assert!(full >= start && full < end, "{key:?}");
+        }
+        // A keyspace whose name extends another's never falls in its range.
+        let other = etcd_key(ns, "c/users2", b"a");
+        assert!(!(other >= start && other < end));
+        assert_eq!(prefix_end(b"a\xff\xff"), b"b");
+    }
+}
