@@ -49,13 +49,13 @@ pub(crate) struct Commit<'a> {
 
 /// Reads the engine and remembers what it read, so that a commit can require it unchanged.
 /// A key read twice reads the same, as in a transaction.
-pub(crate) struct Recording {
+pub(crate) struct Recording<'s> {
     now: SystemTime,
-    reads: Vec<(Keyspace, Vec<u8>, Option<Bytes>)>,
+    reads: Vec<(&'s Keyspace, Vec<u8>, Option<Bytes>)>,
     assumed: bool,
 }
 
-impl Recording {
+impl<'s> Recording<'s> {
     pub(crate) fn at(now: SystemTime) -> Self {
         Self {
             now,
@@ -65,8 +65,8 @@ impl Recording {
     }
 
     /// Takes `key` to hold nothing without reading it: the commit checks that guess.
-    pub(crate) fn assume_absent(&mut self, keyspace: &Keyspace, key: &[u8]) {
-        self.reads.push((keyspace.clone(), key.to_vec(), None));
+    pub(crate) fn assume_absent(&mut self, keyspace: &'s Keyspace, key: &[u8]) {
+        self.reads.push((keyspace, key.to_vec(), None));
         self.assumed = true;
     }
 
@@ -98,8 +98,8 @@ impl Recording {
     }
 }
 
-impl View for Recording {
-    fn read(&mut self, keyspace: &Keyspace, key: &[u8]) -> Result<Option<Bytes>> {
+impl<'s> View<'s> for Recording<'s> {
+    fn read(&mut self, keyspace: &'s Keyspace, key: &[u8]) -> Result<Option<Bytes>> {
         let seen = self
             .reads
             .iter()
@@ -108,8 +108,7 @@ impl View for Recording {
             return Ok(seen.clone());
         }
         let seen = keyspace.tree.get(key)?;
-        self.reads
-            .push((keyspace.clone(), key.to_vec(), seen.clone()));
+        self.reads.push((keyspace, key.to_vec(), seen.clone()));
         Ok(seen)
     }
 

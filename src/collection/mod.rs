@@ -288,9 +288,13 @@ where
         let shared = &self.store.shared;
         self.schema.check_key(key, shared.limits)?;
         shared.engine.check_writable()?;
-        let new = value
-            .map(|v| self.schema.new_value(key, v, shared.limits, ttl))
-            .transpose()?;
+        let encode = || {
+            value
+                .map(|v| self.schema.new_value(key, v, shared.limits, ttl))
+                .transpose()
+        };
+        // Encoded once, outside the loop; again only for a second attempt.
+        let mut encoded = Some(encode()?);
         let mut now = shared.clock.now();
         // An insert guesses the key free without reading it; its commit checks the guess.
         let mut guess_free = matches!(expect, Expect::Absent);
@@ -315,7 +319,10 @@ where
                 key,
                 expect,
                 (current.as_ref(), old.as_ref()),
-                new.as_ref(),
+                match encoded.take() {
+                    Some(new) => new,
+                    None => encode()?,
+                },
             );
             let mut plan = match decided {
                 Ok(plan) => plan,

@@ -169,8 +169,9 @@ pub(crate) fn expiry_entry(at: SystemTime, key: &str) -> Vec<u8> {
 
 /// Where checks read from: the committed state, or a transaction's view of it, at a moment
 /// that decides which records have expired.
-pub(crate) trait View {
-    fn read(&mut self, keyspace: &Keyspace, key: &[u8]) -> Result<Option<Bytes>>;
+/// `'s` is how long the keyspaces read live: a view may keep them.
+pub(crate) trait View<'s> {
+    fn read(&mut self, keyspace: &'s Keyspace, key: &[u8]) -> Result<Option<Bytes>>;
     fn now(&self) -> SystemTime;
 }
 
@@ -185,8 +186,8 @@ impl Committed {
     }
 }
 
-impl View for Committed {
-    fn read(&mut self, keyspace: &Keyspace, key: &[u8]) -> Result<Option<Bytes>> {
+impl<'s> View<'s> for Committed {
+    fn read(&mut self, keyspace: &'s Keyspace, key: &[u8]) -> Result<Option<Bytes>> {
         keyspace.tree.get(key)
     }
 
@@ -282,14 +283,18 @@ impl<T: Serialize + DeserializeOwned> Schema<T> {
         self.indexes.iter().map(|i| (i.value_of)(value)).collect()
     }
 
-    pub(crate) fn read(&self, view: &mut dyn View, key: &str) -> Result<Option<Stored>> {
+    pub(crate) fn read<'s>(&'s self, view: &mut dyn View<'s>, key: &str) -> Result<Option<Stored>> {
         view.read(&self.records, key.as_bytes())?
             .map(|bytes| self.parse(key, bytes))
             .transpose()
     }
 
     /// The record under `key` unless it has expired at the view's moment.
-    pub(crate) fn read_live(&self, view: &mut dyn View, key: &str) -> Result<Option<Stored>> {
+    pub(crate) fn read_live<'s>(
+        &'s self,
+        view: &mut dyn View<'s>,
+        key: &str,
+    ) -> Result<Option<Stored>> {
         let now = view.now();
         Ok(self.read(view, key)?.filter(|s| !s.header.expired(now)))
     }
@@ -327,9 +332,9 @@ impl<T: Serialize + DeserializeOwned> Schema<T> {
     /// The record that holds `value` in index `index`, with its key, if any. An entry counts
     /// only if that record exists, has not expired and still derives the value: entries left
     /// behind by a crash between the index write and the record write hold nothing.
-    pub(crate) fn holder(
-        &self,
-        view: &mut dyn View,
+    pub(crate) fn holder<'s>(
+        &'s self,
+        view: &mut dyn View<'s>,
         index: usize,
         value: &str,
     ) -> Result<Option<(String, Stored)>> {
@@ -353,25 +358,25 @@ impl<T: Serialize + DeserializeOwned> Schema<T> {
     /// Checks a write of `key` against the record before it (`current`, read under the
     /// write's locks or recorded by a transaction, and its value `old` as
     /// [`Self::old_value`] gives it) and returns what to store, or the conflict.
-    pub(crate) fn prepare<'k>(
-        &self,
-        view: &mut dyn View,
+    pub(crate) fn prepare<'s, 'k>(
+        &'s self,
+        view: &mut dyn View<'s>,
         key: &'k str,
         expect: Expect,
         (current, old): (Option<&'k Stored>, Option<&T>),
-        new: Option<&NewValue<'_, T>>,
+        new: Option<NewValue<'_, T>>,
     ) -> Result<Plan<'k>> {
         self.check_expectation(key, expect, current)?;
         if let Some(states) = &self.states {
-            self.check_states(states, key, current, old, new)?;
+            self.check_states(states, key, current, old, new.as_ref())?;
         }
         let previous = current.map(|stored| &stored.bytes[..]);
-        let mut change = Plan::of(key, previous, new.and_then(|n| n.ttl));
+        let mut change = Plan::of(key, previous, new.as_ref().and_then(|n| n.ttl));
         // An expired record's values may already belong to other records.
         let expired = current.is_some_and(|s| s.header.expired(view.now()));
         for (i, index) in self.indexes.iter().enumerate() {
             let old_value = old.map(|o| (index.value_of)(o));
-            let new_value = new.map(|n| &n.unique[i]);
+            let new_value = new.as_ref().map(|n| &n.unique[i]);
             if old_value.as_ref() == new_value {
                 continue;
             }
@@ -399,7 +404,7 @@ impl<T: Serialize + DeserializeOwned> Schema<T> {
                 change.releases.push((i, value));
             }
         }
-        change.record = new.map(|n| n.record.clone());
+        change.record = new.map(|n| n.record);
         if self.history.is_some()
             && let Some(stored) = current
         {
@@ -409,9 +414,9 @@ impl<T: Serialize + DeserializeOwned> Schema<T> {
     }
 
     /// Whether the entry for `value` in index `index` names `key`.
-    fn claimed_by(
-        &self,
-        view: &mut dyn View,
+    fn claimed_by<'s>(
+        &'s self,
+        view: &mut dyn View<'s>,
         index: usize,
         value: &str,
         key: &str,

@@ -202,7 +202,7 @@ impl Engine for LocalEngine {
     /// until the last write; see the module docs for crashes.
     fn commit_if(&self, commit: &Commit<'_>) -> Result<bool> {
         let locks = &self.locks;
-        let ids = commit
+        let mut ids = commit
             .compares
             .iter()
             .map(|c| c.keyspace.lock_id(locks, c.key))
@@ -211,8 +211,17 @@ impl Engine for LocalEngine {
                     .writes
                     .iter()
                     .map(|w| w.keyspace.lock_id(locks, w.key)),
-            );
-        let _held = locks.lock_all(ids.collect());
+            )
+            .peekable();
+        let Some(&first) = ids.peek() else {
+            return Ok(true); // compares nothing, writes nothing
+        };
+        // One key, the commonest commit, takes its lock without collecting the ids.
+        let _held = if ids.clone().all(|id| id == first) {
+            locks.lock(first)
+        } else {
+            locks.lock_all(ids.collect())
+        };
         if let Some(swapped) = self.swap_one(commit)? {
             return Ok(swapped);
         }

@@ -339,13 +339,8 @@ impl Transaction<'_> {
         let current = schema.read(self, key)?;
         let existed = current.is_some();
         let old = schema.old_value(key, current.as_ref())?;
-        let mut change = schema.prepare(
-            self,
-            key,
-            expect,
-            (current.as_ref(), old.as_ref()),
-            new.as_ref(),
-        )?;
+        let mut change =
+            schema.prepare(self, key, expect, (current.as_ref(), old.as_ref()), new)?;
         let version =
             (self.shared.engine).next_version(current.as_ref().map(|s| s.header.version))?;
         change.stamp(version, self.modified);
@@ -444,7 +439,7 @@ impl Transaction<'_> {
     }
 }
 
-impl View for Transaction<'_> {
+impl View<'_> for Transaction<'_> {
     /// Own writes first, then what was already read (so reads repeat), then the engine.
     fn read(&mut self, keyspace: &Keyspace, key: &[u8]) -> Result<Option<Bytes>> {
         let id = (Arc::clone(&keyspace.name), key.to_vec());
