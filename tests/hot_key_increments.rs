@@ -7,7 +7,7 @@ use revkv::{Conflict, Error, Store, Version};
 use serde::{Deserialize, Serialize};
 
 const THREADS: usize = 8;
-const PER_THREAD: usize = 2_000;
+const PER_THREAD: usize = 500;
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 struct Counter {

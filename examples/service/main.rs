@@ -8,6 +8,10 @@
 //! ```sh
 //! cargo run --release --features axum --example service -- --data ./data --listen 127.0.0.1:8080
 //! ```
+//!
+//! With `--etcd URL,URL,URL` (and the `etcd` feature) the store is in an etcd cluster instead,
+//! under `--namespace`, and any number of instances can serve it together; the change feed is
+//! not available there yet.
 
 mod app;
 
@@ -39,6 +43,15 @@ struct Args {
     /// Seconds between two sweeps of expired holds and keys.
     #[arg(long, value_name = "SECONDS", default_value_t = 1, value_parser = seconds)]
     sweep_every: u64,
+    /// Keep the store in the etcd cluster with these client URLs (comma-separated) instead
+    /// of `--data`; needs the `etcd` feature.
+    #[cfg(feature = "etcd")]
+    #[arg(long, value_name = "URLS", value_delimiter = ',')]
+    etcd: Vec<String>,
+    /// The store's name in the etcd cluster: instances with one name serve one store.
+    #[cfg(feature = "etcd")]
+    #[arg(long, default_value = "shop")]
+    namespace: String,
 }
 
 /// A whole number of seconds, at least 1.
@@ -52,11 +65,26 @@ fn seconds(text: &str) -> Result<u64, String> {
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
-    let store = Store::builder()
+    let builder = Store::builder().sweep_every(Duration::from_secs(args.sweep_every));
+    #[cfg(feature = "etcd")]
+    let (builder, place) = if args.etcd.is_empty() {
+        (builder, args.data.display().to_string())
+    } else {
+        let place = format!("etcd {} as {:?}", args.etcd.join(","), args.namespace);
+        let on_etcd = builder.etcd(args.etcd.clone()).namespace(&args.namespace);
+        return serve(on_etcd.open()?, &args, &place).await;
+    };
+    #[cfg(not(feature = "etcd"))]
+    let place = args.data.display().to_string();
+    let store = builder
         .path(&args.data)
         .change_feed(Retention::default())
-        .sweep_every(Duration::from_secs(args.sweep_every))
         .open()?;
+    serve(store, &args, &place).await
+}
+
+/// Serves the API on `store`, kept in `place`, until a stop is requested.
+async fn serve(store: Store, args: &Args, place: &str) -> Result<(), Box<dyn std::error::Error>> {
     let settings = app::Settings {
         hold: Duration::from_secs(args.hold),
         idempotency_ttl: Duration::from_secs(args.idempotency_ttl),
@@ -64,9 +92,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let app = app::App::open(store, settings)?;
     let listener = TcpListener::bind(args.listen).await?;
     eprintln!(
-        "revkv example service listening on http://{} with its store in {}; Ctrl-C stops it",
+        "revkv example service listening on http://{} with its store in {place}; Ctrl-C stops it",
         listener.local_addr()?,
-        args.data.display()
     );
     // Finish the requests in progress; dropping the app then closes the store cleanly.
     axum::serve(listener, app::router(app, Policy::default()))
