@@ -6,7 +6,7 @@
 //! [`Conflict`] that carries the current record, so the caller can merge and retry instead of
 //! overwriting someone else's change. Collections can declare unique indexes and a state
 //! machine, and [`Store::transaction`] changes several records atomically. The storage engine
-//! underneath is sled 0.34.
+//! underneath is sled 0.34, or an etcd cluster (see "Engines").
 //!
 //! # The 409 story
 //!
@@ -74,6 +74,16 @@
 //! the old value in the same atomic step. [`CollectionBuilder::states`] declares a state
 //! machine; an update along an undeclared transition fails with [`Conflict::Transition`].
 //! [`Store::transaction`] changes records across collections all-or-nothing.
+//!
+//! # Engines
+//!
+//! Every change of records is one atomic conditional commit: what was read must still be
+//! there, and then all of the writes happen, or none. The embedded engine, the default,
+//! makes that out of sled's single-key writes with revkv's own locks, intents and journal.
+//! With the `etcd` feature, [`StoreBuilder::etcd`] keeps the store in an etcd cluster
+//! instead, each commit one etcd transaction, so that any number of processes can share a
+//! store with every guarantee above holding across them (see that method for what
+//! differs).
 //!
 //! # Beyond conflicts
 //!

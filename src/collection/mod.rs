@@ -296,12 +296,18 @@ where
         // Encoded once, outside the loop; again only for a second attempt.
         let mut encoded = Some(encode()?);
         let mut now = shared.clock.now();
-        // An insert guesses the key free without reading it; its commit checks the guess.
+        // An insert guesses its key and unique values free without reading them; its commit
+        // checks the guess.
         let mut guess_free = matches!(expect, Expect::Absent);
         loop {
             let mut view = Recording::at(now);
             let current = if guess_free {
                 view.assume_absent(&self.schema.records, key.as_bytes());
+                if let Some(Some(new)) = &encoded {
+                    for (index, value) in self.schema.index_entries(new) {
+                        view.assume_absent(index, value);
+                    }
+                }
                 None
             } else {
                 self.schema.read(&mut view, key)?

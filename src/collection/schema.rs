@@ -279,6 +279,15 @@ impl<T: Serialize + DeserializeOwned> Schema<T> {
             })
     }
 
+    /// The index entries `new` would claim: each unique index with the value's entry key.
+    pub(crate) fn index_entries<'n>(
+        &self,
+        new: &'n NewValue<'_, T>,
+    ) -> impl Iterator<Item = (&Keyspace, &'n [u8])> {
+        let values = new.unique.iter().map(String::as_bytes);
+        self.indexes.iter().map(|index| &index.keyspace).zip(values)
+    }
+
     pub(crate) fn unique_values(&self, value: &T) -> Vec<String> {
         self.indexes.iter().map(|i| (i.value_of)(value)).collect()
     }

@@ -4,9 +4,9 @@
 //! Correctness rests on etcd's compares alone, so any number of processes may share one
 //! namespace. An etcd key is the namespace, the keyspace's name, a zero byte, and the key.
 //!
-//! Calls block: each request runs on a small tokio runtime owned by the engine, and the caller
-//! waits for its answer on a channel, so the engine may be called from any thread, from
-//! tokio's blocking pool included, without a runtime of the caller's.
+//! Calls block: each request runs on a small tokio runtime owned by the engine, so the engine
+//! may be called from any thread, from tokio's blocking pool included, without a runtime of
+//! the caller's.
 //!
 //! A request that fails in transport may or may not have been applied. Reads are retried; a
 //! commit is retried too, and if the retry finds its compares failing because its own first
@@ -49,7 +49,18 @@ const VERSION_LEASE: &str = "version-lease";
 /// A connection to the cluster, shared by the engine and its keyspaces.
 struct Cluster {
     kv: KvClient,
-    runtime: tokio::runtime::Runtime,
+    /// Present until the cluster is dropped.
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl Drop for Cluster {
+    /// Without waiting for the runtime's tasks: a store may be dropped on a thread of another
+    /// runtime, where a runtime may not be dropped by blocking.
+    fn drop(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
 }
 
 impl Cluster {
@@ -64,14 +75,8 @@ impl Cluster {
         let mut pause = Duration::from_millis(20);
         let mut attempt = 1;
         loop {
-            let (answer, answered) = mpsc::sync_channel(1);
-            let future = request(self.kv.clone());
-            self.runtime.spawn(async move {
-                let _ = answer.send(future.await);
-            });
-            let outcome = answered
-                .recv()
-                .map_err(|_| Error::Storage("the etcd engine's runtime stopped".into()))?;
+            let runtime = self.runtime.as_ref().expect("present until dropped");
+            let outcome = wait_for(runtime, request(self.kv.clone()))?;
             match outcome {
                 Ok(value) => return Ok(value),
                 Err(error) if attempt < ATTEMPTS && is_transient(&error) => {
@@ -95,6 +100,25 @@ impl Cluster {
             .next()
             .map(|kv| Bytes::from(kv.value())))
     }
+}
+
+/// Runs `future` on `runtime` and waits for it: on this thread where it is outside any
+/// runtime (one thread hop fewer), else handed to one of the runtime's workers, since a thread
+/// of another runtime (tokio's blocking pool, say) may not block on one.
+fn wait_for<T: Send + 'static>(
+    runtime: &tokio::runtime::Runtime,
+    future: impl Future<Output = T> + Send + 'static,
+) -> Result<T> {
+    if tokio::runtime::Handle::try_current().is_err() {
+        return Ok(runtime.block_on(future));
+    }
+    let (answer, answered) = mpsc::sync_channel(1);
+    runtime.spawn(async move {
+        let _ = answer.send(future.await);
+    });
+    answered
+        .recv()
+        .map_err(|_| Error::Storage("the etcd engine's runtime stopped".into()))
 }
 
 /// Whether a failed request may succeed when sent again.
@@ -165,20 +189,14 @@ impl EtcdEngine {
             .with_keep_alive(Duration::from_secs(2), Duration::from_secs(2))
             .with_require_leader(true);
         let endpoints = endpoints.to_vec();
-        let (answer, answered) = mpsc::sync_channel(1);
-        runtime.spawn(async move {
-            let _ = answer.send(Client::connect(endpoints, Some(options)).await);
-        });
-        let client = answered
-            .recv()
-            .map_err(|_| Error::Storage("the etcd engine's runtime stopped".into()))?
+        let client = wait_for(&runtime, Client::connect(endpoints, Some(options)))?
             .map_err(storage_error)?;
         let mut prefix = b"revkv\0".to_vec();
         prefix.extend_from_slice(namespace.as_bytes());
         prefix.push(0);
         let cluster = Arc::new(Cluster {
             kv: client.kv_client(),
-            runtime,
+            runtime: Some(runtime),
         });
         let meta = keyspace(&cluster, &prefix, "revkv/meta");
         let engine = Self {

@@ -1,0 +1,249 @@
+//! revkv on etcd, on a private 3-member cluster on 127.0.0.1 (started by the bench, as the
+//! tests start theirs): a CAS update and a unique insert against raw `etcd-client`
+//! transactions that make the same compares and writes, each pair in one criterion group;
+//! then CAS updates from 4 processes against 1.
+//!
+//! The raw CAS update reads the key and then swaps its value on condition that it is still
+//! the one read: the two round trips revkv makes too, since a revkv version names no etcd
+//! revision that a transaction could compare without reading.
+
+// Benchmark arithmetic on small counters: the casts cannot lose anything here.
+#![allow(clippy::cast_possible_truncation)]
+
+mod common;
+#[path = "../tests/etcd/mod.rs"]
+mod etcd;
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{Payload, keys};
+use criterion::{Criterion, Throughput};
+use etcd_client::{Compare, CompareOp, KvClient, Txn, TxnOp};
+use serde::{Deserialize, Serialize};
+
+const KEYS: usize = 100;
+/// How a worker process learns its part: `endpoints|namespace|index`.
+const WORKER: &str = "REVKV_ETCD_BENCH_WORKER";
+
+#[derive(Serialize, Deserialize, Clone)]
+struct User {
+    email: String,
+}
+
+/// etcd-client on a runtime of its own, called from the benchmark's thread.
+struct Raw {
+    runtime: tokio::runtime::Runtime,
+    kv: KvClient,
+}
+
+impl Raw {
+    fn connect(endpoints: &[String]) -> Self {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let client = runtime
+            .block_on(etcd_client::Client::connect(endpoints, None))
+            .expect("connect");
+        Self {
+            kv: client.kv_client(),
+            runtime,
+        }
+    }
+
+    fn txn(&mut self, txn: Txn) -> bool {
+        let kv = &mut self.kv;
+        self.runtime.block_on(kv.txn(txn)).expect("txn").succeeded()
+    }
+
+    fn get(&mut self, key: &[u8]) -> Vec<u8> {
+        let kv = &mut self.kv;
+        let response = self.runtime.block_on(kv.get(key, None)).expect("get");
+        response.kvs()[0].value().to_vec()
+    }
+}
+
+fn cas_update(c: &mut Criterion, cluster: &etcd::Cluster) {
+    let keys = keys(KEYS);
+    let mut group = c.benchmark_group("etcd_cas_update_1_thread");
+    group.throughput(Throughput::Elements(1));
+
+    let store = cluster.store("bench-cas");
+    let docs = store.collection::<Payload>("docs").open().expect("docs");
+    let mut versions: Vec<_> = keys
+        .iter()
+        .map(|k| docs.insert(k, Payload::new(0)).expect("insert"))
+        .collect();
+    let mut n = 0_usize;
+    group.bench_function("revkv_update", |b| {
+        b.iter(|| {
+            n += 1;
+            let i = n % KEYS;
+            versions[i] = docs
+                .update(&keys[i], versions[i], Payload::new(n as u64))
+                .expect("update");
+        });
+    });
+
+    let mut raw = Raw::connect(&cluster.endpoints());
+    let raw_key = |k: &str| format!("raw-cas/{k}").into_bytes();
+    for key in &keys {
+        raw.txn(Txn::new().and_then([TxnOp::put(raw_key(key), Payload::raw(0), None)]));
+    }
+    group.bench_function("etcd_client_get_then_txn", |b| {
+        b.iter(|| {
+            n += 1;
+            let key = raw_key(&keys[n % KEYS]);
+            let read = raw.get(&key);
+            let swapped = raw.txn(
+                Txn::new()
+                    .when([Compare::value(key.clone(), CompareOp::Equal, read)])
+                    .and_then([TxnOp::put(key, Payload::raw(n as u64), None)]),
+            );
+            assert!(swapped);
+        });
+    });
+    group.finish();
+}
+
+fn unique_insert(c: &mut Criterion, cluster: &etcd::Cluster) {
+    let mut group = c.benchmark_group("etcd_unique_insert_1_thread");
+    group.throughput(Throughput::Elements(1));
+
+    let store = cluster.store("bench-unique");
+    let users = store
+        .collection::<User>("users")
+        .unique("email", |u: &User| u.email.clone())
+        .open()
+        .expect("users");
+    let mut n = 0_usize;
+    group.bench_function("revkv_unique_insert", |b| {
+        b.iter(|| {
+            n += 1;
+            let user = User {
+                email: format!("user-{n}@example.com"),
+            };
+            users.insert(&format!("u{n}"), &user).expect("insert");
+        });
+    });
+
+    let mut raw = Raw::connect(&cluster.endpoints());
+    group.bench_function("etcd_client_txn_2_keys", |b| {
+        b.iter(|| {
+            n += 1;
+            let record = format!("raw-unique/records/u{n}").into_bytes();
+            let entry = format!("raw-unique/email/user-{n}@example.com").into_bytes();
+            let inserted = raw.txn(
+                Txn::new()
+                    .when([
+                        Compare::version(record.clone(), CompareOp::Equal, 0),
+                        Compare::version(entry.clone(), CompareOp::Equal, 0),
+                    ])
+                    .and_then([
+                        TxnOp::put(entry, format!("u{n}"), None),
+                        TxnOp::put(record, Payload::raw(n as u64), None),
+                    ]),
+            );
+            assert!(inserted);
+        });
+    });
+    group.finish();
+}
+
+/// CAS updates from `processes` worker processes at once, each on keys of its own.
+fn processes(c: &mut Criterion, cluster: &etcd::Cluster) {
+    let mut group = c.benchmark_group("etcd_cas_update_processes");
+    group.throughput(Throughput::Elements(1));
+    for processes in [1, 4] {
+        group.bench_function(format!("{processes}_processes"), |b| {
+            b.iter_custom(|iters| run_workers(cluster, processes, iters));
+        });
+    }
+    group.finish();
+}
+
+/// Starts `count` workers, lets them make `total` updates between them once all are ready,
+/// and returns how long that took.
+fn run_workers(cluster: &etcd::Cluster, count: usize, total: u64) -> Duration {
+    let endpoints = cluster.endpoints().join(",");
+    let mut workers: Vec<_> = (0..count)
+        .map(|i| {
+            Command::new(std::env::current_exe().expect("this bench"))
+                .env(WORKER, format!("{endpoints}|bench-processes|{i}"))
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .spawn()
+                .expect("a worker")
+        })
+        .collect();
+    let mut outputs: Vec<_> = workers
+        .iter_mut()
+        .map(|w| BufReader::new(w.stdout.take().expect("stdout")))
+        .collect();
+    let mut line = String::new();
+    for output in &mut outputs {
+        line.clear();
+        output.read_line(&mut line).expect("ready");
+        assert_eq!(line.trim(), "ready");
+    }
+    let share = total.div_ceil(count as u64);
+    let start = Instant::now();
+    for worker in &mut workers {
+        let stdin = worker.stdin.as_mut().expect("stdin");
+        writeln!(stdin, "{share}").expect("go");
+    }
+    for worker in workers {
+        assert!(worker.wait_with_output().expect("done").status.success());
+    }
+    start.elapsed()
+}
+
+/// A worker process: opens the store, makes its keys, says it is ready, then makes as many
+/// updates as it is told.
+fn worker(part: &str) {
+    let mut fields = part.split('|');
+    let (endpoints, namespace, index) = (
+        fields.next().expect("endpoints"),
+        fields.next().expect("namespace"),
+        fields.next().expect("index"),
+    );
+    let store = revkv::Store::builder()
+        .etcd(endpoints.split(','))
+        .namespace(namespace)
+        .open()
+        .expect("store");
+    let docs = store.collection::<Payload>("docs").open().expect("docs");
+    let keys: Vec<String> = (0..16).map(|k| format!("w{index}-{k}")).collect();
+    let mut versions: Vec<_> = keys
+        .iter()
+        .map(|k| match docs.get(k).expect("read") {
+            Some(record) => record.version,
+            None => docs.insert(k, Payload::new(0)).expect("insert"),
+        })
+        .collect();
+    println!("ready");
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line).expect("go");
+    let updates: usize = line.trim().parse().expect("a count");
+    for n in 0..updates {
+        let i = n % keys.len();
+        versions[i] = docs
+            .update(&keys[i], versions[i], Payload::new(n as u64))
+            .expect("update");
+    }
+}
+
+fn main() {
+    if let Ok(part) = std::env::var(WORKER) {
+        worker(&part);
+        return;
+    }
+    let cluster = etcd::Cluster::start();
+    let mut c = common::criterion();
+    cas_update(&mut c, &cluster);
+    unique_insert(&mut c, &cluster);
+    processes(&mut c, &cluster);
+    c.final_summary();
+}
