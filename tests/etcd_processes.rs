@@ -10,7 +10,7 @@ mod etcd;
 use std::collections::BTreeMap;
 use std::process::Stdio;
 
-use parking_lot::Mutex;
+use parking_lot::{Mutex, MutexGuard};
 use revkv::{Conflict, Error, Store};
 use serde::{Deserialize, Serialize};
 
@@ -19,6 +19,15 @@ const CHILD: &str = "REVKV_ETCD_CHILD";
 
 /// One private cluster at a time: each test starts its own.
 static ONE_CLUSTER: Mutex<()> = Mutex::new(());
+
+/// A private cluster, once no other test of this binary has one, and the store `namespace`
+/// on it.
+fn cluster(namespace: &str) -> (MutexGuard<'static, ()>, etcd::Cluster, Store) {
+    let one = ONE_CLUSTER.lock();
+    let cluster = etcd::Cluster::start();
+    let store = cluster.store(namespace);
+    (one, cluster, store)
+}
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 struct User {
@@ -95,9 +104,7 @@ const INCREMENTS: u64 = 40;
 
 #[test]
 fn read_modify_write_from_four_processes_loses_no_update() {
-    let _one = ONE_CLUSTER.lock();
-    let cluster = etcd::Cluster::start();
-    let store = cluster.store("counter");
+    let (_one, cluster, store) = cluster("counter");
     let counters = store
         .collection::<u64>("counters")
         .open()
@@ -131,8 +138,7 @@ const REGISTRANTS: usize = 8;
 
 #[test]
 fn eight_processes_registering_one_email_make_one_user() {
-    let _one = ONE_CLUSTER.lock();
-    let cluster = etcd::Cluster::start();
+    let (_one, cluster, store) = cluster("register");
     let outcomes = run_children(&cluster, "child_registers", "register", REGISTRANTS);
     let winners: Vec<usize> = outcomes
         .iter()
@@ -147,7 +153,6 @@ fn eight_processes_registering_one_email_make_one_user() {
             .all(|o| o == "created" || o == "unique email"),
         "{outcomes:?}"
     );
-    let store = cluster.store("register");
     let users = users(&store);
     let holder = users
         .find_unique("email", "same@example.com")
@@ -186,9 +191,7 @@ const BUYERS: usize = 4;
 
 #[test]
 fn four_processes_buying_the_last_items_never_oversell() {
-    let _one = ONE_CLUSTER.lock();
-    let cluster = etcd::Cluster::start();
-    let store = cluster.store("shop");
+    let (_one, cluster, store) = cluster("shop");
     let items = store.collection::<Item>("items").open().expect("items");
     items.insert("tea", Item { stock: STOCK }).expect("insert");
     let bought = run_children(&cluster, "child_buys", "shop", BUYERS);
@@ -242,9 +245,7 @@ const TELLERS: usize = 4;
 
 #[test]
 fn bank_transfers_from_four_processes_conserve_the_total() {
-    let _one = ONE_CLUSTER.lock();
-    let cluster = etcd::Cluster::start();
-    let store = cluster.store("bank");
+    let (_one, cluster, store) = cluster("bank");
     let accounts = store
         .collection::<u64>("accounts")
         .open()

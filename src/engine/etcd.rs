@@ -250,10 +250,7 @@ impl EtcdEngine {
             .map(|c| {
                 let k = key(&c.keyspace.name, c.key);
                 bytes += k.len() + c.holds.map_or(0, <[u8]>::len);
-                match c.holds {
-                    Some(value) => Compare::value(k, CompareOp::Equal, value),
-                    None => Compare::version(k, CompareOp::Equal, 0),
-                }
+                holds(k, c.holds)
             })
             .collect();
         let writes: Vec<TxnOp> = commit
@@ -262,10 +259,7 @@ impl EtcdEngine {
             .map(|w| {
                 let k = key(&w.keyspace.name, w.key);
                 bytes += k.len() + w.value.map_or(0, <[u8]>::len);
-                match w.value {
-                    Some(value) => TxnOp::put(k, value, None),
-                    None => TxnOp::delete(k, None),
-                }
+                write(k, w.value)
             })
             .collect();
         if bytes > MAX_REQUEST_BYTES {
@@ -367,6 +361,22 @@ impl Drop for EtcdEngine {
     }
 }
 
+/// The compare that `key` holds `value` (`None`: nothing).
+fn holds(key: Vec<u8>, value: Option<&[u8]>) -> Compare {
+    match value {
+        Some(value) => Compare::value(key, CompareOp::Equal, value),
+        None => Compare::version(key, CompareOp::Equal, 0),
+    }
+}
+
+/// The operation that writes `value` at `key` (`None`: removes it).
+fn write(key: Vec<u8>, value: Option<&[u8]>) -> TxnOp {
+    match value {
+        Some(value) => TxnOp::put(key, value, None),
+        None => TxnOp::delete(key, None),
+    }
+}
+
 /// The etcd key of `key` in the keyspace `name` of the store under `namespace`.
 fn etcd_key(namespace: &[u8], name: &str, key: &[u8]) -> Vec<u8> {
     let mut full = Vec::with_capacity(namespace.len() + name.len() + 1 + key.len());
@@ -439,15 +449,9 @@ impl Tree for EtcdTree {
 
     fn swap(&self, key: &[u8], old: Option<&[u8]>, new: Option<&[u8]>) -> Result<bool> {
         let key = self.key(key);
-        let compare = match old {
-            Some(old) => Compare::value(key.clone(), CompareOp::Equal, old),
-            None => Compare::version(key.clone(), CompareOp::Equal, 0),
-        };
-        let write = match new {
-            Some(new) => TxnOp::put(key.clone(), new, None),
-            None => TxnOp::delete(key.clone(), None),
-        };
-        let txn = Txn::new().when([compare]).and_then([write]);
+        let txn = Txn::new()
+            .when([holds(key.clone(), old)])
+            .and_then([write(key.clone(), new)]);
         let mut attempts = 0;
         let (succeeded, attempts) = self.cluster.call(|mut kv| {
             let txn = txn.clone();
