@@ -8,6 +8,7 @@
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use revkv::Store;
@@ -28,6 +29,9 @@ struct Member {
 impl Cluster {
     /// Starts the cluster and waits until it answers.
     pub fn start() -> Self {
+        // One start at a time: ports found free are free only until a member binds them.
+        static STARTING: Mutex<()> = Mutex::new(());
+        let _starting = STARTING.lock().unwrap_or_else(PoisonError::into_inner);
         let ports = free_ports(6);
         let members: Vec<Member> = (0..3)
             .map(|i| Member {
