@@ -292,7 +292,8 @@ impl StoreBuilder {
 
     /// Keeps a change feed of every committed write ([`Store::changes_since`],
     /// [`Store::watch`]), retaining what `retention` says. Each commit then also writes one
-    /// feed entry, which doubles as its redo record.
+    /// feed entry, which doubles as its redo record. Not yet on etcd: opening such a store
+    /// there is [`Error::Unsupported`].
     pub fn change_feed(mut self, retention: Retention) -> Self {
         self.change_feed = Some(retention);
         self
