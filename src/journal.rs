@@ -5,7 +5,7 @@
 //! in Immediate mode every logical write is first appended, as one frame listing its
 //! single-key writes, to this log: a preallocated file made durable by one `fdatasync`,
 //! shared by every writer waiting at the time (group commit). Only then are the writes
-//! applied to the engine, under the writer's locks. The engine therefore never holds a write
+//! applied to the engine, under the commit's locks. The engine therefore never holds a write
 //! whose frame is not durable, and recovery is to re-apply, in order, every frame of the
 //! current generation: the writes carry absolute values, so re-applying what the engine
 //! already holds is harmless, and in the end each key has its last durable value.

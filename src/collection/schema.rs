@@ -114,8 +114,7 @@ pub(crate) struct NewValue<'a, T> {
 /// A checked write of one record: the record itself and the index entries it claims and frees.
 pub(crate) struct Plan<'k> {
     pub(crate) key: &'k str,
-    /// The record's bytes before the write, when the writer read them under its locks: the
-    /// record is then replaced with a compare-and-swap against them, sled's cheapest write.
+    /// The record's bytes before the write, which the history keeps.
     previous: Option<&'k [u8]>,
     /// `None` deletes the record.
     pub(crate) record: Option<EncodedRecord>,
@@ -175,7 +174,8 @@ pub(crate) trait View<'s> {
     fn now(&self) -> SystemTime;
 }
 
-/// Reads the engine directly; used under the write's own locks.
+/// Reads the engine directly, without recording what it read: for plain reads, and for the
+/// whole-index maintenance of [`index`](super::index) when a collection opens.
 pub(crate) struct Committed {
     now: SystemTime,
 }
@@ -364,9 +364,9 @@ impl<T: Serialize + DeserializeOwned> Schema<T> {
         Ok(holds.then(|| (holder.to_owned(), stored)))
     }
 
-    /// Checks a write of `key` against the record before it (`current`, read under the
-    /// write's locks or recorded by a transaction, and its value `old` as
-    /// [`Self::old_value`] gives it) and returns what to store, or the conflict.
+    /// Checks a write of `key` against the record before it (`current`, as the view read it,
+    /// and its value `old` as [`Self::old_value`] gives it) and returns what to store, or the
+    /// conflict. The commit that stores it requires what the view read to be unchanged.
     pub(crate) fn prepare<'s, 'k>(
         &'s self,
         view: &mut dyn View<'s>,
