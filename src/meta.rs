@@ -41,9 +41,15 @@ impl Meta {
     }
 
     pub(crate) fn put<T: Serialize + ?Sized>(&self, key: &str, value: &T) -> Result<()> {
-        let bytes = codec::encode_tagged(META, value)
-            .map_err(|e| Error::encode(e, format!("the store's metadata {key:?}")))?;
-        self.tree.put(key.as_bytes(), &bytes)
+        self.tree.put(key.as_bytes(), &encode(key, value)?)
+    }
+
+    /// Writes `new` under `key` only if it still holds `old` (`None`: nothing); whether it
+    /// did. For bookkeeping that several processes share (on etcd).
+    pub(crate) fn swap<T: Serialize>(&self, key: &str, old: Option<&T>, new: &T) -> Result<bool> {
+        let old = old.map(|old| encode(key, old)).transpose()?;
+        let new = encode(key, new)?;
+        self.tree.swap(key.as_bytes(), old.as_deref(), Some(&new))
     }
 
     pub(crate) fn remove(&self, key: &str) -> Result<()> {
@@ -60,4 +66,11 @@ impl Meta {
             })
             .collect()
     }
+}
+
+/// `value` as the metadata `key` stores it. Encoding is deterministic, so equal values encode
+/// to equal bytes, which [`Meta::swap`] compares.
+fn encode<T: Serialize + ?Sized>(key: &str, value: &T) -> Result<Vec<u8>> {
+    codec::encode_tagged(META, value)
+        .map_err(|e| Error::encode(e, format!("the store's metadata {key:?}")))
 }

@@ -9,9 +9,9 @@
 //! the caller's.
 //!
 //! A request that fails in transport may or may not have been applied. Reads are retried; a
-//! commit is retried too, and if the retry finds its compares failing because its own first
-//! write is already there (every record write carries a version never written before), it
-//! counts as applied.
+//! commit is retried too, and if the retry finds its compares failing because its own record
+//! is already there (every record write carries a version never written before), it counts
+//! as applied.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -25,7 +25,6 @@ use parking_lot::Mutex;
 
 use super::{Engine, Paused, check_format};
 use crate::backend::{Bytes, Entries, Tree};
-use crate::codec::{self, META};
 use crate::commit::Commit;
 use crate::feed::Feed;
 use crate::meta::Meta;
@@ -86,6 +85,26 @@ impl Cluster {
                 }
                 Err(error) => return Err(storage_error(error)),
             }
+        }
+    }
+
+    /// Sends `txn`; whether its compares held. A transaction whose answer was lost in
+    /// transport is sent again, and then fails its compares if the lost attempt was applied:
+    /// a failing retry counts as applied when `evidence`, a key and the value `txn` writes
+    /// there (`None`: removes it), shows it.
+    fn txn(&self, txn: &Txn, evidence: Option<(Vec<u8>, Option<&[u8]>)>) -> Result<bool> {
+        let mut attempts = 0;
+        let (succeeded, attempts) = self.call(|mut kv| {
+            let txn = txn.clone();
+            attempts += 1;
+            let attempt = attempts;
+            async move { kv.txn(txn).await.map(|r| (r.succeeded(), attempt)) }
+        })?;
+        match evidence {
+            Some((key, value)) if !succeeded && attempts > 1 => {
+                Ok(self.get(key)?.as_deref() == value)
+            }
+            _ => Ok(succeeded),
         }
     }
 
@@ -165,7 +184,7 @@ struct Block {
 pub(crate) struct EtcdEngine {
     cluster: Arc<Cluster>,
     namespace: Vec<u8>,
-    meta: Arc<dyn Tree>,
+    meta: Arc<Meta>,
     versions: Mutex<Block>,
     /// Removes the namespace when the engine is dropped (a temporary store).
     temporary: bool,
@@ -198,7 +217,8 @@ impl EtcdEngine {
             kv: client.kv_client(),
             runtime: Some(runtime),
         });
-        let meta = keyspace(&cluster, &prefix, "revkv/meta");
+        let meta = Arc::new(Meta::new(keyspace(&cluster, &prefix, "revkv/meta")));
+        check_format(&meta)?;
         let engine = Self {
             cluster,
             namespace: prefix,
@@ -206,27 +226,16 @@ impl EtcdEngine {
             versions: Mutex::new(Block::default()),
             temporary,
         };
-        let meta = Arc::new(Meta::new(meta));
-        check_format(&meta)?;
         Ok((engine, meta))
     }
 
     /// Takes a new block of versions above `floor` from the lease all processes share.
     fn lease_versions(&self, floor: u64) -> Result<Block> {
-        let key = VERSION_LEASE.as_bytes();
         loop {
-            let stored = self.meta.get(key)?;
-            let leased = match &stored {
-                Some(bytes) => codec::decode_tagged::<u64>(META, bytes).map_err(|e| {
-                    Error::decode(e, format!("the store's metadata {VERSION_LEASE:?}"))
-                })?,
-                None => 1,
-            };
-            let start = leased.max(floor + 1);
+            let leased = self.meta.get::<u64>(VERSION_LEASE)?;
+            let start = leased.unwrap_or(1).max(floor + 1);
             let end = start.saturating_add(VERSION_BLOCK);
-            let encoded = codec::encode_tagged(META, &end)
-                .map_err(|e| Error::encode(e, format!("the store's metadata {VERSION_LEASE:?}")))?;
-            if self.meta.swap(key, stored.as_deref(), Some(&encoded))? {
+            if self.meta.swap(VERSION_LEASE, leased.as_ref(), &end)? {
                 return Ok(Block { next: start, end });
             }
         }
@@ -242,26 +251,22 @@ impl EtcdEngine {
                 limit: MAX_TXN_OPS,
             });
         }
-        let key = |name: &str, key: &[u8]| etcd_key(&self.namespace, name, key);
-        let mut bytes = 0;
-        let compares: Vec<Compare> = commit
+        let size = |name: &str, key: &[u8], value: Option<&[u8]>| {
+            self.namespace.len() + name.len() + 1 + key.len() + value.map_or(0, <[u8]>::len)
+        };
+        let checked = commit
             .compares
             .iter()
-            .map(|c| {
-                let k = key(&c.keyspace.name, c.key);
-                bytes += k.len() + c.holds.map_or(0, <[u8]>::len);
-                holds(k, c.holds)
-            })
-            .collect();
-        let writes: Vec<TxnOp> = commit
+            .map(|c| (&c.keyspace.name, c.key, c.holds));
+        let written = commit
             .writes
             .iter()
-            .map(|w| {
-                let k = key(&w.keyspace.name, w.key);
-                bytes += k.len() + w.value.map_or(0, <[u8]>::len);
-                write(k, w.value)
-            })
-            .collect();
+            .map(|w| (&w.keyspace.name, w.key, w.value));
+        let bytes: usize = checked
+            .clone()
+            .chain(written.clone())
+            .map(|(name, key, value)| size(name, key, value))
+            .sum();
         if bytes > MAX_REQUEST_BYTES {
             return Err(Error::CommitTooLarge {
                 what: "bytes",
@@ -269,6 +274,13 @@ impl EtcdEngine {
                 limit: MAX_REQUEST_BYTES,
             });
         }
+        let key = |name: &str, key: &[u8]| etcd_key(&self.namespace, name, key);
+        let compares: Vec<Compare> = checked
+            .map(|(name, k, value)| holds(key(name, k), value))
+            .collect();
+        let writes: Vec<TxnOp> = written
+            .map(|(name, k, value)| write(key(name, k), value))
+            .collect();
         Ok(Txn::new().when(compares).and_then(writes))
     }
 }
@@ -280,27 +292,16 @@ impl Engine for EtcdEngine {
 
     fn commit_if(&self, commit: &Commit<'_>) -> Result<bool> {
         let txn = self.txn(commit)?;
-        // What shows that a commit whose answer was lost was applied: a record it writes
+        // What shows that an attempt whose answer was lost was applied: a record it writes
         // (whose bytes carry a version never written before), else its first write.
         let evidence = commit
             .writes
             .iter()
             .find(|w| w.record.is_some() && w.value.is_some())
             .or_else(|| commit.writes.first())
-            .and_then(|w| Some((etcd_key(&self.namespace, &w.keyspace.name, w.key), w.value?)));
-        let mut attempts = 0;
-        let (succeeded, attempts) = self.cluster.call(|mut kv| {
-            let txn = txn.clone();
-            attempts += 1;
-            let attempt = attempts;
-            async move { kv.txn(txn).await.map(|r| (r.succeeded(), attempt)) }
-        })?;
-        match evidence {
-            Some((key, value)) if !succeeded && attempts > 1 => {
-                Ok(self.cluster.get(key)?.as_deref() == Some(value))
-            }
-            _ => Ok(succeeded),
-        }
+            .filter(|w| w.value.is_some())
+            .map(|w| (etcd_key(&self.namespace, &w.keyspace.name, w.key), w.value));
+        self.cluster.txn(&txn, evidence)
     }
 
     /// Greater than `above`, from this process's block of the shared lease: unique across
@@ -387,8 +388,8 @@ fn etcd_key(namespace: &[u8], name: &str, key: &[u8]) -> Vec<u8> {
     full
 }
 
-/// The first key after every key that starts with `prefix` (which ends in a zero byte, so the
-/// last byte can always be increased).
+/// The first key after every key that starts with `prefix`. Every prefix here holds the zero
+/// byte that ends a keyspace's name, so some byte can always be increased.
 fn prefix_end(prefix: &[u8]) -> Vec<u8> {
     let mut end = prefix.to_vec();
     while let Some(last) = end.pop() {
@@ -452,18 +453,9 @@ impl Tree for EtcdTree {
         let txn = Txn::new()
             .when([holds(key.clone(), old)])
             .and_then([write(key.clone(), new)]);
-        let mut attempts = 0;
-        let (succeeded, attempts) = self.cluster.call(|mut kv| {
-            let txn = txn.clone();
-            attempts += 1;
-            let attempt = attempts;
-            async move { kv.txn(txn).await.map(|r| (r.succeeded(), attempt)) }
-        })?;
-        // A retry that fails may follow an applied attempt whose answer was lost: look.
-        if succeeded || attempts == 1 || old == new {
-            return Ok(succeeded);
-        }
-        Ok(self.cluster.get(key)?.as_deref() == new)
+        // Writing what is there already leaves no evidence of having been applied.
+        let evidence = (old != new).then_some((key, new));
+        self.cluster.txn(&txn, evidence)
     }
 
     fn remove(&self, key: &[u8]) -> Result<()> {
@@ -530,14 +522,11 @@ impl Iterator for Pages {
             self.page = kvs
                 .into_iter()
                 .map(|kv| {
-                    let (key, value) = kv.into_key_value();
-                    (key[prefix_len..].to_vec(), Bytes::from(value))
+                    let (mut key, value) = kv.into_key_value();
+                    (key.split_off(prefix_len), Bytes::from(value))
                 })
                 .collect::<Vec<_>>()
                 .into_iter();
-            if self.next.is_none() && self.page.len() == 0 {
-                return None;
-            }
         }
     }
 }
