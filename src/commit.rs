@@ -52,7 +52,6 @@ pub(crate) struct Commit<'a> {
 pub(crate) struct Recording<'s> {
     now: SystemTime,
     reads: Vec<(&'s Keyspace, Vec<u8>, Option<Bytes>)>,
-    assumed: bool,
 }
 
 impl<'s> Recording<'s> {
@@ -60,19 +59,12 @@ impl<'s> Recording<'s> {
         Self {
             now,
             reads: Vec::new(),
-            assumed: false,
         }
     }
 
     /// Takes `key` to hold nothing without reading it: the commit checks that guess.
     pub(crate) fn assume_absent(&mut self, keyspace: &'s Keyspace, key: &[u8]) {
         self.reads.push((keyspace, key.to_vec(), None));
-        self.assumed = true;
-    }
-
-    /// Whether something was assumed rather than read.
-    pub(crate) fn assumed(&self) -> bool {
-        self.assumed
     }
 
     /// A commit that writes nothing and requires everything read to be unchanged; add the

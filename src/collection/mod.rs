@@ -288,31 +288,25 @@ where
         let shared = &self.store.shared;
         self.schema.check_key(key, shared.limits)?;
         shared.engine.check_writable()?;
-        let encode = || {
-            value
-                .map(|v| self.schema.new_value(key, v, shared.limits, ttl))
-                .transpose()
-        };
-        // Encoded once, outside the loop; again only for a second attempt.
-        let mut encoded = Some(encode()?);
+        let new = value
+            .map(|v| self.schema.new_value(key, v, shared.limits, ttl))
+            .transpose()?;
         let mut now = shared.clock.now();
-        // An insert guesses its key and unique values free without reading them; its commit
-        // checks the guess.
+        // An insert first guesses its key and unique values free without reading them; its
+        // commit checks the guess.
         let mut guess_free = matches!(expect, Expect::Absent);
         loop {
+            let guessed = std::mem::take(&mut guess_free);
             let mut view = Recording::at(now);
-            let current = if guess_free {
+            let current = if guessed {
                 view.assume_absent(&self.schema.records, key.as_bytes());
-                if let Some(Some(new)) = &encoded {
-                    for (index, value) in self.schema.index_entries(new) {
-                        view.assume_absent(index, value);
-                    }
+                for (index, value) in new.iter().flat_map(|n| self.schema.index_entries(n)) {
+                    view.assume_absent(index, value);
                 }
                 None
             } else {
                 self.schema.read(&mut view, key)?
             };
-            guess_free = false;
             if current.as_ref().is_some_and(|s| s.header.expired(now)) {
                 if !self.expire(key)? {
                     now = shared.clock.now(); // the clock went back: it is live again
@@ -325,16 +319,13 @@ where
                 key,
                 expect,
                 (current.as_ref(), old.as_ref()),
-                match encoded.take() {
-                    Some(new) => new,
-                    None => encode()?,
-                },
+                new.clone(),
             );
             let mut plan = match decided {
                 Ok(plan) => plan,
                 // A conflict counts only if it is on what the engine holds: not on a guess,
                 // nor on reads of several keys that have changed since.
-                Err(Error::Conflict(_)) if view.assumed() => continue,
+                Err(Error::Conflict(_)) if guessed => continue,
                 Err(Error::Conflict(conflict)) => {
                     if view.read_several() && !shared.engine.commit_if(&view.unchanged(route))? {
                         continue;

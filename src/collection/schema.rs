@@ -111,6 +111,17 @@ pub(crate) struct NewValue<'a, T> {
     ttl: Option<Duration>,
 }
 
+impl<T> Clone for NewValue<'_, T> {
+    fn clone(&self) -> Self {
+        Self {
+            value: self.value,
+            record: self.record.clone(),
+            unique: self.unique.clone(),
+            ttl: self.ttl,
+        }
+    }
+}
+
 /// A checked write of one record: the record itself and the index entries it claims and frees.
 pub(crate) struct Plan<'k> {
     pub(crate) key: &'k str,

@@ -202,7 +202,7 @@ impl Engine for LocalEngine {
     /// until the last write; see the module docs for crashes.
     fn commit_if(&self, commit: &Commit<'_>) -> Result<bool> {
         let locks = &self.locks;
-        let mut ids = commit
+        let ids = commit
             .compares
             .iter()
             .map(|c| c.keyspace.lock_id(locks, c.key))
@@ -211,13 +211,13 @@ impl Engine for LocalEngine {
                     .writes
                     .iter()
                     .map(|w| w.keyspace.lock_id(locks, w.key)),
-            )
-            .peekable();
-        let Some(&first) = ids.peek() else {
+            );
+        let mut rest = ids.clone();
+        let Some(first) = rest.next() else {
             return Ok(true); // compares nothing, writes nothing
         };
         // One key, the commonest commit, takes its lock without collecting the ids.
-        let _held = if ids.clone().all(|id| id == first) {
+        let _held = if rest.all(|id| id == first) {
             locks.lock(first)
         } else {
             locks.lock_all(ids.collect())

@@ -2,8 +2,9 @@
 //!
 //! A transaction runs optimistically: its reads go to the committed state (and are remembered),
 //! its writes are checked at once, exactly as on a collection, and staged. It commits them
-//! with [`Engine::commit_if`](crate::engine::Engine::commit_if), requiring everything it read to be unchanged (else it runs the
-//! caller's closure again), which applies them all or none, across crashes too.
+//! with [`Engine::commit_if`](crate::engine::Engine::commit_if), requiring everything it read
+//! to be unchanged (else it runs the caller's closure again), which applies them all or none,
+//! across crashes too.
 
 pub(crate) mod intent;
 
@@ -341,8 +342,8 @@ impl Transaction<'_> {
         let old = schema.old_value(key, current.as_ref())?;
         let mut change =
             schema.prepare(self, key, expect, (current.as_ref(), old.as_ref()), new)?;
-        let version =
-            (self.shared.engine).next_version(current.as_ref().map(|s| s.header.version))?;
+        let floor = current.as_ref().map(|s| s.header.version);
+        let version = self.shared.engine.next_version(floor)?;
         change.stamp(version, self.modified);
         self.stage_change(schema, &change, existed, version);
         Ok(version)
