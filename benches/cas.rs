@@ -26,18 +26,12 @@ fn update_one_thread(c: &mut Criterion) {
         .collection::<Payload>("bench")
         .open()
         .expect("collection");
-    let mut versions: Vec<_> = keys
-        .iter()
-        .map(|k| docs.insert(k, Payload::new(0)).expect("insert"))
-        .collect();
+    let mut updates = common::Updates::new(&docs, &keys);
     let mut n = 0_usize;
     group.bench_function("revkv_update", |b| {
         b.iter(|| {
             n += 1;
-            let i = n % KEYS;
-            versions[i] = docs
-                .update(&keys[i], versions[i], Payload::new(n as u64))
-                .expect("update");
+            updates.update(n);
         });
     });
 

@@ -72,18 +72,12 @@ fn cas_update(c: &mut Criterion, cluster: &etcd::Cluster) {
 
     let store = cluster.store("bench-cas");
     let docs = store.collection::<Payload>("docs").open().expect("docs");
-    let mut versions: Vec<_> = keys
-        .iter()
-        .map(|k| docs.insert(k, Payload::new(0)).expect("insert"))
-        .collect();
+    let mut updates = common::Updates::new(&docs, &keys);
     let mut n = 0_usize;
     group.bench_function("revkv_update", |b| {
         b.iter(|| {
             n += 1;
-            let i = n % KEYS;
-            versions[i] = docs
-                .update(&keys[i], versions[i], Payload::new(n as u64))
-                .expect("update");
+            updates.update(n);
         });
     });
 
@@ -216,22 +210,13 @@ fn worker(part: &str) {
         .expect("store");
     let docs = store.collection::<Payload>("docs").open().expect("docs");
     let keys: Vec<String> = (0..16).map(|k| format!("w{index}-{k}")).collect();
-    let mut versions: Vec<_> = keys
-        .iter()
-        .map(|k| match docs.get(k).expect("read") {
-            Some(record) => record.version,
-            None => docs.insert(k, Payload::new(0)).expect("insert"),
-        })
-        .collect();
+    let mut updates = common::Updates::new(&docs, &keys);
     println!("ready");
     let mut line = String::new();
     std::io::stdin().read_line(&mut line).expect("go");
-    let updates: usize = line.trim().parse().expect("a count");
-    for n in 0..updates {
-        let i = n % keys.len();
-        versions[i] = docs
-            .update(&keys[i], versions[i], Payload::new(n as u64))
-            .expect("update");
+    let count: usize = line.trim().parse().expect("a count");
+    for n in 0..count {
+        updates.update(n);
     }
 }
 

@@ -60,6 +60,41 @@ impl Payload {
     }
 }
 
+/// The CAS update workload: records under `keys`, each at the version last written, updated
+/// in turn with a value that differs every time.
+pub struct Updates<'c> {
+    docs: &'c revkv::Collection<Payload>,
+    keys: &'c [String],
+    versions: Vec<revkv::Version>,
+}
+
+impl<'c> Updates<'c> {
+    /// The records of `keys` in `docs`, created where they do not exist yet.
+    pub fn new(docs: &'c revkv::Collection<Payload>, keys: &'c [String]) -> Self {
+        let versions = keys
+            .iter()
+            .map(|k| match docs.get(k).expect("read") {
+                Some(record) => record.version,
+                None => docs.insert(k, Payload::new(0)).expect("insert"),
+            })
+            .collect();
+        Self {
+            docs,
+            keys,
+            versions,
+        }
+    }
+
+    /// The `n`-th update: of key `n` modulo the number of keys, with the value `n`.
+    pub fn update(&mut self, n: usize) {
+        let i = n % self.keys.len();
+        self.versions[i] = self
+            .docs
+            .update(&self.keys[i], self.versions[i], Payload::new(n as u64))
+            .expect("update");
+    }
+}
+
 /// `n` keys `k0000000`..: 8 bytes like typical short ids.
 pub fn keys(n: usize) -> Vec<String> {
     (0..n).map(|i| format!("k{i:07}")).collect()
