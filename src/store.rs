@@ -366,11 +366,10 @@ impl StoreBuilder {
                     engine: "etcd",
                 });
             }
-            let namespace = etcd
-                .namespace
-                .clone()
-                .unwrap_or_else(|| format!("temporary-{:016x}", fastrand::u64(..)));
-            let temporary = etcd.namespace.is_none();
+            let (namespace, temporary) = match &etcd.namespace {
+                Some(name) => (name.clone(), false),
+                None => (format!("temporary-{:016x}", fastrand::u64(..)), true),
+            };
             let (engine, meta) = EtcdEngine::open(&etcd.endpoints, &namespace, temporary)?;
             return self.finish(Box::new(engine), meta, clock, None);
         }
