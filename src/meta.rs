@@ -46,6 +46,7 @@ impl Meta {
 
     /// Writes `new` under `key` only if it still holds `old` (`None`: nothing); whether it
     /// did. For bookkeeping that several processes share (on etcd).
+    #[cfg(feature = "etcd")]
     pub(crate) fn swap<T: Serialize>(&self, key: &str, old: Option<&T>, new: &T) -> Result<bool> {
         let old = old.map(|old| encode(key, old)).transpose()?;
         let new = encode(key, new)?;

@@ -67,14 +67,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
     let builder = Store::builder().sweep_every(Duration::from_secs(args.sweep_every));
     #[cfg(feature = "etcd")]
-    let (builder, place) = if args.etcd.is_empty() {
-        (builder, args.data.display().to_string())
-    } else {
+    if !args.etcd.is_empty() {
         let place = format!("etcd {} as {:?}", args.etcd.join(","), args.namespace);
         let on_etcd = builder.etcd(args.etcd.clone()).namespace(&args.namespace);
         return serve(on_etcd.open()?, &args, &place).await;
-    };
-    #[cfg(not(feature = "etcd"))]
+    }
     let place = args.data.display().to_string();
     let store = builder
         .path(&args.data)
