@@ -330,7 +330,9 @@ impl StoreBuilder {
     /// store: unique across processes, so never reused for a key, and above the version of
     /// the record a write replaces; a key deleted and created again may start below the
     /// version it had before, but never at a version it had. [`Store::verify`] cannot pause
-    /// other processes: it is exact only while none of them writes.
+    /// other processes: it is exact only while none of them writes. Every process must
+    /// declare a collection's unique indexes alike: one that opens it without an index drops
+    /// that index for all of them.
     #[cfg(feature = "etcd")]
     pub fn etcd<E: Into<String>>(mut self, endpoints: impl IntoIterator<Item = E>) -> Self {
         let endpoints = endpoints.into_iter().map(Into::into).collect();

@@ -1,11 +1,15 @@
 //! The etcd engine as a caller meets it: etcd's limits are typed errors that store nothing (a
 //! transaction with more writes than an etcd transaction holds, a value larger than an etcd
-//! request), and a store works from tokio's blocking pool and may be dropped in a task.
+//! request), a store works from tokio's blocking pool and may be dropped in a task, and
+//! stores that open a new unique index at once while they write keep it exact.
 #![cfg(feature = "etcd")]
 
 mod etcd;
 
-use revkv::Error;
+use std::sync::Barrier;
+
+use revkv::{Conflict, Error};
+use serde::{Deserialize, Serialize};
 
 #[test]
 fn commits_beyond_etcds_limits_are_commit_too_large_and_store_nothing() {
@@ -76,4 +80,86 @@ fn a_store_works_from_tokios_blocking_pool_and_drops_inside_a_task() {
         // The last handle goes here, on a worker of this runtime.
         drop(store);
     });
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug)]
+struct User {
+    email: String,
+}
+
+/// Four stores, each its own engine as a process would have, open a collection whose unique
+/// index is new over 100 existing records, all at once; each writes as soon as its open
+/// returns, while the others may still be building. Every existing e-mail stays taken, each
+/// new one gets exactly one holder, and the index ends equal to the records.
+#[test]
+fn stores_building_a_new_index_at_once_while_writing_keep_it_exact() {
+    const EXISTING: usize = 100;
+    const NEW: usize = 20;
+    let cluster = etcd::Cluster::start();
+    {
+        let store = cluster.store("build");
+        let plain = store.collection::<User>("users").open().expect("users");
+        for n in 0..EXISTING {
+            let email = format!("e{n}@example.com");
+            plain
+                .insert(&format!("old{n}"), User { email })
+                .expect("insert");
+        }
+    }
+    let opening = Barrier::new(4);
+    let created: Vec<Vec<usize>> = std::thread::scope(|scope| {
+        let writers: Vec<_> = (0..4)
+            .map(|writer| {
+                let (cluster, opening) = (&cluster, &opening);
+                scope.spawn(move || {
+                    let store = cluster.store("build");
+                    opening.wait();
+                    let users = store
+                        .collection::<User>("users")
+                        .unique("email", |u: &User| u.email.clone())
+                        .open()
+                        .expect("open with the new index");
+                    let mut created = Vec::new();
+                    for n in 0..NEW {
+                        let taken = User {
+                            email: format!("e{}@example.com", (n * 7 + writer) % EXISTING),
+                        };
+                        let err = users
+                            .insert(&format!("w{writer}-old{n}"), taken)
+                            .unwrap_err();
+                        assert!(
+                            matches!(err, Error::Conflict(Conflict::Unique { .. })),
+                            "{err:?}"
+                        );
+                        let fresh = User {
+                            email: format!("new{n}@example.com"),
+                        };
+                        match users.insert(&format!("w{writer}-new{n}"), fresh) {
+                            Ok(_) => created.push(n),
+                            Err(Error::Conflict(Conflict::Unique { .. })) => {}
+                            Err(other) => panic!("{other:?}"),
+                        }
+                    }
+                    created
+                })
+            })
+            .collect();
+        writers
+            .into_iter()
+            .map(|w| w.join().expect("a writer"))
+            .collect()
+    });
+    for n in 0..NEW {
+        let holders = created.iter().filter(|c| c.contains(&n)).count();
+        assert_eq!(holders, 1, "new{n}@example.com was created {holders} times");
+    }
+    let store = cluster.store("build");
+    let users = store
+        .collection::<User>("users")
+        .unique("email", |u: &User| u.email.clone())
+        .open()
+        .expect("users");
+    assert_eq!(users.iter().count(), EXISTING + NEW);
+    let report = store.verify().expect("verify");
+    assert!(report.is_clean(), "{report}");
 }

@@ -158,6 +158,22 @@ fn a_new_index_over_duplicate_values_is_refused() -> revkv::Result<()> {
         .unique("username", |u: &User| u.username.clone())
         .open()?;
     assert_eq!(by_name.iter().count(), 2);
+    // Once the duplicate is gone the index builds, and what the refused build had written
+    // is kept where it still holds and swept where it no longer does.
+    let current = |key| by_name.get(key).map(|r| r.expect("exists").version);
+    by_name.update("u1", current("u1")?, user("ann", "ann@example.com"))?;
+    by_name.delete("u2", current("u2")?)?;
+    drop(by_name);
+    let users = users(&store)?;
+    assert_eq!(
+        users
+            .find_unique("email", "ann@example.com")?
+            .map(|r| r.value.username),
+        Some("ann".to_owned())
+    );
+    assert!(users.find_unique("email", "same@example.com")?.is_none());
+    let report = store.verify()?;
+    assert!(report.is_clean(), "{report}");
     Ok(())
 }
 

@@ -209,12 +209,18 @@ where
     let sweep_key = format!("sweep/{}", schema.name);
     let before: Vec<String> = meta.get(&meta_key)?.unwrap_or_default();
     if meta.get::<()>(&sweep_key)?.is_some() {
-        schema.sweep_indexes()?;
+        schema.sweep_indexes(engine)?;
     }
+    let mut built = false;
     for (i, index) in schema.indexes.iter().enumerate() {
         if !before.contains(&index.name) {
-            schema.build_index(i)?;
+            schema.build_index(engine, i)?;
+            built = true;
         }
+    }
+    if built {
+        // Recorded as built only once its entries are as durable as the records.
+        engine.make_direct_writes_durable()?;
     }
     let declared: Vec<String> = schema.indexes.iter().map(|i| i.name.clone()).collect();
     meta.put(&meta_key, &declared)?;

@@ -9,31 +9,48 @@ use std::time::SystemTime;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::schema::{Committed, Keyspace, Schema};
+use super::schema::{Committed, Keyspace, Schema, View};
 use crate::codec;
+use crate::commit::{Commit, Recording, Write};
+use crate::engine::Engine;
+use crate::store::Route;
 use crate::verify::{Problem, Report};
 use crate::{Error, Result};
 
 impl<T: Serialize + DeserializeOwned> Schema<T> {
-    /// Fills index `index` from the records, refusing values that two records share.
-    pub(crate) fn build_index(&self, index: usize) -> Result<()> {
-        let unique = &self.indexes[index];
-        clear(&unique.keyspace)?;
-        let built = self.fill_index(index);
-        if built.is_err() {
-            clear(&unique.keyspace)?;
+    /// Fills index `index` from the records, refusing values that two records share, then
+    /// removes entries no record holds.
+    ///
+    /// Other processes may open the collection and write it meanwhile (on etcd), so nothing is
+    /// cleared first and every entry is added or removed by a commit on condition that what
+    /// decided it is unchanged: a build never undoes a concurrent write, and a build that
+    /// fails or stops halfway leaves only entries the next build keeps or sweeps.
+    pub(crate) fn build_index(&self, engine: &dyn Engine, index: usize) -> Result<()> {
+        for entry in self.records.tree.scan(b"") {
+            let key = self.record_key(entry?.0)?;
+            while !self.index_record(engine, index, &key)? {}
         }
-        built
+        self.sweep_index(engine, index)
     }
 
-    fn fill_index(&self, index: usize) -> Result<()> {
+    /// Makes the entry of record `key` in index `index` name it; false if what decided that
+    /// changed before the commit.
+    fn index_record(&self, engine: &dyn Engine, index: usize, key: &str) -> Result<bool> {
         let unique = &self.indexes[index];
-        for entry in self.records.tree.scan(b"") {
-            let (key, bytes) = entry?;
-            let key = self.record_key(key)?;
-            let value = (unique.value_of)(&self.decode(&key, &self.parse(&key, bytes)?)?);
-            if let Some(existing) = unique.keyspace.tree.get(value.as_bytes())? {
-                let holder = codec::decode_claim(&existing).unwrap_or("?");
+        // Records that expired still hold their values until they are swept.
+        let mut view = Recording::at(SystemTime::UNIX_EPOCH);
+        let Some(stored) = self.read(&mut view, key)? else {
+            return Ok(true); // removed since the scan
+        };
+        let value = (unique.value_of)(&self.decode(key, &stored)?);
+        let claim = codec::encode_claim(key);
+        let writes = match self.holder(&mut view, index, &value)? {
+            Some((holder, _)) if holder == key => return Ok(true),
+            Some((holder, _)) => {
+                // A duplicate only if both records still hold the value at one moment.
+                if !engine.commit_if(&view.unchanged(Route::Direct))? {
+                    return Ok(false);
+                }
                 return Err(Error::Schema {
                     collection: self.name.clone(),
                     detail: format!(
@@ -43,36 +60,58 @@ impl<T: Serialize + DeserializeOwned> Schema<T> {
                     ),
                 });
             }
-            unique
-                .keyspace
-                .tree
-                .put(value.as_bytes(), &codec::encode_claim(&key))?;
-        }
-        Ok(())
+            None => vec![Write {
+                keyspace: &unique.keyspace,
+                key: value.as_bytes(),
+                value: Some(&claim),
+                record: None,
+            }],
+        };
+        engine.commit_if(&Commit {
+            writes,
+            ..view.unchanged(Route::Direct)
+        })
     }
 
     /// Removes entries of every index that no record holds: what a crash between an index
     /// write and its record write leaves behind. Such entries never block a value (see
     /// [`Schema::holder`]); sweeping them makes the index match the records exactly again.
-    pub(crate) fn sweep_indexes(&self) -> Result<()> {
-        for (i, unique) in self.indexes.iter().enumerate() {
-            for entry in unique.keyspace.tree.scan(b"") {
-                let (value, claim) = entry?;
-                let held = match std::str::from_utf8(&value) {
-                    Ok(value) => {
-                        let holder = codec::decode_claim(&claim).ok();
-                        // Records that expired still hold their values until they are swept.
-                        self.holder(&mut Committed::at(SystemTime::UNIX_EPOCH), i, value)?
-                            .is_some_and(|(h, _)| Some(h.as_str()) == holder)
-                    }
-                    Err(_) => false,
-                };
-                if !held {
-                    unique.keyspace.tree.remove(&value)?;
-                }
-            }
+    pub(crate) fn sweep_indexes(&self, engine: &dyn Engine) -> Result<()> {
+        (0..self.indexes.len()).try_for_each(|index| self.sweep_index(engine, index))
+    }
+
+    fn sweep_index(&self, engine: &dyn Engine, index: usize) -> Result<()> {
+        for entry in self.indexes[index].keyspace.tree.scan(b"") {
+            let value = entry?.0;
+            while !self.remove_if_stale(engine, index, &value)? {}
         }
         Ok(())
+    }
+
+    /// Removes the entry for `value` in index `index` unless the record it names holds the
+    /// value; false if what decided that changed before the commit.
+    fn remove_if_stale(&self, engine: &dyn Engine, index: usize, value: &[u8]) -> Result<bool> {
+        let unique = &self.indexes[index];
+        let mut view = Recording::at(SystemTime::UNIX_EPOCH);
+        let held = match std::str::from_utf8(value) {
+            Ok(value) => self.holder(&mut view, index, value)?.is_some(),
+            Err(_) => {
+                view.read(&unique.keyspace, value)?; // the commit requires it unchanged
+                false
+            }
+        };
+        if held {
+            return Ok(true);
+        }
+        engine.commit_if(&Commit {
+            writes: vec![Write {
+                keyspace: &unique.keyspace,
+                key: value,
+                value: None,
+                record: None,
+            }],
+            ..view.unchanged(Route::Direct)
+        })
     }
 
     /// Adds every difference between the records and the indexes, and every record in a state
