@@ -232,15 +232,6 @@ pub enum Error {
         limit: usize,
     },
 
-    /// The store's engine does not offer this.
-    #[error("{what} is not available on the {engine} engine")]
-    Unsupported {
-        /// What was asked for.
-        what: &'static str,
-        /// The engine's name.
-        engine: &'static str,
-    },
-
     /// The operating system reported an I/O error.
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),

@@ -24,6 +24,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::backend::{Backend, Entries, Tree};
 use crate::codec::{self, FEED};
+use crate::commit::Commit;
 use crate::meta::Meta;
 use crate::sequence::Sequence;
 use crate::txn::intent::{self, OwnedWrite};
@@ -309,12 +310,13 @@ impl Feed {
             };
             return Err(Error::HistoryCompacted { oldest });
         }
-        Ok(Changes {
+        let retained = Retained {
             entries: self.tree.scan_from(&since.saturating_add(1).to_be_bytes()),
             since,
             stable,
             pending: Vec::new().into_iter(),
-        })
+        };
+        Ok(Changes::new(since, retained))
     }
 
     /// Records that every commit up to the current stable position is applied, and prunes
@@ -362,13 +364,49 @@ impl Feed {
 
 /// Iterator over changes, from [`Store::changes_since`](crate::Store::changes_since).
 pub struct Changes {
+    since: u64,
+    changes: Box<dyn Iterator<Item = Result<Change>> + Send>,
+}
+
+impl Changes {
+    /// The changes after `since` that an engine reads.
+    pub(crate) fn new(
+        since: u64,
+        changes: impl Iterator<Item = Result<Change>> + Send + 'static,
+    ) -> Self {
+        Self {
+            since,
+            changes: Box::new(changes),
+        }
+    }
+}
+
+impl Iterator for Changes {
+    type Item = Result<Change>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.changes.next()
+    }
+}
+
+impl std::fmt::Debug for Changes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Changes")
+            .field("since", &self.since)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The local feed's changes after `since` up to the commits finished at `stable`, read from
+/// its entries.
+struct Retained {
     entries: Entries,
     since: u64,
     stable: u64,
     pending: std::vec::IntoIter<Change>,
 }
 
-impl Iterator for Changes {
+impl Iterator for Retained {
     type Item = Result<Change>;
 
     fn next(&mut self) -> Option<Self::Item> {
@@ -385,36 +423,47 @@ impl Iterator for Changes {
                 Ok(entry) => entry,
                 Err(e) => return Some(Err(e)),
             };
-            let since = self.since;
-            self.pending = entry
-                .writes
-                .into_iter()
-                .filter_map(|write| Some((write.change?, write.tree, write.key, write.value)))
-                .zip(entry.first..)
-                .filter(|(_, seq)| *seq > since)
-                .filter_map(|((change, tree, key, record), seq)| {
-                    Some(Change {
-                        seq,
-                        collection: tree.strip_prefix("c/")?.to_owned(),
-                        key: String::from_utf8(key).ok()?,
-                        version: change.1,
-                        kind: change.0,
-                        record,
-                    })
-                })
-                .collect::<Vec<_>>()
-                .into_iter();
+            self.pending = changes_of(entry.writes, entry.first, self.since).into_iter();
         }
     }
 }
 
-impl std::fmt::Debug for Changes {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Changes")
-            .field("since", &self.since)
-            .field("up_to", &self.stable)
-            .finish_non_exhaustive()
-    }
+/// The changes among a commit's `writes`, at positions counted from `first`, that come after
+/// `since`.
+pub(crate) fn changes_of(writes: Vec<EntryWrite>, first: u64, since: u64) -> Vec<Change> {
+    writes
+        .into_iter()
+        .filter_map(|write| Some((write.change?, write.tree, write.key, write.value)))
+        .zip(first..)
+        .filter(|(_, seq)| *seq > since)
+        .filter_map(|((change, tree, key, record), seq)| {
+            Some(Change {
+                seq,
+                collection: tree.strip_prefix("c/")?.to_owned(),
+                key: String::from_utf8(key).ok()?,
+                version: change.1,
+                kind: change.0,
+                record,
+            })
+        })
+        .collect()
+}
+
+/// The writes of a commit as the change feed records them.
+pub(crate) fn entry_writes(commit: &Commit<'_>) -> Vec<EntryWrite> {
+    commit
+        .writes
+        .iter()
+        .map(|w| EntryWrite {
+            tree: w.keyspace.name.to_string(),
+            key: w.key.to_vec(),
+            value: w.value.map(<[u8]>::to_vec),
+            change: w.record.and_then(|record| {
+                let kind = ChangeKind::of(record.existed, w.value.is_some())?;
+                Some((kind, record.version))
+            }),
+        })
+        .collect()
 }
 
 fn position_of(key: &[u8]) -> Result<u64> {

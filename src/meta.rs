@@ -11,6 +11,7 @@
 //! | `feed-applied`       | every change feed entry up to this position is applied       |
 //! | `feed-pruned`        | the last change feed position retention removed              |
 //! | `journal-generation` | the journal's frames of older generations are checkpointed   |
+//! | `change-feed`        | on etcd: present once the store keeps a change feed          |
 
 use std::sync::Arc;
 

@@ -16,7 +16,7 @@ use crate::durability::Durability;
 #[cfg(feature = "etcd")]
 use crate::engine::EtcdEngine;
 use crate::engine::{Engine, LocalEngine, LocalOptions};
-use crate::feed::{Changes, Feed, Retention};
+use crate::feed::{Changes, Retention};
 use crate::locks::Turns;
 use crate::meta::Meta;
 use crate::stats::{Observer, Stats};
@@ -107,15 +107,11 @@ impl Store {
     /// With the `etcd` feature and the environment variable `REVKV_ETCD_ENDPOINTS` set (the
     /// client URLs of an etcd cluster, separated by commas), the store is a fresh namespace
     /// on that cluster instead, removed in the same way: so one test suite runs on either
-    /// engine, revkv's own included.
+    /// engine, revkv's own included. A [`StoreBuilder`] given no path does the same.
     ///
     /// # Errors
     /// [`Error::Io`] if the directory cannot be created; for etcd, as [`StoreBuilder::open`].
     pub fn temporary() -> Result<Self> {
-        #[cfg(feature = "etcd")]
-        if let Ok(endpoints) = std::env::var("REVKV_ETCD_ENDPOINTS") {
-            return Self::builder().etcd(endpoints.split(',')).open();
-        }
         Self::builder().open()
     }
 
@@ -186,7 +182,7 @@ impl Store {
     /// [`Error::NoChangeFeed`] without [`StoreBuilder::change_feed`];
     /// [`Error::HistoryCompacted`] if changes after `since` were pruned.
     pub fn changes_since(&self, since: u64) -> Result<Changes> {
-        self.feed()?.since(since)
+        self.shared.engine.changes_since(since)
     }
 
     /// Follows the change feed from position `since`, waiting for new commits without polling.
@@ -194,12 +190,15 @@ impl Store {
     /// # Errors
     /// As [`Store::changes_since`].
     pub fn watch(&self, since: u64) -> Result<Watch> {
-        self.feed()?;
+        if !self.shared.engine.has_feed() {
+            return Err(Error::NoChangeFeed);
+        }
         Ok(Watch::new(self.clone(), since))
     }
 
-    pub(crate) fn feed(&self) -> Result<&Feed> {
-        self.shared.engine.feed().ok_or(Error::NoChangeFeed)
+    /// Waits until a change after `position` is committed, or `timeout` passes; whether one is.
+    pub(crate) fn wait_past(&self, position: u64, timeout: Duration) -> Result<bool> {
+        self.shared.engine.wait_past(position, timeout)
     }
 
     /// Removes every record of the open collections whose time to live has passed, each in a
@@ -243,7 +242,8 @@ impl std::fmt::Debug for Store {
 }
 
 impl StoreBuilder {
-    /// Keep the store in `path` (created if needed). Without a path, the store is temporary.
+    /// Keep the store in `path` (created if needed). Without a path, the store is temporary,
+    /// as [`Store::temporary`] says.
     pub fn path(mut self, path: impl AsRef<Path>) -> Self {
         self.path = Some(path.as_ref().to_path_buf());
         self
@@ -292,8 +292,9 @@ impl StoreBuilder {
 
     /// Keeps a change feed of every committed write ([`Store::changes_since`],
     /// [`Store::watch`]), retaining what `retention` says. Each commit then also writes one
-    /// feed entry, which doubles as its redo record. Not yet on etcd: opening such a store
-    /// there is [`Error::Unsupported`].
+    /// feed entry, which doubles as its redo record. On etcd, once one process opens a store
+    /// with a change feed, every process that opens it records the feed (see
+    /// [`StoreBuilder::etcd`] for retention).
     pub fn change_feed(mut self, retention: Retention) -> Self {
         self.change_feed = Some(retention);
         self
@@ -325,14 +326,18 @@ impl StoreBuilder {
     /// A write is durable when it returns (a quorum of members has it on disk), so
     /// [`Store::flush`] does nothing and the durability mode, cache size and free-space
     /// reserve do not apply. A commit is limited by etcd's transaction and request sizes
-    /// ([`Error::CommitTooLarge`]). Not yet on etcd: the change feed
-    /// ([`Error::Unsupported`]). Versions come from blocks every process leases from the
-    /// store: unique across processes, so never reused for a key, and above the version of
-    /// the record a write replaces; a key deleted and created again may start below the
-    /// version it had before, but never at a version it had. [`Store::verify`] cannot pause
-    /// other processes: it is exact only while none of them writes. Every process must
-    /// declare a collection's unique indexes alike: one that opens it without an index drops
-    /// that index for all of them.
+    /// ([`Error::CommitTooLarge`]). The change feed's retention does not apply either: the
+    /// feed keeps what etcd keeps, until the cluster compacts its history (`etcd
+    /// --auto-compaction-retention`, `etcdctl compact`); reading from a position before that
+    /// is [`Error::HistoryCompacted`] if changes after it were compacted away.
+    ///
+    /// Versions come from blocks every process leases from the store: unique across
+    /// processes, so never reused for a key, and above the version of the record a write
+    /// replaces; a key deleted and created again may start below the version it had before,
+    /// but never at a version it had. [`Store::verify`] cannot pause other processes: it is
+    /// exact only while none of them writes. Every process must declare a collection's
+    /// unique indexes alike: one that opens it without an index drops that index for all of
+    /// them.
     #[cfg(feature = "etcd")]
     pub fn etcd<E: Into<String>>(mut self, endpoints: impl IntoIterator<Item = E>) -> Self {
         let endpoints = endpoints.into_iter().map(Into::into).collect();
@@ -359,20 +364,22 @@ impl StoreBuilder {
     /// # Errors
     /// As [`Store::open`].
     pub fn open(self) -> Result<Store> {
+        #[cfg(feature = "etcd")]
+        if self.path.is_none()
+            && self.etcd.is_none()
+            && let Ok(endpoints) = std::env::var("REVKV_ETCD_ENDPOINTS")
+        {
+            return self.etcd(endpoints.split(',')).open();
+        }
         let clock = StoreClock::new(self.clock.clone());
         #[cfg(feature = "etcd")]
         if let Some(etcd) = &self.etcd {
-            if self.change_feed.is_some() {
-                return Err(Error::Unsupported {
-                    what: "the change feed",
-                    engine: "etcd",
-                });
-            }
             let (namespace, temporary) = match &etcd.namespace {
                 Some(name) => (name.clone(), false),
                 None => (format!("temporary-{:016x}", fastrand::u64(..)), true),
             };
-            let (engine, meta) = EtcdEngine::open(&etcd.endpoints, &namespace, temporary)?;
+            let feed = self.change_feed.is_some();
+            let (engine, meta) = EtcdEngine::open(&etcd.endpoints, &namespace, temporary, feed)?;
             return self.finish(Box::new(engine), meta, clock, None);
         }
         let (dir, temporary) = match &self.path {

@@ -47,8 +47,7 @@ impl Watch {
     /// As [`Store::changes_since`].
     pub fn next_timeout(&mut self, timeout: Duration) -> Result<Option<Change>> {
         if self.ready.is_empty() {
-            let feed = self.store.feed()?;
-            if feed.stable() <= self.position && !feed.wait_past(self.position, timeout) {
+            if !self.store.wait_past(self.position, timeout)? {
                 return Ok(None);
             }
             self.ready = self

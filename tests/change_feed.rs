@@ -1,5 +1,8 @@
 //! The change feed: every committed change exactly once, in commit order, resumable across
 //! restarts, never a change of an aborted transaction, consistent after a crash.
+//!
+//! Tests on a temporary store run on either engine; reopening, retention and crashes are the
+//! local engine's (etcd's compaction: `tests/etcd_engine.rs`).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Barrier, Mutex};
@@ -12,6 +15,10 @@ fn feed_store(dir: &std::path::Path) -> revkv::Result<Store> {
         .path(dir)
         .change_feed(Retention::default())
         .open()
+}
+
+fn temporary_feed_store() -> revkv::Result<Store> {
+    Store::builder().change_feed(Retention::default()).open()
 }
 
 /// What a change says happened, comparable with what a writer saw acknowledged.
@@ -76,8 +83,7 @@ fn write_rounds(store: &Store, writer: u64) -> Vec<Seen> {
 
 #[test]
 fn a_reader_concurrent_with_four_writers_sees_every_commit_once_in_order() -> revkv::Result<()> {
-    let dir = tempfile::tempdir()?;
-    let store = feed_store(dir.path())?;
+    let store = temporary_feed_store()?;
     let acknowledged: Mutex<BTreeSet<Seen>> = Mutex::new(BTreeSet::new());
     let barrier = Barrier::new(usize::try_from(WRITERS).expect("a few writers") + 1);
     let read: Vec<Change> = std::thread::scope(|s| {
@@ -214,8 +220,7 @@ fn a_position_older_than_the_retained_history_is_history_compacted() -> revkv::R
 
 #[test]
 fn watch_waits_for_the_next_commit() -> revkv::Result<()> {
-    let dir = tempfile::tempdir()?;
-    let store = feed_store(dir.path())?;
+    let store = temporary_feed_store()?;
     let docs = store.collection::<u32>("docs").open()?;
     let mut watch = store.watch(0)?;
     assert_eq!(watch.next_timeout(Duration::from_millis(20))?, None);

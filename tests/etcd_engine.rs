@@ -1,14 +1,16 @@
 //! The etcd engine as a caller meets it: etcd's limits are typed errors that store nothing (a
 //! transaction with more writes than an etcd transaction holds, a value larger than an etcd
-//! request), a store works from tokio's blocking pool and may be dropped in a task, and
-//! stores that open a new unique index at once while they write keep it exact.
+//! request), a store works from tokio's blocking pool and may be dropped in a task, stores
+//! that open a new unique index at once while they write keep it exact, and the change feed
+//! meets etcd's compaction of its history.
 #![cfg(feature = "etcd")]
 
 mod etcd;
 
 use std::sync::Barrier;
+use std::time::Duration;
 
-use revkv::{Conflict, Error};
+use revkv::{Change, Conflict, Error, Retention, Store};
 use serde::{Deserialize, Serialize};
 
 #[test]
@@ -162,4 +164,55 @@ fn stores_building_a_new_index_at_once_while_writing_keep_it_exact() {
     assert_eq!(users.iter().count(), EXISTING + NEW);
     let report = store.verify().expect("verify");
     assert!(report.is_clean(), "{report}");
+}
+
+/// Once etcd compacts its history, a reader that missed a change compacted away is told so
+/// (and can resume from the oldest position etcd keeps), while a reader that missed nothing,
+/// even if it is behind the compaction's revision, carries on.
+#[test]
+fn a_feed_position_etcd_compacted_is_history_compacted_only_if_a_change_was_lost() {
+    let cluster = etcd::Cluster::start();
+    let store = Store::builder()
+        .etcd(cluster.endpoints())
+        .namespace("feed")
+        .change_feed(Retention::default())
+        .open()
+        .expect("store");
+    let docs = store.collection::<u32>("docs").open().expect("docs");
+    let read = |since| -> revkv::Result<Vec<Change>> { store.changes_since(since)?.collect() };
+    docs.insert("a", 1).expect("insert");
+    let saw_a = read(0).expect("changes")[0].seq;
+    docs.insert("b", 2).expect("insert");
+    let saw_b = read(saw_a).expect("changes")[0].seq;
+    // Writes elsewhere on the cluster move its revision past the feed's last change.
+    let elsewhere = cluster.store("elsewhere");
+    let other = elsewhere.collection::<u32>("other").open().expect("other");
+    other.insert("x", 0).expect("insert");
+    cluster.compact();
+
+    let Err(Error::HistoryCompacted { oldest }) = read(saw_a) else {
+        panic!("b was compacted away from behind a reader that had seen only a");
+    };
+    assert!(oldest > saw_b, "{oldest} {saw_b}");
+    assert_eq!(read(oldest - 1).expect("from the oldest kept").len(), 0);
+    // The reader that saw b missed nothing: it reads on, and waits, across the compaction.
+    assert_eq!(read(saw_b).expect("changes").len(), 0);
+    let mut watch = store.watch(saw_b).expect("watch");
+    assert_eq!(
+        watch.next_timeout(Duration::from_millis(50)).expect("wait"),
+        None
+    );
+    docs.insert("c", 3).expect("insert");
+    let c = watch.next_change().expect("c");
+    assert_eq!(
+        (c.key.as_str(), c.value::<u32>().expect("decodes")),
+        ("c", Some(3))
+    );
+    let after_b: Vec<String> = read(saw_b)
+        .expect("changes")
+        .into_iter()
+        .map(|c| c.key)
+        .collect();
+    assert_eq!(after_b, ["c"]);
+    assert_eq!(read(oldest - 1).expect("from the oldest kept").len(), 1);
 }

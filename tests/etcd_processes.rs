@@ -1,7 +1,8 @@
 //! Many processes, one etcd cluster: separate OS processes (this test binary run again as
-//! children) share one store, and only etcd's compares keep them right. Lost updates, one
-//! e-mail registered by eight processes, the last items bought by four, and bank transfers
-//! that must conserve money; only outcomes are asserted, never timing.
+//! children) share one store, and only etcd's compares keep them right. Lost updates (and the
+//! change feed's order of them), one e-mail registered by eight processes, the last items
+//! bought by four, and bank transfers that must conserve money; only outcomes are asserted,
+//! never timing.
 #![cfg(feature = "etcd")]
 
 mod child;
@@ -11,7 +12,7 @@ use std::collections::BTreeMap;
 use std::process::Stdio;
 
 use parking_lot::{Mutex, MutexGuard};
-use revkv::{Conflict, Error, Store};
+use revkv::{ChangeKind, Conflict, Error, Retention, Store, Version};
 use serde::{Deserialize, Serialize};
 
 /// How a child learns its cluster, namespace and part: `endpoints|namespace|index`.
@@ -102,22 +103,50 @@ fn child_store() -> (Store, usize) {
 const COUNTERS: usize = 4;
 const INCREMENTS: u64 = 40;
 
+/// Also the change feed across processes: the parent opens the store with a feed, the
+/// children without one (a store that has a feed keeps it in every process), and the feed
+/// lists every increment once, in the order they were committed.
 #[test]
 fn read_modify_write_from_four_processes_loses_no_update() {
-    let (_one, cluster, store) = cluster("counter");
+    let (_one, cluster, _) = cluster("counter");
+    let store = Store::builder()
+        .etcd(cluster.endpoints())
+        .namespace("counter")
+        .change_feed(Retention::default())
+        .open()
+        .expect("the store with a feed");
     let counters = store
         .collection::<u64>("counters")
         .open()
         .expect("counters");
     counters.insert("c", 0_u64).expect("insert");
     let done = run_children(&cluster, "child_increments", "counter", COUNTERS);
-    let total: u64 = done
+    let mut acknowledged: Vec<Version> = done
         .iter()
-        .map(|n| n.parse::<u64>().expect("a count"))
-        .sum();
-    assert_eq!(total, COUNTERS as u64 * INCREMENTS);
+        .flat_map(|versions| versions.split(','))
+        .map(|v| Version::new(v.parse().expect("a version")))
+        .collect();
+    let total = COUNTERS as u64 * INCREMENTS;
+    assert_eq!(acknowledged.len() as u64, total);
     let counter = counters.get("c").expect("read").expect("exists");
     assert_eq!(counter.value, total, "every increment is there");
+
+    let changes: Vec<_> = store
+        .changes_since(0)
+        .expect("the feed")
+        .collect::<revkv::Result<_>>()
+        .expect("changes");
+    let values: Vec<u64> = changes
+        .iter()
+        .map(|c| c.value::<u64>().expect("decodes").expect("a value"))
+        .collect();
+    assert_eq!(values, (0..=total).collect::<Vec<_>>(), "in commit order");
+    assert!(changes[1..].iter().all(|c| c.kind == ChangeKind::Update));
+    let mut fed: Vec<Version> = changes[1..].iter().map(|c| c.version).collect();
+    assert!(fed.windows(2).all(|w| w[0] < w[1]), "versions grow");
+    acknowledged.sort();
+    fed.sort();
+    assert_eq!(fed, acknowledged, "the acknowledged increments");
 }
 
 #[test]
@@ -128,10 +157,13 @@ fn child_increments() {
         .collection::<u64>("counters")
         .open()
         .expect("counters");
-    for _ in 0..INCREMENTS {
-        counters.update_with("c", |n| n + 1).expect("increment");
-    }
-    println!("RESULT {INCREMENTS}");
+    let versions: Vec<String> = (0..INCREMENTS)
+        .map(|_| {
+            let written = counters.update_with("c", |n| n + 1).expect("increment");
+            written.version.get().to_string()
+        })
+        .collect();
+    println!("RESULT {}", versions.join(","));
 }
 
 const REGISTRANTS: usize = 8;

@@ -141,7 +141,10 @@ fn a_wait_without_a_write_ends_with_an_empty_page() {
 
 #[test]
 fn a_position_the_feed_no_longer_keeps_is_410_with_the_oldest_it_keeps() {
+    // Retention is the local engine's (etcd's compaction: tests/etcd_engine.rs).
+    let dir = tempfile::tempdir().expect("a directory");
     let store = Store::builder()
+        .path(dir.path())
         .change_feed(Retention::new(1, Duration::from_secs(3600)))
         .open()
         .expect("store");

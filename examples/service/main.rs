@@ -10,8 +10,8 @@
 //! ```
 //!
 //! With `--etcd URL,URL,URL` (and the `etcd` feature) the store is in an etcd cluster instead,
-//! under `--namespace`, and any number of instances can serve it together; the change feed is
-//! not available there yet.
+//! under `--namespace`, and any number of instances can serve it together, with one change
+//! feed.
 
 mod app;
 
@@ -65,7 +65,9 @@ fn seconds(text: &str) -> Result<u64, String> {
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
-    let builder = Store::builder().sweep_every(Duration::from_secs(args.sweep_every));
+    let builder = Store::builder()
+        .sweep_every(Duration::from_secs(args.sweep_every))
+        .change_feed(Retention::default());
     #[cfg(feature = "etcd")]
     if !args.etcd.is_empty() {
         let place = format!("etcd {} as {:?}", args.etcd.join(","), args.namespace);
@@ -73,11 +75,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         return serve(on_etcd.open()?, &args, &place).await;
     }
     let place = args.data.display().to_string();
-    let store = builder
-        .path(&args.data)
-        .change_feed(Retention::default())
-        .open()?;
-    serve(store, &args, &place).await
+    serve(builder.path(&args.data).open()?, &args, &place).await
 }
 
 /// Serves the API on `store`, kept in `place`, until a stop is requested.

@@ -10,6 +10,7 @@
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
 
 use serde::Serialize;
 
@@ -18,7 +19,7 @@ use crate::backend::{Backend, SledBackend, Tree};
 use crate::clock::StoreClock;
 use crate::commit::Commit;
 use crate::durability::{Durability, GroupCommit};
-use crate::feed::{ChangeKind, EntryWrite, Feed, Recorded, Retention};
+use crate::feed::{Changes, Feed, Recorded, Retention, entry_writes};
 use crate::journal::{self, Journal};
 use crate::locks::LockTable;
 use crate::meta::Meta;
@@ -305,8 +306,17 @@ impl Engine for LocalEngine {
         }
     }
 
-    fn feed(&self) -> Option<&Feed> {
-        self.feed.as_ref()
+    fn has_feed(&self) -> bool {
+        self.feed.is_some()
+    }
+
+    fn changes_since(&self, since: u64) -> Result<Changes> {
+        self.feed.as_ref().ok_or(Error::NoChangeFeed)?.since(since)
+    }
+
+    fn wait_past(&self, position: u64, timeout: Duration) -> Result<bool> {
+        let feed = self.feed.as_ref().ok_or(Error::NoChangeFeed)?;
+        Ok(feed.wait_past(position, timeout))
     }
 
     fn pause_commits(&self) -> Paused<'_> {
@@ -332,23 +342,6 @@ impl Drop for LocalEngine {
             let _ = self.backend.sync();
         }
     }
-}
-
-/// The writes of a commit as the change feed records them.
-fn entry_writes(commit: &Commit<'_>) -> Vec<EntryWrite> {
-    commit
-        .writes
-        .iter()
-        .map(|w| EntryWrite {
-            tree: w.keyspace.name.to_string(),
-            key: w.key.to_vec(),
-            value: w.value.map(<[u8]>::to_vec),
-            change: w.record.and_then(|record| {
-                let kind = ChangeKind::of(record.existed, w.value.is_some())?;
-                Some((kind, record.version))
-            }),
-        })
-        .collect()
 }
 
 /// Records that the change feed's finished entries are applied (see [`Feed::mark_applied`]).

@@ -98,27 +98,45 @@ impl Cluster {
         }
     }
 
+    /// Compacts the cluster's history up to its current revision, as an operator's
+    /// `etcdctl compact` or etcd's auto-compaction does.
+    pub fn compact(&self) {
+        let status = self.etcdctl(0, &["endpoint", "status", "-w", "json"]);
+        let revision = status
+            .as_ref()
+            .and_then(|s| s[0]["Status"]["header"]["revision"].as_u64())
+            .expect("the cluster's revision");
+        let compacted = Command::new("etcdctl")
+            .env("ETCDCTL_API", "3")
+            .args(["--endpoints", &self.endpoints()[0], "compact"])
+            .arg(revision.to_string())
+            .output()
+            .expect("etcdctl runs");
+        assert!(compacted.status.success(), "{compacted:?}");
+    }
+
     /// `(member id, leader id)` as member `i` reports them.
     fn status(&self, i: usize) -> Option<(u64, u64)> {
-        let output = Command::new("etcdctl")
-            .env("ETCDCTL_API", "3")
-            .args([
-                "--endpoints",
-                &format!("http://127.0.0.1:{}", self.members[i].client_port),
-                "--command-timeout=1s",
-                "endpoint",
-                "status",
-                "-w",
-                "json",
-            ])
-            .output()
-            .ok()?;
-        let status: serde_json::Value = serde_json::from_slice(&output.stdout).ok()?;
+        let status = self.etcdctl(
+            i,
+            &["--command-timeout=1s", "endpoint", "status", "-w", "json"],
+        )?;
         let status = &status[0]["Status"];
         Some((
             status["header"]["member_id"].as_u64()?,
             status["leader"].as_u64()?,
         ))
+    }
+
+    /// What `etcdctl ARGS` against member `i` prints, as JSON.
+    fn etcdctl(&self, i: usize, args: &[&str]) -> Option<serde_json::Value> {
+        let output = Command::new("etcdctl")
+            .env("ETCDCTL_API", "3")
+            .args(["--endpoints", &self.endpoints()[i]])
+            .args(args)
+            .output()
+            .ok()?;
+        serde_json::from_slice(&output.stdout).ok()
     }
 
     fn launch(&mut self, i: usize, state: &str) {

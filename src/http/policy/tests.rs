@@ -377,11 +377,6 @@ fn server_failures_are_500_without_internals() {
         Error::NoHistory {
             collection: secret.into(),
         },
-        // A store on an engine that lacks what a route uses.
-        Error::Unsupported {
-            what: "the change feed",
-            engine: "etcd",
-        },
     ];
     for error in errors {
         let (status, body) = render(&Policy::default(), error);

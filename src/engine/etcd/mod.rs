@@ -20,15 +20,19 @@ use std::time::Duration;
 
 use etcd_client::{
     Client, Compare, CompareOp, ConnectOptions, DeleteOptions, GetOptions, KvClient, Txn, TxnOp,
+    WatchClient,
 };
 use parking_lot::Mutex;
 
+use self::feed::EtcdFeed;
 use super::{Engine, Paused, check_format};
 use crate::backend::{Bytes, Entries, Tree};
 use crate::commit::Commit;
-use crate::feed::Feed;
+use crate::feed::Changes;
 use crate::meta::Meta;
 use crate::{Error, Result, Version};
+
+mod feed;
 
 /// etcd's default `--max-txn-ops`: compares, and writes, per transaction.
 pub(crate) const MAX_TXN_OPS: usize = 128;
@@ -44,10 +48,13 @@ const ATTEMPTS: u32 = 8;
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// The metadata key of the version lease: every version below its value has been handed out.
 const VERSION_LEASE: &str = "version-lease";
+/// The metadata key present once the store keeps a change feed.
+const CHANGE_FEED: &str = "change-feed";
 
 /// A connection to the cluster, shared by the engine and its keyspaces.
 struct Cluster {
     kv: KvClient,
+    watch: WatchClient,
     /// Present until the cluster is dropped.
     runtime: Option<tokio::runtime::Runtime>,
 }
@@ -63,19 +70,29 @@ impl Drop for Cluster {
 }
 
 impl Cluster {
-    /// Runs `request` on the engine's runtime and waits for its answer, retrying transport
-    /// failures with a growing pause.
-    fn call<T, F, Fut>(&self, mut request: F) -> Result<T>
+    /// Runs `request` on the key-value client (see [`Self::retry`]).
+    fn call<T, F, Fut>(&self, request: F) -> Result<T>
     where
         T: Send + 'static,
         F: FnMut(KvClient) -> Fut,
         Fut: Future<Output = Result<T, etcd_client::Error>> + Send + 'static,
     {
+        self.retry(&self.kv, request)
+    }
+
+    /// Runs `request` with `client` on the engine's runtime and waits for its answer,
+    /// retrying transport failures with a growing pause.
+    fn retry<C, T, F, Fut>(&self, client: &C, mut request: F) -> Result<T>
+    where
+        C: Clone,
+        T: Send + 'static,
+        F: FnMut(C) -> Fut,
+        Fut: Future<Output = Result<T, etcd_client::Error>> + Send + 'static,
+    {
         let mut pause = Duration::from_millis(20);
         let mut attempt = 1;
         loop {
-            let runtime = self.runtime.as_ref().expect("present until dropped");
-            let outcome = wait_for(runtime, request(self.kv.clone()))?;
+            let outcome = self.run(request(client.clone()))?;
             match outcome {
                 Ok(value) => return Ok(value),
                 Err(error) if attempt < ATTEMPTS && is_transient(&error) => {
@@ -106,6 +123,17 @@ impl Cluster {
             }
             _ => Ok(succeeded),
         }
+    }
+
+    /// Runs `future` on the engine's runtime and waits for it.
+    fn run<T: Send + 'static>(
+        &self,
+        future: impl Future<Output = T> + Send + 'static,
+    ) -> Result<T> {
+        wait_for(
+            self.runtime.as_ref().expect("present until dropped"),
+            future,
+        )
     }
 
     fn get(&self, key: Vec<u8>) -> Result<Option<Bytes>> {
@@ -186,16 +214,20 @@ pub(crate) struct EtcdEngine {
     namespace: Vec<u8>,
     meta: Arc<Meta>,
     versions: Mutex<Block>,
+    feed: Option<EtcdFeed>,
     /// Removes the namespace when the engine is dropped (a temporary store).
     temporary: bool,
 }
 
 impl EtcdEngine {
-    /// Connects to the cluster at `endpoints` and opens the store kept under `namespace`.
+    /// Connects to the cluster at `endpoints` and opens the store kept under `namespace`,
+    /// recording a change feed if `feed` or if any process ever opened it with one: a feed
+    /// that only some processes record would miss the others' commits.
     pub(crate) fn open(
         endpoints: &[String],
         namespace: &str,
         temporary: bool,
+        feed: bool,
     ) -> Result<(Self, Arc<Meta>)> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -215,11 +247,21 @@ impl EtcdEngine {
         prefix.push(0);
         let cluster = Arc::new(Cluster {
             kv: client.kv_client(),
+            watch: client.watch_client(),
             runtime: Some(runtime),
         });
         let meta = Arc::new(Meta::new(keyspace(&cluster, &prefix, "revkv/meta")));
         check_format(&meta)?;
+        let feed = match meta.get::<()>(CHANGE_FEED)? {
+            Some(()) => true,
+            None if feed => {
+                meta.put(CHANGE_FEED, &())?;
+                true
+            }
+            None => false,
+        };
         let engine = Self {
+            feed: feed.then(|| EtcdFeed::new(Arc::clone(&cluster), &prefix)),
             cluster,
             namespace: prefix,
             meta: Arc::clone(&meta),
@@ -241,9 +283,15 @@ impl EtcdEngine {
         }
     }
 
-    /// The etcd transaction of `commit`, checked against etcd's limits.
+    /// The etcd transaction of `commit`, with the change feed's entry for it if the store
+    /// keeps a feed, checked against etcd's limits.
     fn txn(&self, commit: &Commit<'_>) -> Result<Txn> {
-        let ops = commit.compares.len().max(commit.writes.len());
+        let entry = match &self.feed {
+            Some(feed) => feed.entry(commit)?,
+            None => None,
+        };
+        let writes = commit.writes.len() + usize::from(entry.is_some());
+        let ops = commit.compares.len().max(writes);
         if ops > MAX_TXN_OPS {
             return Err(Error::CommitTooLarge {
                 what: "operations",
@@ -266,6 +314,7 @@ impl EtcdEngine {
             .clone()
             .chain(written.clone())
             .map(|(name, key, value)| size(name, key, value))
+            .chain(entry.iter().map(|(key, value)| key.len() + value.len()))
             .sum();
         if bytes > MAX_REQUEST_BYTES {
             return Err(Error::CommitTooLarge {
@@ -280,6 +329,7 @@ impl EtcdEngine {
             .collect();
         let writes: Vec<TxnOp> = written
             .map(|(name, k, value)| write(key(name, k), value))
+            .chain(entry.map(|(key, value)| TxnOp::put(key, value, None)))
             .collect();
         Ok(Txn::new().when(compares).and_then(writes))
     }
@@ -335,8 +385,17 @@ impl Engine for EtcdEngine {
         Ok(())
     }
 
-    fn feed(&self) -> Option<&Feed> {
-        None
+    fn has_feed(&self) -> bool {
+        self.feed.is_some()
+    }
+
+    fn changes_since(&self, since: u64) -> Result<Changes> {
+        self.feed.as_ref().ok_or(Error::NoChangeFeed)?.since(since)
+    }
+
+    fn wait_past(&self, position: u64, timeout: Duration) -> Result<bool> {
+        let feed = self.feed.as_ref().ok_or(Error::NoChangeFeed)?;
+        feed.wait_past(position, timeout)
     }
 
     /// Other processes cannot be paused: nothing is held.

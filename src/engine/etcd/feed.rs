@@ -1,0 +1,259 @@
+//! The change feed on etcd: every commit that changes records also puts those changes, encoded
+//! as the local feed encodes a commit's writes, at one key of the namespace. That key's history
+//! in etcd is the feed, read with an etcd Watch from a revision.
+//!
+//! A change's position is its commit's revision times 2^16 plus an index that ends at 2^16 - 1
+//! with the commit's last change (an etcd transaction holds far fewer than 2^16). So a reader
+//! that saw a whole commit resumes at the next revision, and one that saw part of it at the
+//! same revision. Revisions order the commits of every process, and etcd answers a commit only
+//! once it is visible at its revision: a reader resuming from the last position it saw misses
+//! nothing.
+//!
+//! Once etcd compacts its history, revisions before the compaction are gone. A reader behind
+//! it is [`Error::HistoryCompacted`] only if the feed changed in what it missed: the key as of
+//! the compaction shows when it last changed.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use etcd_client::{EventType, GetOptions, WatchOptions, WatchResponse, WatchStream};
+
+use super::{Cluster, etcd_key, storage_error};
+use crate::codec::{self, FEED};
+use crate::commit::Commit;
+use crate::feed::{Change, Changes, EntryWrite, changes_of, entry_writes};
+use crate::{Error, Result};
+
+/// The keyspace of the feed's one key.
+const KEYSPACE: &str = "revkv/feed";
+
+#[derive(Clone)]
+pub(super) struct EtcdFeed {
+    cluster: Arc<Cluster>,
+    /// The etcd key whose history is the feed.
+    key: Vec<u8>,
+}
+
+impl EtcdFeed {
+    pub(super) fn new(cluster: Arc<Cluster>, namespace: &[u8]) -> Self {
+        Self {
+            cluster,
+            key: etcd_key(namespace, KEYSPACE, b""),
+        }
+    }
+
+    /// The feed's key and what `commit` puts there: its record changes, if it makes any.
+    pub(super) fn entry(&self, commit: &Commit<'_>) -> Result<Option<(&[u8], Vec<u8>)>> {
+        let mut changes = entry_writes(commit);
+        changes.retain(|write| write.change.is_some());
+        if changes.is_empty() {
+            return Ok(None);
+        }
+        let entry = codec::encode_tagged(FEED, &changes)
+            .map_err(|e| Error::encode(e, "a change feed entry".into()))?;
+        Ok(Some((&self.key, entry)))
+    }
+
+    /// The changes after `since`, up to the last commit that made any when this is called.
+    pub(super) fn since(&self, since: u64) -> Result<Changes> {
+        let from = first_revision(since);
+        let Some(last) = self.last_change(None)?.filter(|&last| last >= from) else {
+            return Ok(Changes::new(since, std::iter::empty()));
+        };
+        let mut reader = Reader {
+            feed: self.clone(),
+            stream: Some(self.watch(from)?),
+            from,
+            since,
+            last,
+            pending: Vec::new().into_iter(),
+        };
+        // The first response says whether etcd still holds `from`.
+        reader.fill()?;
+        Ok(Changes::new(since, reader))
+    }
+
+    /// Waits until a change after `position` is committed, or `timeout` passes; whether one
+    /// is.
+    pub(super) fn wait_past(&self, position: u64, timeout: Duration) -> Result<bool> {
+        let deadline = Instant::now() + timeout;
+        let mut from = first_revision(position);
+        loop {
+            let mut watch = self.cluster.watch.clone();
+            let key = self.key.clone();
+            let options = WatchOptions::new().with_start_revision(from);
+            let left = deadline.saturating_duration_since(Instant::now());
+            let waited = self.cluster.run(async move {
+                let wait = async move {
+                    let mut stream = watch
+                        .watch(key, Some(options))
+                        .await
+                        .map_err(storage_error)?;
+                    while let Some(response) = stream.message().await.map_err(storage_error)? {
+                        if response.compact_revision() > 0 {
+                            return Ok(Waited::Compacted(response.compact_revision()));
+                        }
+                        if response.canceled() {
+                            return Err(cancelled(&response));
+                        }
+                        if !changes(&response, position)?.is_empty() {
+                            return Ok(Waited::Changed);
+                        }
+                    }
+                    Err(ended())
+                };
+                tokio::time::timeout(left, wait)
+                    .await
+                    .unwrap_or(Ok(Waited::TimedOut))
+            })??;
+            match waited {
+                Waited::Changed => return Ok(true),
+                Waited::TimedOut => return Ok(false),
+                Waited::Compacted(compacted) => match self.resume(from, compacted) {
+                    Ok(resumed) => from = resumed,
+                    // Reading from `position` says so.
+                    Err(Error::HistoryCompacted { .. }) => return Ok(true),
+                    Err(e) => return Err(e),
+                },
+            }
+        }
+    }
+
+    /// The revision of the feed's last change as of `revision` (`None`: now), if any.
+    fn last_change(&self, revision: Option<i64>) -> Result<Option<i64>> {
+        let key = self.key.clone();
+        let options = revision.map(|r| GetOptions::new().with_revision(r));
+        let answer = self.cluster.call(move |mut kv| {
+            let (key, options) = (key.clone(), options.clone());
+            async move { kv.get(key, options).await }
+        })?;
+        Ok(answer
+            .kvs()
+            .first()
+            .map(etcd_client::KeyValue::mod_revision))
+    }
+
+    /// Where a watch from revision `from` that etcd refused, having compacted its history up to
+    /// `compacted`, can start instead: at `compacted`, if the feed did not change in between.
+    fn resume(&self, from: i64, compacted: i64) -> Result<i64> {
+        match self.last_change(Some(compacted))? {
+            Some(changed) if changed >= from => Err(Error::HistoryCompacted {
+                oldest: first_position(compacted),
+            }),
+            _ => Ok(compacted),
+        }
+    }
+
+    fn watch(&self, from: i64) -> Result<WatchStream> {
+        let options = WatchOptions::new().with_start_revision(from);
+        let key = self.key.clone();
+        self.cluster.retry(&self.cluster.watch, move |mut watch| {
+            let (key, options) = (key.clone(), options.clone());
+            async move { watch.watch(key, Some(options)).await }
+        })
+    }
+}
+
+/// How a wait for a change ended.
+enum Waited {
+    Changed,
+    TimedOut,
+    /// The watch's start was compacted away, up to this revision.
+    Compacted(i64),
+}
+
+/// The revision of the first position after `since`.
+fn first_revision(since: u64) -> i64 {
+    i64::try_from(since.saturating_add(1) >> 16)
+        .unwrap_or(i64::MAX)
+        .max(1)
+}
+
+/// The first position a commit at `revision` may have.
+fn first_position(revision: i64) -> u64 {
+    u64::try_from(revision).unwrap_or(0) << 16
+}
+
+fn ended() -> Error {
+    Error::Storage("etcd ended a watch of the change feed".into())
+}
+
+fn cancelled(response: &WatchResponse) -> Error {
+    let reason = response.cancel_reason();
+    Error::Storage(format!("etcd cancelled a watch of the change feed: {reason}").into())
+}
+
+/// The changes after `since` that `response` brings.
+fn changes(response: &WatchResponse, since: u64) -> Result<Vec<Change>> {
+    let mut changes = Vec::new();
+    for event in response.events() {
+        let Some(kv) = event.kv().filter(|_| event.event_type() == EventType::Put) else {
+            continue; // the namespace was removed
+        };
+        let revision = kv.mod_revision();
+        let writes: Vec<EntryWrite> = codec::decode_tagged(FEED, kv.value())
+            .map_err(|e| Error::decode(e, format!("change feed entry at revision {revision}")))?;
+        // The commit's last change is at the revision's last position.
+        let count = writes.iter().filter(|w| w.change.is_some()).count();
+        let first = first_position(revision + 1) - u64::try_from(count).unwrap_or(0);
+        changes.extend(changes_of(writes, first, since));
+    }
+    Ok(changes)
+}
+
+/// The changes after `since` up to revision `last`, read from a watch a response at a time.
+struct Reader {
+    feed: EtcdFeed,
+    /// `None` once revision `last` is read.
+    stream: Option<WatchStream>,
+    /// Where the watch started.
+    from: i64,
+    since: u64,
+    last: i64,
+    pending: std::vec::IntoIter<Change>,
+}
+
+impl Reader {
+    /// Reads responses until a change is pending or revision `last` is read.
+    fn fill(&mut self) -> Result<()> {
+        while self.pending.len() == 0 {
+            let Some(mut stream) = self.stream.take() else {
+                return Ok(());
+            };
+            let (stream, message) = self.feed.cluster.run(async move {
+                let message = stream.message().await;
+                (stream, message)
+            })?;
+            let response = message.map_err(storage_error)?.ok_or_else(ended)?;
+            if response.compact_revision() > 0 {
+                self.from = self.feed.resume(self.from, response.compact_revision())?;
+                self.stream = Some(self.feed.watch(self.from)?);
+                continue;
+            }
+            if response.canceled() {
+                return Err(cancelled(&response));
+            }
+            self.pending = changes(&response, self.since)?.into_iter();
+            let read_all = response
+                .events()
+                .iter()
+                .any(|event| event.kv().is_some_and(|kv| kv.mod_revision() >= self.last));
+            if !read_all {
+                self.stream = Some(stream);
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Iterator for Reader {
+    type Item = Result<Change>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if let Err(e) = self.fill() {
+            self.stream = None;
+            return Some(Err(e));
+        }
+        self.pending.next().map(Ok)
+    }
+}
