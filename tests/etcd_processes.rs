@@ -10,6 +10,7 @@ mod etcd;
 
 use std::collections::BTreeMap;
 use std::process::Stdio;
+use std::time::Duration;
 
 use parking_lot::{Mutex, MutexGuard};
 use revkv::{ChangeKind, Conflict, Error, Retention, Store, Version};
@@ -105,7 +106,8 @@ const INCREMENTS: u64 = 40;
 
 /// Also the change feed across processes: the parent opens the store with a feed, the
 /// children without one (a store that has a feed keeps it in every process), and the feed
-/// lists every increment once, in the order they were committed.
+/// lists every increment once, in the order they were committed, both to a watch that
+/// follows it while the children write and when read afterwards.
 #[test]
 fn read_modify_write_from_four_processes_loses_no_update() {
     let (_one, cluster, _) = cluster("counter");
@@ -120,13 +122,25 @@ fn read_modify_write_from_four_processes_loses_no_update() {
         .open()
         .expect("counters");
     counters.insert("c", 0_u64).expect("insert");
-    let done = run_children(&cluster, "child_increments", "counter", COUNTERS);
+    let total = COUNTERS as u64 * INCREMENTS;
+    let mut watch = store.watch(0).expect("watch");
+    let (done, watched) = std::thread::scope(|scope| {
+        let watcher = scope.spawn(move || {
+            (0..=total)
+                .map(|_| {
+                    let change = watch.next_timeout(Duration::from_secs(60));
+                    change.expect("next change").expect("a change within 60 s")
+                })
+                .collect::<Vec<_>>()
+        });
+        let done = run_children(&cluster, "child_increments", "counter", COUNTERS);
+        (done, watcher.join().expect("the watcher"))
+    });
     let mut acknowledged: Vec<Version> = done
         .iter()
         .flat_map(|versions| versions.split(','))
         .map(|v| Version::new(v.parse().expect("a version")))
         .collect();
-    let total = COUNTERS as u64 * INCREMENTS;
     assert_eq!(acknowledged.len() as u64, total);
     let counter = counters.get("c").expect("read").expect("exists");
     assert_eq!(counter.value, total, "every increment is there");
@@ -136,6 +150,7 @@ fn read_modify_write_from_four_processes_loses_no_update() {
         .expect("the feed")
         .collect::<revkv::Result<_>>()
         .expect("changes");
+    assert_eq!(watched, changes, "the watch saw what the feed holds");
     let values: Vec<u64> = changes
         .iter()
         .map(|c| c.value::<u64>().expect("decodes").expect("a value"))
