@@ -288,37 +288,6 @@ impl Feed {
         self.state.lock().stable()
     }
 
-    /// Waits until a commit after `position` has finished, or `timeout` passes; whether one has.
-    pub(crate) fn wait_past(&self, position: u64, timeout: Duration) -> bool {
-        let mut state = self.state.lock();
-        let deadline = std::time::Instant::now() + timeout;
-        while state.stable() <= position {
-            if self.advanced.wait_until(&mut state, deadline).timed_out() {
-                return state.stable() > position;
-            }
-        }
-        true
-    }
-
-    /// The changes after `since`, up to the last finished commit.
-    pub(crate) fn since(&self, since: u64) -> Result<Changes> {
-        let stable = self.stable();
-        if since < self.pruned.load(Ordering::Acquire) {
-            let oldest = match self.tree.scan_from(&[]).next().transpose()? {
-                Some((position, bytes)) => decode_entry(&position, &bytes)?.first,
-                None => stable + 1,
-            };
-            return Err(Error::HistoryCompacted { oldest });
-        }
-        let retained = Retained {
-            entries: self.tree.scan_from(&since.saturating_add(1).to_be_bytes()),
-            since,
-            stable,
-            pending: Vec::new().into_iter(),
-        };
-        Ok(Changes::new(since, retained))
-    }
-
     /// Records that every commit up to the current stable position is applied, and prunes
     /// when it is due; call before a sync, which then makes both durable together with those
     /// commits. Pruning runs here, outside every commit, since it only removes applied entries.
@@ -359,6 +328,47 @@ impl Feed {
             }
         }
         Ok(())
+    }
+}
+
+/// Reads a change feed, on either engine.
+pub(crate) trait ChangeFeed: Send + Sync {
+    /// The changes committed after position `since`, up to the last commit finished now.
+    fn since(&self, since: u64) -> Result<Changes>;
+
+    /// Waits until a change after `position` is committed, or `timeout` passes; whether one
+    /// is (or the feed no longer holds `position`, which reading from it reports).
+    fn wait_past(&self, position: u64, timeout: Duration) -> Result<bool>;
+}
+
+impl ChangeFeed for Feed {
+    fn wait_past(&self, position: u64, timeout: Duration) -> Result<bool> {
+        let mut state = self.state.lock();
+        let deadline = std::time::Instant::now() + timeout;
+        while state.stable() <= position {
+            if self.advanced.wait_until(&mut state, deadline).timed_out() {
+                return Ok(state.stable() > position);
+            }
+        }
+        Ok(true)
+    }
+
+    fn since(&self, since: u64) -> Result<Changes> {
+        let stable = self.stable();
+        if since < self.pruned.load(Ordering::Acquire) {
+            let oldest = match self.tree.scan_from(&[]).next().transpose()? {
+                Some((position, bytes)) => decode_entry(&position, &bytes)?.first,
+                None => stable + 1,
+            };
+            return Err(Error::HistoryCompacted { oldest });
+        }
+        let retained = Retained {
+            entries: self.tree.scan_from(&since.saturating_add(1).to_be_bytes()),
+            since,
+            stable,
+            pending: Vec::new().into_iter(),
+        };
+        Ok(Changes::new(since, retained))
     }
 }
 

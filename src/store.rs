@@ -16,7 +16,7 @@ use crate::durability::Durability;
 #[cfg(feature = "etcd")]
 use crate::engine::EtcdEngine;
 use crate::engine::{Engine, LocalEngine, LocalOptions};
-use crate::feed::{Changes, Retention};
+use crate::feed::{ChangeFeed, Changes, Retention};
 use crate::locks::Turns;
 use crate::meta::Meta;
 use crate::stats::{Observer, Stats};
@@ -182,7 +182,7 @@ impl Store {
     /// [`Error::NoChangeFeed`] without [`StoreBuilder::change_feed`];
     /// [`Error::HistoryCompacted`] if changes after `since` were pruned.
     pub fn changes_since(&self, since: u64) -> Result<Changes> {
-        self.shared.engine.changes_since(since)
+        self.feed()?.since(since)
     }
 
     /// Follows the change feed from position `since`, waiting for new commits without polling.
@@ -190,15 +190,12 @@ impl Store {
     /// # Errors
     /// As [`Store::changes_since`].
     pub fn watch(&self, since: u64) -> Result<Watch> {
-        if !self.shared.engine.has_feed() {
-            return Err(Error::NoChangeFeed);
-        }
+        self.feed()?;
         Ok(Watch::new(self.clone(), since))
     }
 
-    /// Waits until a change after `position` is committed, or `timeout` passes; whether one is.
-    pub(crate) fn wait_past(&self, position: u64, timeout: Duration) -> Result<bool> {
-        self.shared.engine.wait_past(position, timeout)
+    pub(crate) fn feed(&self) -> Result<&dyn ChangeFeed> {
+        self.shared.engine.feed().ok_or(Error::NoChangeFeed)
     }
 
     /// Removes every record of the open collections whose time to live has passed, each in a
@@ -368,6 +365,7 @@ impl StoreBuilder {
         if self.path.is_none()
             && self.etcd.is_none()
             && let Ok(endpoints) = std::env::var("REVKV_ETCD_ENDPOINTS")
+            && !endpoints.is_empty()
         {
             return self.etcd(endpoints.split(',')).open();
         }

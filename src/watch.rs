@@ -47,7 +47,7 @@ impl Watch {
     /// As [`Store::changes_since`].
     pub fn next_timeout(&mut self, timeout: Duration) -> Result<Option<Change>> {
         if self.ready.is_empty() {
-            if !self.store.wait_past(self.position, timeout)? {
+            if !self.store.feed()?.wait_past(self.position, timeout)? {
                 return Ok(None);
             }
             self.ready = self

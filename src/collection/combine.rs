@@ -102,7 +102,7 @@ where
         schema.indexes.is_empty()
             && schema.states.is_none()
             && schema.history.is_none()
-            && !self.store().shared.engine.has_feed()
+            && self.store().shared.engine.feed().is_none()
     }
 
     /// `update_with` through the key's chain. `Ok(None)` asks the caller to take the

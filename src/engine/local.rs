@@ -10,7 +10,6 @@
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::Duration;
 
 use serde::Serialize;
 
@@ -19,7 +18,7 @@ use crate::backend::{Backend, SledBackend, Tree};
 use crate::clock::StoreClock;
 use crate::commit::Commit;
 use crate::durability::{Durability, GroupCommit};
-use crate::feed::{Changes, Feed, Recorded, Retention, entry_writes};
+use crate::feed::{ChangeFeed, Feed, Recorded, Retention, entry_writes};
 use crate::journal::{self, Journal};
 use crate::locks::LockTable;
 use crate::meta::Meta;
@@ -306,17 +305,8 @@ impl Engine for LocalEngine {
         }
     }
 
-    fn has_feed(&self) -> bool {
-        self.feed.is_some()
-    }
-
-    fn changes_since(&self, since: u64) -> Result<Changes> {
-        self.feed.as_ref().ok_or(Error::NoChangeFeed)?.since(since)
-    }
-
-    fn wait_past(&self, position: u64, timeout: Duration) -> Result<bool> {
-        let feed = self.feed.as_ref().ok_or(Error::NoChangeFeed)?;
-        Ok(feed.wait_past(position, timeout))
+    fn feed(&self) -> Option<&dyn ChangeFeed> {
+        self.feed.as_ref().map(|feed| feed as &dyn ChangeFeed)
     }
 
     fn pause_commits(&self) -> Paused<'_> {

@@ -16,11 +16,10 @@ mod etcd;
 mod local;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use crate::backend::Tree;
 use crate::commit::Commit;
-use crate::feed::Changes;
+use crate::feed::ChangeFeed;
 use crate::locks::Held;
 use crate::meta::Meta;
 use crate::{Error, Result, Version};
@@ -61,16 +60,8 @@ pub(crate) trait Engine: Send + Sync {
     /// as those on the logged route.
     fn make_direct_writes_durable(&self) -> Result<()>;
 
-    /// Whether commits are recorded in a change feed.
-    fn has_feed(&self) -> bool;
-
-    /// The changes committed after position `since`, up to the last commit finished now.
-    /// [`Error::NoChangeFeed`] without a feed.
-    fn changes_since(&self, since: u64) -> Result<Changes>;
-
-    /// Waits until a change after `position` is committed, or `timeout` passes; whether one
-    /// is (or the feed no longer holds `position`, which reading from it reports).
-    fn wait_past(&self, position: u64, timeout: Duration) -> Result<bool>;
+    /// The change feed, if the store keeps one.
+    fn feed(&self) -> Option<&dyn ChangeFeed>;
 
     /// Holds every commit back until the guard drops, for a check that must see the records
     /// and their indexes from one moment.

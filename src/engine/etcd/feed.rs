@@ -21,7 +21,7 @@ use etcd_client::{EventType, GetOptions, WatchOptions, WatchResponse, WatchStrea
 use super::{Cluster, etcd_key, storage_error};
 use crate::codec::{self, FEED};
 use crate::commit::Commit;
-use crate::feed::{Change, Changes, EntryWrite, changes_of, entry_writes};
+use crate::feed::{Change, ChangeFeed, Changes, EntryWrite, changes_of, entry_writes};
 use crate::{Error, Result};
 
 /// The keyspace of the feed's one key.
@@ -54,8 +54,43 @@ impl EtcdFeed {
         Ok(Some((&self.key, entry)))
     }
 
-    /// The changes after `since`, up to the last commit that made any when this is called.
-    pub(super) fn since(&self, since: u64) -> Result<Changes> {
+    /// The revision of the feed's last change as of `revision` (`None`: now), if any.
+    fn last_change(&self, revision: Option<i64>) -> Result<Option<i64>> {
+        let key = self.key.clone();
+        let options = revision.map(|r| GetOptions::new().with_revision(r));
+        let answer = self.cluster.call(move |mut kv| {
+            let (key, options) = (key.clone(), options.clone());
+            async move { kv.get(key, options).await }
+        })?;
+        Ok(answer
+            .kvs()
+            .first()
+            .map(etcd_client::KeyValue::mod_revision))
+    }
+
+    /// Where a watch from revision `from` that etcd refused, having compacted its history up to
+    /// `compacted`, can start instead: at `compacted`, if the feed did not change in between.
+    fn resume(&self, from: i64, compacted: i64) -> Result<i64> {
+        match self.last_change(Some(compacted))? {
+            Some(changed) if changed >= from => Err(Error::HistoryCompacted {
+                oldest: first_position(compacted),
+            }),
+            _ => Ok(compacted),
+        }
+    }
+
+    fn watch(&self, from: i64) -> Result<WatchStream> {
+        let options = WatchOptions::new().with_start_revision(from);
+        let key = self.key.clone();
+        self.cluster.retry(&self.cluster.watch, move |mut watch| {
+            let (key, options) = (key.clone(), options.clone());
+            async move { watch.watch(key, Some(options)).await }
+        })
+    }
+}
+
+impl ChangeFeed for EtcdFeed {
+    fn since(&self, since: u64) -> Result<Changes> {
         let from = first_revision(since);
         let Some(last) = self.last_change(None)?.filter(|&last| last >= from) else {
             return Ok(Changes::new(since, std::iter::empty()));
@@ -73,9 +108,7 @@ impl EtcdFeed {
         Ok(Changes::new(since, reader))
     }
 
-    /// Waits until a change after `position` is committed, or `timeout` passes; whether one
-    /// is.
-    pub(super) fn wait_past(&self, position: u64, timeout: Duration) -> Result<bool> {
+    fn wait_past(&self, position: u64, timeout: Duration) -> Result<bool> {
         let deadline = Instant::now() + timeout;
         let mut from = first_revision(position);
         loop {
@@ -117,40 +150,6 @@ impl EtcdFeed {
                 },
             }
         }
-    }
-
-    /// The revision of the feed's last change as of `revision` (`None`: now), if any.
-    fn last_change(&self, revision: Option<i64>) -> Result<Option<i64>> {
-        let key = self.key.clone();
-        let options = revision.map(|r| GetOptions::new().with_revision(r));
-        let answer = self.cluster.call(move |mut kv| {
-            let (key, options) = (key.clone(), options.clone());
-            async move { kv.get(key, options).await }
-        })?;
-        Ok(answer
-            .kvs()
-            .first()
-            .map(etcd_client::KeyValue::mod_revision))
-    }
-
-    /// Where a watch from revision `from` that etcd refused, having compacted its history up to
-    /// `compacted`, can start instead: at `compacted`, if the feed did not change in between.
-    fn resume(&self, from: i64, compacted: i64) -> Result<i64> {
-        match self.last_change(Some(compacted))? {
-            Some(changed) if changed >= from => Err(Error::HistoryCompacted {
-                oldest: first_position(compacted),
-            }),
-            _ => Ok(compacted),
-        }
-    }
-
-    fn watch(&self, from: i64) -> Result<WatchStream> {
-        let options = WatchOptions::new().with_start_revision(from);
-        let key = self.key.clone();
-        self.cluster.retry(&self.cluster.watch, move |mut watch| {
-            let (key, options) = (key.clone(), options.clone());
-            async move { watch.watch(key, Some(options)).await }
-        })
     }
 }
 

@@ -28,7 +28,7 @@ use self::feed::EtcdFeed;
 use super::{Engine, Paused, check_format};
 use crate::backend::{Bytes, Entries, Tree};
 use crate::commit::Commit;
-use crate::feed::Changes;
+use crate::feed::ChangeFeed;
 use crate::meta::Meta;
 use crate::{Error, Result, Version};
 
@@ -385,17 +385,8 @@ impl Engine for EtcdEngine {
         Ok(())
     }
 
-    fn has_feed(&self) -> bool {
-        self.feed.is_some()
-    }
-
-    fn changes_since(&self, since: u64) -> Result<Changes> {
-        self.feed.as_ref().ok_or(Error::NoChangeFeed)?.since(since)
-    }
-
-    fn wait_past(&self, position: u64, timeout: Duration) -> Result<bool> {
-        let feed = self.feed.as_ref().ok_or(Error::NoChangeFeed)?;
-        feed.wait_past(position, timeout)
+    fn feed(&self) -> Option<&dyn ChangeFeed> {
+        self.feed.as_ref().map(|feed| feed as &dyn ChangeFeed)
     }
 
     /// Other processes cannot be paused: nothing is held.
