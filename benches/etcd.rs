@@ -1,7 +1,7 @@
 //! revkv on etcd, on a private 3-member cluster on 127.0.0.1 (started by the bench, as the
-//! tests start theirs): a CAS update and a unique insert against raw `etcd-client`
-//! transactions that make the same compares and writes, each pair in one criterion group;
-//! then CAS updates from 4 processes against 1.
+//! tests start theirs): a CAS update (also with the change feed) and a unique insert against
+//! raw `etcd-client` transactions that make the same compares and writes, each in one
+//! criterion group; then CAS updates from 4 processes against 1.
 //!
 //! The raw CAS update reads the key and then swaps its value on condition that it is still
 //! the one read: the two round trips revkv makes too, since a revkv version names no etcd
@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 use common::{Payload, keys};
 use criterion::{Criterion, Throughput};
 use etcd_client::{Compare, CompareOp, KvClient, Txn, TxnOp};
+use revkv::{Retention, Store};
 use serde::{Deserialize, Serialize};
 
 const KEYS: usize = 100;
@@ -78,6 +79,22 @@ fn cas_update(c: &mut Criterion, cluster: &etcd::Cluster) {
         b.iter(|| {
             n += 1;
             updates.update(n);
+        });
+    });
+
+    // Each commit also puts its changes at the feed's key: the record's bytes again.
+    let fed = Store::builder()
+        .etcd(cluster.endpoints())
+        .namespace("bench-cas-feed")
+        .change_feed(Retention::default())
+        .open()
+        .expect("a store with a change feed");
+    let fed_docs = fed.collection::<Payload>("docs").open().expect("docs");
+    let mut fed_updates = common::Updates::new(&fed_docs, &keys);
+    group.bench_function("revkv_update_with_change_feed", |b| {
+        b.iter(|| {
+            n += 1;
+            fed_updates.update(n);
         });
     });
 
@@ -203,7 +220,7 @@ fn worker(part: &str) {
         fields.next().expect("namespace"),
         fields.next().expect("index"),
     );
-    let store = revkv::Store::builder()
+    let store = Store::builder()
         .etcd(endpoints.split(','))
         .namespace(namespace)
         .open()
