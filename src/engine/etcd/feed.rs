@@ -112,16 +112,10 @@ impl ChangeFeed for EtcdFeed {
         let deadline = Instant::now() + timeout;
         let mut from = first_revision(position);
         loop {
-            let mut watch = self.cluster.watch.clone();
-            let key = self.key.clone();
-            let options = WatchOptions::new().with_start_revision(from);
+            let mut stream = self.watch(from)?;
             let left = deadline.saturating_duration_since(Instant::now());
             let waited = self.cluster.run(async move {
                 let wait = async move {
-                    let mut stream = watch
-                        .watch(key, Some(options))
-                        .await
-                        .map_err(storage_error)?;
                     while let Some(response) = stream.message().await.map_err(storage_error)? {
                         if response.compact_revision() > 0 {
                             return Ok(Waited::Compacted(response.compact_revision()));
