@@ -12,6 +12,10 @@
 //! contiguous (a restart skips ahead). A reader only ever sees positions below the oldest
 //! commit still in flight, so it can resume from the last position it saw without missing a
 //! commit that finished later with a smaller one.
+//!
+//! That is the local engine's feed. What a reader sees ([`Change`], [`Changes`], the
+//! [`ChangeFeed`] it reads) is shared with the etcd engine, which keeps its feed in etcd
+//! (`engine/etcd/feed.rs`).
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
