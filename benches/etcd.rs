@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use common::{Payload, keys};
 use criterion::{Criterion, Throughput};
 use etcd_client::{Compare, CompareOp, KvClient, Txn, TxnOp};
-use revkv::{Retention, Store};
+use revkv::Store;
 use serde::{Deserialize, Serialize};
 
 const KEYS: usize = 100;
@@ -83,12 +83,7 @@ fn cas_update(c: &mut Criterion, cluster: &etcd::Cluster) {
     });
 
     // Each commit also puts its changes at the feed's key: the record's bytes again.
-    let fed = Store::builder()
-        .etcd(cluster.endpoints())
-        .namespace("bench-cas-feed")
-        .change_feed(Retention::default())
-        .open()
-        .expect("a store with a change feed");
+    let fed = cluster.store_with_feed("bench-cas-feed");
     let fed_docs = fed.collection::<Payload>("docs").open().expect("docs");
     let mut fed_updates = common::Updates::new(&fed_docs, &keys);
     group.bench_function("revkv_update_with_change_feed", |b| {

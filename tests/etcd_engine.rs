@@ -10,7 +10,7 @@ mod etcd;
 use std::sync::Barrier;
 use std::time::Duration;
 
-use revkv::{Change, Conflict, Error, Retention, Store};
+use revkv::{Change, Conflict, Error};
 use serde::{Deserialize, Serialize};
 
 #[test]
@@ -172,12 +172,7 @@ fn stores_building_a_new_index_at_once_while_writing_keep_it_exact() {
 #[test]
 fn a_feed_position_etcd_compacted_is_history_compacted_only_if_a_change_was_lost() {
     let cluster = etcd::Cluster::start();
-    let store = Store::builder()
-        .etcd(cluster.endpoints())
-        .namespace("feed")
-        .change_feed(Retention::default())
-        .open()
-        .expect("store");
+    let store = cluster.store_with_feed("feed");
     let docs = store.collection::<u32>("docs").open().expect("docs");
     let read = |since| -> revkv::Result<Vec<Change>> { store.changes_since(since)?.collect() };
     docs.insert("a", 1).expect("insert");

@@ -13,7 +13,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use parking_lot::{Mutex, MutexGuard};
-use revkv::{ChangeKind, Conflict, Error, Retention, Store, Version};
+use revkv::{ChangeKind, Conflict, Error, Store, Version};
 use serde::{Deserialize, Serialize};
 
 /// How a child learns its cluster, namespace and part: `endpoints|namespace|index`.
@@ -111,12 +111,7 @@ const INCREMENTS: u64 = 40;
 #[test]
 fn read_modify_write_from_four_processes_loses_no_update() {
     let (_one, cluster, _) = cluster("counter");
-    let store = Store::builder()
-        .etcd(cluster.endpoints())
-        .namespace("counter")
-        .change_feed(Retention::default())
-        .open()
-        .expect("the store with a feed");
+    let store = cluster.store_with_feed("counter");
     let counters = store
         .collection::<u64>("counters")
         .open()

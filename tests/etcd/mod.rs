@@ -11,7 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use revkv::Store;
+use revkv::{Retention, Store, StoreBuilder};
 use tempfile::TempDir;
 
 pub struct Cluster {
@@ -62,11 +62,21 @@ impl Cluster {
 
     /// The store `namespace` on this cluster.
     pub fn store(&self, namespace: &str) -> Store {
-        Store::builder()
-            .etcd(self.endpoints())
-            .namespace(namespace)
+        self.builder(namespace)
             .open()
             .expect("a store on the cluster")
+    }
+
+    /// The store `namespace` on this cluster, keeping a change feed.
+    pub fn store_with_feed(&self, namespace: &str) -> Store {
+        self.builder(namespace)
+            .change_feed(Retention::default())
+            .open()
+            .expect("a store with a change feed")
+    }
+
+    fn builder(&self, namespace: &str) -> StoreBuilder {
+        Store::builder().etcd(self.endpoints()).namespace(namespace)
     }
 
     /// Kills member `i` with SIGKILL.
