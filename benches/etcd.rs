@@ -21,11 +21,10 @@ use std::time::{Duration, Instant};
 use common::{Payload, keys};
 use criterion::{Criterion, Throughput};
 use etcd_client::{Compare, CompareOp, KvClient, Txn, TxnOp};
-use revkv::Store;
 use serde::{Deserialize, Serialize};
 
 const KEYS: usize = 100;
-/// How a worker process learns its part: `endpoints|namespace|index`.
+/// How a worker process learns its cluster, namespace and index (`etcd::Cluster::part`).
 const WORKER: &str = "REVKV_ETCD_BENCH_WORKER";
 
 #[derive(Serialize, Deserialize, Clone)]
@@ -173,11 +172,10 @@ fn processes(c: &mut Criterion, cluster: &etcd::Cluster) {
 /// Starts `count` workers, lets them make `total` updates between them once all are ready,
 /// and returns how long that took.
 fn run_workers(cluster: &etcd::Cluster, count: usize, total: u64) -> Duration {
-    let endpoints = cluster.endpoints().join(",");
     let mut workers: Vec<_> = (0..count)
         .map(|i| {
             Command::new(std::env::current_exe().expect("this bench"))
-                .env(WORKER, format!("{endpoints}|bench-processes|{i}"))
+                .env(WORKER, cluster.part("bench-processes", i))
                 .stdin(Stdio::piped())
                 .stdout(Stdio::piped())
                 .spawn()
@@ -209,17 +207,7 @@ fn run_workers(cluster: &etcd::Cluster, count: usize, total: u64) -> Duration {
 /// A worker process: opens the store, makes its keys, says it is ready, then makes as many
 /// updates as it is told.
 fn worker(part: &str) {
-    let mut fields = part.split('|');
-    let (endpoints, namespace, index) = (
-        fields.next().expect("endpoints"),
-        fields.next().expect("namespace"),
-        fields.next().expect("index"),
-    );
-    let store = Store::builder()
-        .etcd(endpoints.split(','))
-        .namespace(namespace)
-        .open()
-        .expect("store");
+    let (store, index) = etcd::open_part(part);
     let docs = store.collection::<Payload>("docs").open().expect("docs");
     let keys: Vec<String> = (0..16).map(|k| format!("w{index}-{k}")).collect();
     let mut updates = common::Updates::new(&docs, &keys);

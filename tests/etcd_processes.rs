@@ -16,7 +16,7 @@ use parking_lot::{Mutex, MutexGuard};
 use revkv::{ChangeKind, Conflict, Error, Store, Version};
 use serde::{Deserialize, Serialize};
 
-/// How a child learns its cluster, namespace and part: `endpoints|namespace|index`.
+/// How a child learns its cluster, namespace and index (`etcd::Cluster::part`).
 const CHILD: &str = "REVKV_ETCD_CHILD";
 
 /// One private cluster at a time: each test starts its own.
@@ -58,10 +58,9 @@ fn users(store: &Store) -> revkv::Collection<User> {
 /// Runs the ignored test `name` as `count` child processes on `namespace`, at once; returns
 /// what each printed after `RESULT `, in child order.
 fn run_children(cluster: &etcd::Cluster, name: &str, namespace: &str, count: usize) -> Vec<String> {
-    let endpoints = cluster.endpoints().join(",");
     let children: Vec<_> = (0..count)
         .map(|i| {
-            child::command(name, CHILD, format!("{endpoints}|{namespace}|{i}"))
+            child::command(name, CHILD, cluster.part(namespace, i))
                 .expect("this test binary")
                 .stdout(Stdio::piped())
                 .spawn()
@@ -86,19 +85,7 @@ fn run_children(cluster: &etcd::Cluster, name: &str, namespace: &str, count: usi
 
 /// In a child: its store and its index among the children.
 fn child_store() -> (Store, usize) {
-    let setting = std::env::var(CHILD).expect("run by a parent test");
-    let mut parts = setting.split('|');
-    let (endpoints, namespace, index) = (
-        parts.next().expect("endpoints"),
-        parts.next().expect("namespace"),
-        parts.next().expect("index"),
-    );
-    let store = Store::builder()
-        .etcd(endpoints.split(','))
-        .namespace(namespace)
-        .open()
-        .expect("the store");
-    (store, index.parse().expect("an index"))
+    etcd::open_part(&std::env::var(CHILD).expect("run by a parent test"))
 }
 
 const COUNTERS: usize = 4;

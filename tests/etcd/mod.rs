@@ -75,6 +75,12 @@ impl Cluster {
             .expect("a store with a change feed")
     }
 
+    /// What a child process needs to open the store `namespace` on this cluster as child
+    /// `index`, in one string for an environment variable; the child calls [`open_part`].
+    pub fn part(&self, namespace: &str, index: usize) -> String {
+        format!("{}|{namespace}|{index}", self.endpoints().join(","))
+    }
+
     fn builder(&self, namespace: &str) -> StoreBuilder {
         Store::builder().etcd(self.endpoints()).namespace(namespace)
     }
@@ -205,6 +211,23 @@ impl Drop for Cluster {
             self.kill(i);
         }
     }
+}
+
+/// In a child process: the store and the child's index that `part` ([`Cluster::part`])
+/// names.
+pub fn open_part(part: &str) -> (Store, usize) {
+    let mut fields = part.split('|');
+    let (endpoints, namespace, index) = (
+        fields.next().expect("endpoints"),
+        fields.next().expect("namespace"),
+        fields.next().expect("index"),
+    );
+    let store = Store::builder()
+        .etcd(endpoints.split(','))
+        .namespace(namespace)
+        .open()
+        .expect("the store");
+    (store, index.parse().expect("an index"))
 }
 
 /// `count` ports that were free a moment ago.
