@@ -27,14 +27,9 @@ fn update_one_thread(c: &mut Criterion) {
         .open()
         .expect("collection");
     let mut updates = common::Updates::new(&docs, &keys);
-    let mut n = 0_usize;
-    group.bench_function("revkv_update", |b| {
-        b.iter(|| {
-            n += 1;
-            updates.update(n);
-        });
-    });
+    group.bench_function("revkv_update", |b| b.iter(|| updates.next()));
 
+    let mut n = 0_usize;
     let (_dir, tree) = common::sled_baseline(&keys);
     group.bench_function("sled_cas_loop", |b| {
         b.iter(|| {

@@ -73,25 +73,17 @@ fn cas_update(c: &mut Criterion, cluster: &etcd::Cluster) {
     let store = cluster.store("bench-cas");
     let docs = store.collection::<Payload>("docs").open().expect("docs");
     let mut updates = common::Updates::new(&docs, &keys);
-    let mut n = 0_usize;
-    group.bench_function("revkv_update", |b| {
-        b.iter(|| {
-            n += 1;
-            updates.update(n);
-        });
-    });
+    group.bench_function("revkv_update", |b| b.iter(|| updates.next()));
 
     // Each commit also puts its changes at the feed's key: the record's bytes again.
     let fed = cluster.store_with_feed("bench-cas-feed");
     let fed_docs = fed.collection::<Payload>("docs").open().expect("docs");
     let mut fed_updates = common::Updates::new(&fed_docs, &keys);
     group.bench_function("revkv_update_with_change_feed", |b| {
-        b.iter(|| {
-            n += 1;
-            fed_updates.update(n);
-        });
+        b.iter(|| fed_updates.next());
     });
 
+    let mut n = 0_usize;
     let mut raw = Raw::connect(&cluster.endpoints());
     let raw_key = |k: &str| format!("raw-cas/{k}").into_bytes();
     for key in &keys {
@@ -215,8 +207,8 @@ fn worker(part: &str) {
     let mut line = String::new();
     std::io::stdin().read_line(&mut line).expect("go");
     let count: usize = line.trim().parse().expect("a count");
-    for n in 0..count {
-        updates.update(n);
+    for _ in 0..count {
+        updates.next();
     }
 }
 

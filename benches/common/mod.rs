@@ -66,6 +66,7 @@ pub struct Updates<'c> {
     docs: &'c revkv::Collection<Payload>,
     keys: &'c [String],
     versions: Vec<revkv::Version>,
+    made: usize,
 }
 
 impl<'c> Updates<'c> {
@@ -82,12 +83,14 @@ impl<'c> Updates<'c> {
             docs,
             keys,
             versions,
+            made: 0,
         }
     }
 
-    /// The `n`-th update: of key `n` modulo the number of keys, with the value `n`.
-    pub fn update(&mut self, n: usize) {
-        let i = n % self.keys.len();
+    /// The next update: the `n`-th is of key `n` modulo the number of keys, with the value `n`.
+    pub fn next(&mut self) {
+        self.made += 1;
+        let (n, i) = (self.made, self.made % self.keys.len());
         self.versions[i] = self
             .docs
             .update(&self.keys[i], self.versions[i], Payload::new(n as u64))
