@@ -28,7 +28,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::backend::{Backend, Entries, Tree};
 use crate::codec::{self, FEED};
-use crate::commit::Commit;
+use crate::commit::{Commit, Write};
 use crate::meta::Meta;
 use crate::sequence::Sequence;
 use crate::txn::intent::{self, OwnedWrite};
@@ -288,7 +288,7 @@ impl Feed {
     }
 
     /// Every commit at or below this position has finished.
-    pub(crate) fn stable(&self) -> u64 {
+    fn stable(&self) -> u64 {
         self.state.lock().stable()
     }
 
@@ -463,21 +463,33 @@ pub(crate) fn changes_of(writes: Vec<EntryWrite>, first: u64, since: u64) -> Vec
         .collect()
 }
 
-/// The writes of a commit as the change feed records them.
+/// The writes of a commit as the local feed records them: all of them, since its entry is
+/// also their redo record.
 pub(crate) fn entry_writes(commit: &Commit<'_>) -> Vec<EntryWrite> {
-    commit
-        .writes
-        .iter()
-        .map(|w| EntryWrite {
-            tree: w.keyspace.name.to_string(),
-            key: w.key.to_vec(),
-            value: w.value.map(<[u8]>::to_vec),
-            change: w.record.and_then(|record| {
-                let kind = ChangeKind::of(record.existed, w.value.is_some())?;
-                Some((kind, record.version))
-            }),
-        })
+    commit.writes.iter().map(entry_write).collect()
+}
+
+/// The writes of a commit that change records as a reader sees them: what the etcd engine's
+/// feed records.
+#[cfg(feature = "etcd")]
+pub(crate) fn record_changes(commit: &Commit<'_>) -> Vec<EntryWrite> {
+    let records = commit.writes.iter().filter(|w| w.record.is_some());
+    records
+        .map(entry_write)
+        .filter(|w| w.change.is_some())
         .collect()
+}
+
+fn entry_write(w: &Write<'_>) -> EntryWrite {
+    EntryWrite {
+        tree: w.keyspace.name.to_string(),
+        key: w.key.to_vec(),
+        value: w.value.map(<[u8]>::to_vec),
+        change: w.record.and_then(|record| {
+            let kind = ChangeKind::of(record.existed, w.value.is_some())?;
+            Some((kind, record.version))
+        }),
+    }
 }
 
 fn position_of(key: &[u8]) -> Result<u64> {

@@ -21,7 +21,7 @@ use etcd_client::{EventType, GetOptions, WatchOptions, WatchResponse, WatchStrea
 use super::{Cluster, etcd_key, storage_error};
 use crate::codec::{self, FEED};
 use crate::commit::Commit;
-use crate::feed::{Change, ChangeFeed, Changes, EntryWrite, changes_of, entry_writes};
+use crate::feed::{Change, ChangeFeed, Changes, EntryWrite, changes_of, record_changes};
 use crate::{Error, Result};
 
 /// The keyspace of the feed's one key.
@@ -44,8 +44,7 @@ impl EtcdFeed {
 
     /// The feed's key and what `commit` puts there: its record changes, if it makes any.
     pub(super) fn entry(&self, commit: &Commit<'_>) -> Result<Option<(&[u8], Vec<u8>)>> {
-        let mut changes = entry_writes(commit);
-        changes.retain(|write| write.change.is_some());
+        let changes = record_changes(commit);
         if changes.is_empty() {
             return Ok(None);
         }
