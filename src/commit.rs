@@ -62,9 +62,10 @@ impl<'s> Recording<'s> {
         }
     }
 
-    /// Takes `key` to hold nothing without reading it: the commit checks that guess.
-    pub(crate) fn assume_absent(&mut self, keyspace: &'s Keyspace, key: &[u8]) {
-        self.reads.push((keyspace, key.to_vec(), None));
+    /// Takes `key` to hold `seen` (`None`: nothing) without reading it: the commit checks
+    /// that guess.
+    pub(crate) fn assume(&mut self, keyspace: &'s Keyspace, key: &[u8], seen: Option<Bytes>) {
+        self.reads.push((keyspace, key.to_vec(), seen));
     }
 
     /// A commit that writes nothing and requires everything read to be unchanged; add the

@@ -10,6 +10,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::schema::{Committed, Keyspace, Schema, View};
+use crate::backend::Bytes;
 use crate::codec;
 use crate::commit::{Commit, Recording, Write};
 use crate::engine::Engine;
@@ -27,18 +28,30 @@ impl<T: Serialize + DeserializeOwned> Schema<T> {
     /// fails or stops halfway leaves only entries the next build keeps or sweeps.
     pub(crate) fn build_index(&self, engine: &dyn Engine, index: usize) -> Result<()> {
         for entry in self.records.tree.scan(b"") {
-            let key = self.record_key(entry?.0)?;
-            while !self.index_record(engine, index, &key)? {}
+            let (key, bytes) = entry?;
+            let key = self.record_key(key)?;
+            // The first attempt takes the record as the scan read it; a retry reads it again.
+            let mut scanned = Some(bytes);
+            while !self.index_record(engine, index, &key, scanned.take())? {}
         }
         self.sweep_index(engine, index)
     }
 
-    /// Makes the entry of record `key` in index `index` name it; false if what decided that
-    /// changed before the commit.
-    fn index_record(&self, engine: &dyn Engine, index: usize, key: &str) -> Result<bool> {
+    /// Makes the entry of record `key` (holding `scanned`, if given) in index `index` name
+    /// it; false if what decided that changed before the commit.
+    fn index_record(
+        &self,
+        engine: &dyn Engine,
+        index: usize,
+        key: &str,
+        scanned: Option<Bytes>,
+    ) -> Result<bool> {
         let unique = &self.indexes[index];
         // Records that expired still hold their values until they are swept.
         let mut view = Recording::at(SystemTime::UNIX_EPOCH);
+        if let Some(bytes) = scanned {
+            view.assume(&self.records, key.as_bytes(), Some(bytes));
+        }
         let Some(stored) = self.read(&mut view, key)? else {
             return Ok(true); // removed since the scan
         };
@@ -82,17 +95,29 @@ impl<T: Serialize + DeserializeOwned> Schema<T> {
 
     fn sweep_index(&self, engine: &dyn Engine, index: usize) -> Result<()> {
         for entry in self.indexes[index].keyspace.tree.scan(b"") {
-            let value = entry?.0;
-            while !self.remove_if_stale(engine, index, &value)? {}
+            let (value, claim) = entry?;
+            // As in a build: the scan's read first, a fresh one on a retry.
+            let mut scanned = Some(claim);
+            while !self.remove_if_stale(engine, index, &value, scanned.take())? {}
         }
         Ok(())
     }
 
-    /// Removes the entry for `value` in index `index` unless the record it names holds the
-    /// value; false if what decided that changed before the commit.
-    fn remove_if_stale(&self, engine: &dyn Engine, index: usize, value: &[u8]) -> Result<bool> {
+    /// Removes the entry for `value` (holding `scanned`, if given) in index `index` unless
+    /// the record it names holds the value; false if what decided that changed before the
+    /// commit.
+    fn remove_if_stale(
+        &self,
+        engine: &dyn Engine,
+        index: usize,
+        value: &[u8],
+        scanned: Option<Bytes>,
+    ) -> Result<bool> {
         let unique = &self.indexes[index];
         let mut view = Recording::at(SystemTime::UNIX_EPOCH);
+        if let Some(claim) = scanned {
+            view.assume(&unique.keyspace, value, Some(claim));
+        }
         let held = match std::str::from_utf8(value) {
             Ok(value) => self.holder(&mut view, index, value)?.is_some(),
             Err(_) => {

@@ -299,9 +299,9 @@ where
             let guessed = std::mem::take(&mut guess_free);
             let mut view = Recording::at(now);
             let current = if guessed {
-                view.assume_absent(&self.schema.records, key.as_bytes());
+                view.assume(&self.schema.records, key.as_bytes(), None);
                 for (index, value) in new.iter().flat_map(|n| self.schema.index_entries(n)) {
-                    view.assume_absent(index, value);
+                    view.assume(index, value, None);
                 }
                 None
             } else {
