@@ -54,13 +54,15 @@ pub struct StoreBuilder {
     #[cfg(feature = "fault-injection")]
     crash_after_writes: Option<u64>,
     #[cfg(feature = "etcd")]
-    etcd: Option<EtcdOptions>,
+    etcd: EtcdOptions,
 }
 
-/// Where an etcd store lives: its cluster, and its name in it (none: a temporary store).
+/// Where an etcd store lives: its cluster (none: not on etcd), and its name in it (none: a
+/// temporary store). Set in either order.
 #[cfg(feature = "etcd")]
+#[derive(Default)]
 struct EtcdOptions {
-    endpoints: Vec<String>,
+    endpoints: Option<Vec<String>>,
     namespace: Option<String>,
 }
 
@@ -137,7 +139,7 @@ impl Store {
             #[cfg(feature = "fault-injection")]
             crash_after_writes: None,
             #[cfg(feature = "etcd")]
-            etcd: None,
+            etcd: EtcdOptions::default(),
         }
     }
 
@@ -337,22 +339,16 @@ impl StoreBuilder {
     /// them.
     #[cfg(feature = "etcd")]
     pub fn etcd<E: Into<String>>(mut self, endpoints: impl IntoIterator<Item = E>) -> Self {
-        let endpoints = endpoints.into_iter().map(Into::into).collect();
-        self.etcd = Some(EtcdOptions {
-            endpoints,
-            namespace: None,
-        });
+        self.etcd.endpoints = Some(endpoints.into_iter().map(Into::into).collect());
         self
     }
 
-    /// The store's name in its etcd cluster ([`StoreBuilder::etcd`]), which every process of
-    /// the store opens. Without a name the store is temporary: a fresh namespace, removed
-    /// when the store is dropped.
+    /// The store's name in its etcd cluster ([`StoreBuilder::etcd`], before or after this),
+    /// which every process of the store opens. Without a name the store is temporary: a
+    /// fresh namespace, removed when the store is dropped.
     #[cfg(feature = "etcd")]
     pub fn namespace(mut self, name: impl Into<String>) -> Self {
-        if let Some(etcd) = &mut self.etcd {
-            etcd.namespace = Some(name.into());
-        }
+        self.etcd.namespace = Some(name.into());
         self
     }
 
@@ -363,7 +359,7 @@ impl StoreBuilder {
     pub fn open(self) -> Result<Store> {
         #[cfg(feature = "etcd")]
         if self.path.is_none()
-            && self.etcd.is_none()
+            && self.etcd.endpoints.is_none()
             && let Ok(endpoints) = std::env::var("REVKV_ETCD_ENDPOINTS")
             && !endpoints.is_empty()
         {
@@ -371,13 +367,13 @@ impl StoreBuilder {
         }
         let clock = StoreClock::new(self.clock.clone());
         #[cfg(feature = "etcd")]
-        if let Some(etcd) = &self.etcd {
-            let (namespace, temporary) = match &etcd.namespace {
+        if let Some(endpoints) = &self.etcd.endpoints {
+            let (namespace, temporary) = match &self.etcd.namespace {
                 Some(name) => (name.clone(), false),
                 None => (format!("temporary-{:016x}", fastrand::u64(..)), true),
             };
             let feed = self.change_feed.is_some();
-            let (engine, meta) = EtcdEngine::open(&etcd.endpoints, &namespace, temporary, feed)?;
+            let (engine, meta) = EtcdEngine::open(endpoints, &namespace, temporary, feed)?;
             return self.finish(Box::new(engine), meta, clock, None);
         }
         let (dir, temporary) = match &self.path {

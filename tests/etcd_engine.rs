@@ -1,6 +1,7 @@
 //! The etcd engine as a caller meets it: etcd's limits are typed errors that store nothing (a
 //! transaction with more writes than an etcd transaction holds, a value larger than an etcd
-//! request), a store works from tokio's blocking pool and may be dropped in a task, stores
+//! request), a namespace names a store whichever builder call comes first, a store works
+//! from tokio's blocking pool and may be dropped in a task, stores
 //! that open a new unique index at once while they write keep it exact, and the change feed
 //! meets etcd's compaction of its history.
 #![cfg(feature = "etcd")]
@@ -10,7 +11,7 @@ mod etcd;
 use std::sync::Barrier;
 use std::time::Duration;
 
-use revkv::{Change, Conflict, Error};
+use revkv::{Change, Conflict, Error, Store};
 use serde::{Deserialize, Serialize};
 
 #[test]
@@ -53,6 +54,26 @@ fn commits_beyond_etcds_limits_are_commit_too_large_and_store_nothing() {
 
     // Within the limits, the same store takes writes as before.
     notes.insert("small", "x".to_owned()).expect("insert");
+}
+
+/// A namespace given before the cluster still names the store: it is kept when dropped, not
+/// removed as a temporary one is.
+#[test]
+fn a_namespace_given_before_the_cluster_still_names_the_store() {
+    let cluster = etcd::Cluster::start();
+    {
+        let store = Store::builder()
+            .namespace("kept")
+            .etcd(cluster.endpoints())
+            .open()
+            .expect("store");
+        let notes = store.collection::<String>("notes").open().expect("notes");
+        notes.insert("n", "kept".to_owned()).expect("insert");
+    }
+    let store = cluster.store("kept");
+    let notes = store.collection::<String>("notes").open().expect("notes");
+    let kept = notes.get("n").expect("read").map(|r| r.value);
+    assert_eq!(kept.as_deref(), Some("kept"));
 }
 
 #[test]
