@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 /// Versions are not contiguous: numbers consumed by other keys, aborted transactions and
 /// restarts are skipped.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Version(u64);
 
 impl Version {

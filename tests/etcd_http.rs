@@ -1,6 +1,6 @@
 //! The example service as two instances on one etcd store, over real HTTP: sixteen clients,
 //! eight on each instance, register one e-mail at once; one is created, fifteen get `409`.
-#![cfg(all(feature = "etcd", feature = "axum"))]
+#![cfg(all(feature = "etcd", feature = "axum", feature = "openapi"))]
 
 #[path = "../examples/service/app.rs"]
 mod app;

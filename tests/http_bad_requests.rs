@@ -1,7 +1,7 @@
 //! Requests the example service cannot use are answered with problem bodies too: malformed
 //! JSON `400`, JSON of the wrong shape `422`, not JSON `415`, too large `413`, unknown route
 //! `404`, wrong method `405` with `Allow`; and a refusal keeps the connection alive.
-#![cfg(feature = "axum")]
+#![cfg(all(feature = "axum", feature = "openapi"))]
 
 #[path = "../examples/service/app.rs"]
 mod app;
@@ -116,13 +116,19 @@ fn a_wrong_method_is_405_with_allow() {
 }
 
 #[test]
-fn a_key_too_long_for_the_store_is_400() {
+fn a_key_too_long_for_the_store_is_404_since_no_record_can_be_there() {
     let service = Service::start();
     let client = service.client();
-    let path = format!("/users/{}", "u".repeat(2000));
-    client
-        .get(&path, &[])
-        .assert_problem(400, "/problems/invalid-key", &path, &json!({}));
+    for len in [1100, 2000] {
+        let path = format!("/users/{}", "u".repeat(len));
+        client
+            .get(&path, &[])
+            .assert_problem(404, "/problems/not-found", &path, &json!({}));
+        let user = json!({"username": "ada", "email": "ada@example.com"});
+        client
+            .send_json("PUT", &path, &[("if-match", "\"1\"")], &user)
+            .assert_problem(404, "/problems/not-found", &path, &json!({}));
+    }
 }
 
 #[test]
@@ -213,4 +219,86 @@ fn read_answer(reader: &mut impl BufRead) -> Option<u16> {
     }
     reader.read_exact(&mut vec![0; length]).ok()?;
     status.split(' ').nth(1)?.parse().ok()
+}
+
+#[test]
+fn every_location_leads_to_its_item_and_dot_segments_are_no_skus() {
+    let service = Service::start();
+    let client = service.client();
+    for sku in [".", ".."] {
+        let answer = client.post("/items", &json!({"sku": sku, "stock": 1}));
+        answer.assert_problem(422, "/problems/invalid-body", "/items", &json!({}));
+    }
+    for sku in ["a.b", "...", ".x", "x.", "-", "_"] {
+        let created = client.post("/items", &json!({"sku": sku, "stock": 1}));
+        assert_eq!(created.status, 201, "{sku}: {}", created.body);
+        let read = client.get(created.header("location"), &[]);
+        assert_eq!((read.status, read.json()["sku"].as_str()), (200, Some(sku)));
+    }
+}
+
+#[test]
+fn an_order_for_a_sku_no_item_can_have_is_422_naming_no_collection() {
+    let service = Service::start();
+    let client = service.client();
+    let long = "s".repeat(1100);
+    for sku in ["", long.as_str(), "..", "no-such-item"] {
+        let answer = client.post("/orders", &json!({"sku": sku, "quantity": 1}));
+        let body = answer.assert_problem(422, "/problems/invalid-body", "/orders", &json!({}));
+        let detail = body["detail"].as_str().expect("detail");
+        assert!(detail.contains("no item"), "{detail}");
+        assert!(!detail.contains("collection"), "{detail}");
+    }
+}
+
+#[test]
+fn a_path_that_is_not_utf_8_is_a_400_problem() {
+    let service = Service::start();
+    let client = service.client();
+    for path in ["/users/%FF", "/items/%FF", "/orders/%FF", "/docs/%C3%28"] {
+        let answer = client.get(path, &[]);
+        answer.assert_problem(400, "/problems/bad-request", path, &json!({}));
+    }
+    let transition = client.post("/orders/%FF/transitions", &json!({"to": "paid"}));
+    transition.assert_problem(
+        400,
+        "/problems/bad-request",
+        "/orders/%FF/transitions",
+        &json!({}),
+    );
+}
+
+#[test]
+fn query_strings_are_percent_decoded() {
+    let service = Service::start();
+    let client = service.client();
+    client.create_item("tea-1", 1);
+    client.create_item("tea-2", 1);
+    let encoded = client.get("/changes?since=%30&li%6Dit=%31", &[]);
+    assert_eq!(encoded.status, 200, "{}", encoded.body);
+    let plain = client.get("/changes?since=0&limit=1", &[]);
+    assert_eq!(encoded.json(), plain.json());
+    assert_eq!(encoded.json()["changes"].as_array().map(Vec::len), Some(1));
+    let space = client.get("/changes?since=+0", &[]);
+    space.assert_problem(400, "/problems/bad-request", "/changes", &json!({}));
+}
+
+#[test]
+fn a_patch_refused_with_415_says_what_it_accepts() {
+    let service = Service::start();
+    let client = service.client();
+    let doc = client.post("/docs", &json!({"title": "t", "body": "b", "tags": []}));
+    let doc_path = format!("/docs/{}", doc.json()["id"].as_str().expect("id"));
+    let patch = client.send(
+        "PATCH",
+        &doc_path,
+        &[("content-type", "text/plain"), ("if-match", "\"1\"")],
+        "{}",
+    );
+    patch.assert_problem(415, "/problems/unsupported-media-type", &doc_path, &json!({}));
+    assert_eq!(patch.header("accept-patch"), "application/json");
+    let put = client.send("POST", "/items", &[("content-type", "text/plain")], "{}");
+    assert_eq!(put.status, 415);
+    assert_eq!(put.header("accept"), "application/json");
+    assert!(put.headers.get("accept-patch").is_none(), "only for PATCH");
 }

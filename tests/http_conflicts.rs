@@ -1,7 +1,7 @@
 //! Every conflict of the example service is a `409` problem whose members let a client
 //! resolve it: the unique index, the current version, the current and allowed states, the
 //! rule's code.
-#![cfg(feature = "axum")]
+#![cfg(all(feature = "axum", feature = "openapi"))]
 
 #[path = "../examples/service/app.rs"]
 mod app;

@@ -1,7 +1,7 @@
 //! Documents over HTTP: edits of different fields made to the same version both survive,
 //! different edits of one field are the rule conflict `merge_conflict` naming it, and an edit
 //! of a version the history no longer keeps is a version conflict with `current_version`.
-#![cfg(feature = "axum")]
+#![cfg(all(feature = "axum", feature = "openapi"))]
 
 #[path = "../examples/service/app.rs"]
 mod app;

@@ -1,7 +1,7 @@
 //! Expiry in the example service, on a manual clock with sweeps run by the test: an unpaid
 //! order's hold lapses and its stock returns exactly once; paying or cancelling ends the hold;
 //! an `Idempotency-Key` is free again after its time to live.
-#![cfg(feature = "axum")]
+#![cfg(all(feature = "axum", feature = "openapi"))]
 
 #[path = "../examples/service/app.rs"]
 mod app;

@@ -1,7 +1,7 @@
 //! `Idempotency-Key` on POST: a retry with the same key and body replays the first answer
 //! without a second effect, even after a restart; another body is `422`; a retry while the
 //! first request still runs is `409`; a request that failed leaves the key free.
-#![cfg(feature = "axum")]
+#![cfg(all(feature = "axum", feature = "openapi"))]
 
 #[path = "../examples/service/app.rs"]
 mod app;

@@ -1,7 +1,7 @@
 //! Every route of the example service answers its success with the status, headers and body
 //! the API promises: created resources with `Location`, `ETag` and a body with `id` and
 //! `version`; reads with `ETag` and `Last-Modified`.
-#![cfg(feature = "axum")]
+#![cfg(all(feature = "axum", feature = "openapi"))]
 
 #[path = "../examples/service/app.rs"]
 mod app;
@@ -48,7 +48,10 @@ fn users_are_created_read_replaced_and_deleted() {
     assert_eq!(replaced.status, 200, "{}", replaced.body);
     let new_version = replaced.json()["version"].as_u64().expect("version");
     assert!(new_version > version);
-    assert_eq!(replaced.header("etag"), format!("\"{new_version}\""));
+    assert!(
+        replaced.headers.get("etag").is_none(),
+        "RFC 9110 §9.3.4: what is stored is not what was sent, so no ETag"
+    );
     assert_eq!(replaced.json()["email"], "ada@lovelace.org");
     assert_eq!(
         client.get(&format!("/users/{id}"), &[]).json(),
@@ -58,7 +61,7 @@ fn users_are_created_read_replaced_and_deleted() {
     let deleted = client.send(
         "DELETE",
         &format!("/users/{id}"),
-        &[("if-match", replaced.header("etag"))],
+        &[("if-match", &format!("\"{new_version}\""))],
         "",
     );
     assert_eq!(deleted.status, 204);
@@ -139,11 +142,37 @@ fn cancelling_returns_the_stock_once() {
     assert_eq!(cancelled.status, 200);
     assert_eq!(client.stock("tea-1"), 10);
 
-    // Asking again for the state it is in changes nothing: no second restock, same version.
+    // Asking again for the state it is in is not a transition: 409, no second restock.
     let again = client.post(&path, &json!({"to": "cancelled"}));
-    assert_eq!(again.status, 200);
-    assert_eq!(again.json(), cancelled.json());
+    let current = cancelled.json()["version"].clone();
+    again.assert_problem(
+        409,
+        "/problems/transition-not-allowed",
+        &path,
+        &json!({"conflict": "transition", "current_version": current,
+                "current_state": "cancelled", "allowed": []}),
+    );
     assert_eq!(client.stock("tea-1"), 10);
+    let read = client.get(&format!("/orders/{id}"), &[]);
+    assert_eq!(read.json(), cancelled.json(), "nothing changed");
+}
+
+#[test]
+fn a_transition_to_the_state_the_order_is_in_is_409_like_any_undeclared_one() {
+    let service = Service::start();
+    let client = service.client();
+    client.create_item("tea-1", 10);
+    let ordered = client.post("/orders", &json!({"sku": "tea-1", "quantity": 1}));
+    let id = ordered.json()["id"].as_str().expect("id").to_owned();
+    let path = format!("/orders/{id}/transitions");
+    let again = client.post(&path, &json!({"to": "pending"}));
+    again.assert_problem(
+        409,
+        "/problems/transition-not-allowed",
+        &path,
+        &json!({"conflict": "transition", "current_version": ordered.json()["version"],
+                "current_state": "pending", "allowed": ["cancelled", "paid"]}),
+    );
 }
 
 #[test]

@@ -3,7 +3,7 @@
 //! all succeed; sixteen registrations of one e-mail make one user;
 //! sixteen buyers of the last five items make five orders; two writers with one ETag make one
 //! change.
-#![cfg(feature = "axum")]
+#![cfg(all(feature = "axum", feature = "openapi"))]
 
 #[path = "../examples/service/app.rs"]
 mod app;

@@ -1,7 +1,7 @@
 //! `GET /stats`: the store's conflict counters over HTTP match the conflicts the test
 //! provoked, exactly, by collection and kind, sequentially and in a race; the key with the
 //! most conflicts leads the hot keys, and an idempotency key is never shown.
-#![cfg(feature = "axum")]
+#![cfg(all(feature = "axum", feature = "openapi"))]
 
 #[path = "../examples/service/app.rs"]
 mod app;

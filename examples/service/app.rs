@@ -30,11 +30,12 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
-use axum::middleware::from_fn_with_state;
+use axum::middleware::{from_fn, from_fn_with_state};
 use axum::routing::{get, post};
-use revkv::http::axum::{problems, read_body_first};
+use revkv::http::axum::{no_store_by_default, problems, read_body_first};
 use revkv::http::{
-    HttpError, HttpProblem, Policy, Preconditions, ProblemKind, ReadOutcome, Validators, json_body,
+    Caching, HttpError, HttpProblem, Policy, Preconditions, ProblemKind, ReadOutcome, Validators,
+    json_body,
 };
 use revkv::{Collection, Store, Transaction, Version, Versioned};
 use serde::Serialize;
@@ -188,6 +189,7 @@ pub fn router(app: App, policy: Policy) -> Router {
         .with_state(app)
         .layer(from_fn_with_state(BODY_LIMIT, read_body_first))
         .layer(from_fn_with_state(policy, problems))
+        .layer(from_fn(no_store_by_default))
 }
 
 async fn create_user(State(app): State<App>, uri: Uri, headers: HeaderMap, body: Bytes) -> Outcome {
@@ -201,12 +203,15 @@ async fn create_user(State(app): State<App>, uri: Uri, headers: HeaderMap, body:
     .await
 }
 
+/// A user carries an e-mail address, which only the client's own cache may keep.
 async fn get_user(State(app): State<App>, Path(id): Path<String>, pre: Preconditions) -> Outcome {
-    read(app.users, id, &pre, user_view).await
+    read(app.users, id, &pre, Caching::PrivateRevalidate, user_view).await
 }
 
 /// `PUT /users/{id}`: replaces the user if it is still at the version the client read, sent
-/// as `If-Match` (`412` when stale) or as `version` in the body (`409` when stale).
+/// as `If-Match` (`412` when stale) or as `version` in the body (`409` when stale). The answer
+/// has no `ETag`: what is stored differs from what was sent (trimmed, with `id` and `version`),
+/// and RFC 9110 §9.3.4 then forbids one; the body's `version` is the one to send next.
 async fn replace_user(
     State(app): State<App>,
     Path(id): Path<String>,
@@ -224,7 +229,7 @@ async fn replace_user(
                 .update(&id, body_version.unwrap_or(current.version), &user)
         })?;
         app.store.flush()?;
-        Ok(Reply::json(StatusCode::OK, &user_view(&id, &user, version)).with_etag(version))
+        Ok(Reply::json(StatusCode::OK, &user_view(&id, &user, version)))
     })
     .await
 }
@@ -267,15 +272,17 @@ async fn create_item(State(app): State<App>, uri: Uri, headers: HeaderMap, body:
 }
 
 async fn get_item(State(app): State<App>, Path(sku): Path<String>, pre: Preconditions) -> Outcome {
-    read(app.items, sku, &pre, item_view).await
+    read(app.items, sku, &pre, Caching::Revalidate, item_view).await
 }
 
-/// `GET` of one record: `200` with `ETag` and `Last-Modified`, `304` when `If-None-Match`
-/// or `If-Modified-Since` says the client has it, `412` when `If-Match` fails.
+/// `GET` of one record: `200` with `ETag`, `Last-Modified` and `Cache-Control` as `caching`
+/// says, `304` when `If-None-Match` or `If-Modified-Since` says the client has it, `412` when
+/// `If-Match` or `If-Unmodified-Since` fails.
 async fn read<T, V>(
     collection: Collection<T>,
     key: String,
     pre: &Preconditions,
+    caching: Caching,
     view: fn(&str, &T, revkv::Version) -> V,
 ) -> Outcome
 where
@@ -294,17 +301,22 @@ where
             Reply::json(StatusCode::OK, &view(&key, &record.value, record.version))
         }
     }
-    .with_headers(&validators.headers()))
+    .with_headers(&validators.headers_with(caching)))
 }
 
-/// The record under `key`; a missing one is `404`.
+/// The record under `key`; a missing one is `404`, and so is a key the store could not hold
+/// (empty or too long), since no record can be there.
 fn existing<T>(collection: &Collection<T>, key: &str) -> revkv::Result<Versioned<T>>
 where
     T: Serialize + DeserializeOwned + Send + Sync + 'static,
 {
-    collection
-        .get(key)?
-        .ok_or_else(|| not_found(collection, key))
+    match collection.get(key) {
+        Ok(Some(record)) => Ok(record),
+        Ok(None) | Err(revkv::Error::EmptyKey { .. } | revkv::Error::KeyTooLong { .. }) => {
+            Err(not_found(collection, key))
+        }
+        Err(error) => Err(error),
+    }
 }
 
 /// A write of the existing record `key` under the request's preconditions (`412` when they
@@ -326,7 +338,8 @@ where
 }
 
 /// `428 Precondition Required` for a write that names no version: neither `version` in the
-/// body nor `If-Match` (or `If-Unmodified-Since`).
+/// body nor an `If-Match` with entity-tags (see `Preconditions::guards_write` for why no other
+/// precondition will do).
 fn require_guard(body_version: Option<Version>, pre: &Preconditions) -> Result<(), HttpError> {
     if body_version.is_none() && !pre.guards_write() {
         Err(HttpError::precondition_required())

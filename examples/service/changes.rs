@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use axum::extract::State;
 use axum::http::{StatusCode, Uri};
-use revkv::http::HttpError;
+use revkv::http::{Caching, HttpError};
 use revkv::{Change, ChangeKind, Version};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -68,10 +68,11 @@ enum RecordView {
     Doc(DocView),
 }
 
+/// A page differs from one request to the next, so no cache keeps it.
 pub async fn changes(State(app): State<App>, uri: Uri) -> Outcome {
     let query = FeedQuery::parse(uri.query().unwrap_or_default())?;
     let page = blocking(move || app.changes_after(&query)).await?;
-    Ok(Reply::json(StatusCode::OK, &page))
+    Ok(Reply::json(StatusCode::OK, &page).with_caching(Caching::NoStore))
 }
 
 impl App {
@@ -154,12 +155,12 @@ fn shown<T: DeserializeOwned, V>(
 
 impl FeedQuery {
     /// Parses `since` (required), `wait` (seconds, at most `MAX_WAIT_SECONDS`, default 0) and
-    /// `limit` (1 to `MAX_LIMIT`, default `DEFAULT_LIMIT`); anything else is `400`.
+    /// `limit` (1 to `MAX_LIMIT`, default `DEFAULT_LIMIT`), percent-decoded as any query is
+    /// (`since=%30` is `since=0`); anything else is `400`.
     fn parse(query: &str) -> Result<Self, HttpError> {
         let (mut since, mut wait, mut limit) = (None, None, None);
-        for pair in query.split('&').filter(|pair| !pair.is_empty()) {
-            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-            let slot = match name {
+        for (name, value) in form_urlencoded::parse(query.as_bytes()) {
+            let slot = match name.as_ref() {
                 "since" => &mut since,
                 "wait" => &mut wait,
                 "limit" => &mut limit,

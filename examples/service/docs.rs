@@ -11,7 +11,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
 use revkv::Conflict;
-use revkv::http::{Preconditions, json_body};
+use revkv::http::{Caching, Preconditions, json_body};
 
 use super::model::{Doc, DocInput, doc_view, new_id};
 use super::reply::Reply;
@@ -42,7 +42,7 @@ pub async fn get_doc(
     Path(id): Path<String>,
     pre: Preconditions,
 ) -> Outcome {
-    read(app.docs, id, &pre, doc_view).await
+    read(app.docs, id, &pre, Caching::Revalidate, doc_view).await
 }
 
 /// `PATCH /docs/{id} {title, body, tags, version}`: merges the client's edit of `version` into

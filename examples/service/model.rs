@@ -100,22 +100,28 @@ impl ItemInput {
     /// Checks that the SKU can stand in a URL path as it is.
     ///
     /// # Errors
-    /// `422` for a SKU that is empty, longer than 64 or not made of letters, digits, `.`,
-    /// `_` and `-`.
+    /// `422` for a SKU that is not a [`sku_fits`].
     pub fn validate(&self) -> Result<(), HttpError> {
-        let fits = (1..=64).contains(&self.sku.len())
-            && self
-                .sku
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
-        if fits {
+        if sku_fits(&self.sku) {
             Ok(())
         } else {
             Err(HttpError::invalid_body(
-                "sku must be 1 to 64 letters, digits, '.', '_' or '-'",
+                "sku must be 1 to 64 letters, digits, '.', '_' or '-', and not . or ..",
             ))
         }
     }
+}
+
+/// Whether `sku` is a path segment as it is, so that `/items/{sku}` leads to its item: 1 to
+/// 64 letters, digits, `.`, `_` and `-`, and not the dot-segments `.` and `..`, which a
+/// client removes from a path before it sends it (RFC 3986 §5.2.4).
+pub fn sku_fits(sku: &str) -> bool {
+    (1..=64).contains(&sku.len())
+        && sku
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+        && sku != "."
+        && sku != ".."
 }
 
 /// `POST /orders`.

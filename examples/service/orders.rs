@@ -9,10 +9,14 @@
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
-use revkv::http::{HttpError, Preconditions, Validators, json_body};
-use revkv::{Collection, Conflict, Transaction};
+use revkv::http::{
+    Caching, HttpError, HttpProblem, Members, Preconditions, ProblemKind, Validators, json_body,
+};
+use revkv::{Collection, Conflict, Transaction, Version};
 
-use super::model::{Item, Order, OrderInput, TransitionInput, new_id, order_view};
+use super::model::{
+    Item, ORDER_TRANSITIONS, Order, OrderInput, TransitionInput, new_id, order_view, sku_fits,
+};
 use super::reply::Reply;
 use super::{App, Outcome, created, not_found, read};
 
@@ -28,6 +32,10 @@ pub async fn create_order(
     let input = json_body::<OrderInput>(&headers, &body)?;
     if input.quantity == 0 {
         return Err(HttpError::invalid_body("quantity must be at least 1"));
+    }
+    // A SKU no item can have is unknown like any other, not a malformed key.
+    if !sku_fits(&input.sku) {
+        return Err(HttpError::invalid_body("there is no item with that sku"));
     }
     let (items, orders, hold) = (app.items.clone(), app.orders.clone(), app.hold);
     app.post(&uri, &headers, &body, move |tx| {
@@ -67,13 +75,14 @@ pub async fn get_order(
     Path(id): Path<String>,
     pre: Preconditions,
 ) -> Outcome {
-    read(app.orders, id, &pre, order_view).await
+    read(app.orders, id, &pre, Caching::Revalidate, order_view).await
 }
 
 /// `POST /orders/{id}/transitions`: moves the order along its state machine; cancelling
-/// returns the quantity to stock in the same transaction. Either ends the hold. Asking for the
-/// state the order is already in changes nothing. `If-Match` is honoured when sent. An order
-/// whose hold has lapsed reads as absent: `404`.
+/// returns the quantity to stock in the same transaction. Either ends the hold. Only the
+/// declared transitions are allowed: asking for the state the order is already in is a
+/// transition conflict like any other. `If-Match` is honoured when sent. An order whose hold
+/// has lapsed reads as absent: `404`.
 pub async fn transition_order(
     State(app): State<App>,
     Path(id): Path<String>,
@@ -91,22 +100,43 @@ pub async fn transition_order(
         if let Err(failed) = pre.evaluate_write(Some(Validators::of(&order))) {
             return Ok(Err(failed.into()));
         }
+        if order.value.status == to {
+            // The store's state machine lets an update stay in its state (to change other
+            // fields); a transition route does not.
+            return Ok(Err(already_in(&order.value.status, order.version)));
+        }
         let moved = Order {
             status: to.clone(),
             ..order.value.clone()
         };
-        let mut version = order.version;
-        if order.value.status != to {
-            // A plain update: it clears the hold's time to live.
-            version = tx.update(&orders, &id, order.version, &moved)?;
-            if to == "cancelled" {
-                return_stock(tx, &items, &order.value)?;
-            }
+        // A plain update: it clears the hold's time to live.
+        let version = tx.update(&orders, &id, order.version, &moved)?;
+        if to == "cancelled" {
+            return_stock(tx, &items, &order.value)?;
         }
         let view = order_view(&id, &moved, version);
         Ok(Ok(Reply::json(StatusCode::OK, &view).with_etag(version)))
     })
     .await
+}
+
+/// The transition conflict for a request to move an order to the state it is in.
+fn already_in(state: &str, version: Version) -> HttpError {
+    let mut allowed: Vec<String> = ORDER_TRANSITIONS
+        .iter()
+        .filter(|(from, _)| *from == state)
+        .map(|(_, to)| (*to).to_owned())
+        .collect();
+    allowed.sort();
+    let mut members = Members::default();
+    members.conflict = Some("transition");
+    members.current_version = Some(version);
+    members.current_state = Some(state.to_owned());
+    members.allowed = Some(allowed);
+    HttpProblem::of_kind(ProblemKind::TransitionNotAllowed)
+        .with_detail(format!("the order is already {state:?}"))
+        .with_members(members)
+        .into()
 }
 
 /// Puts a pending order's quantity back in stock: it was cancelled, or its hold lapsed. Only

@@ -1,10 +1,11 @@
 //! A successful answer, kept as plain data so that it can be stored and replayed.
 
 use axum::body::Body;
-use axum::http::header::{CONTENT_TYPE, ETAG, LOCATION};
+use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, ETAG, LOCATION};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use revkv::Version;
+use revkv::http::Caching;
 use serde::{Deserialize, Serialize};
 
 /// Status, headers and JSON body of an answer.
@@ -45,6 +46,12 @@ impl Reply {
     pub fn with_etag(self, version: Version) -> Self {
         let tag = revkv::http::etag(version);
         self.with_header(&ETAG, tag.to_str().unwrap_or_default())
+    }
+
+    /// `Cache-Control` as `caching` says.
+    pub fn with_caching(self, caching: Caching) -> Self {
+        let value = caching.header_value();
+        self.with_header(&CACHE_CONTROL, value.to_str().unwrap_or("no-store"))
     }
 
     pub fn with_headers(mut self, headers: &HeaderMap) -> Self {

@@ -8,6 +8,7 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
+use revkv::http::Caching;
 use revkv::{HOT_KEY_WINDOW, Stats};
 use serde::Serialize;
 
@@ -49,11 +50,10 @@ struct HotKey {
     conflicts: u64,
 }
 
+/// Counts change with every request, so no cache keeps them.
 pub async fn stats(State(app): State<App>) -> Outcome {
-    Ok(Reply::json(
-        StatusCode::OK,
-        &StatsView::from(app.store.stats()),
-    ))
+    let view = StatsView::from(app.store.stats());
+    Ok(Reply::json(StatusCode::OK, &view).with_caching(Caching::NoStore))
 }
 
 impl From<Stats> for StatsView {

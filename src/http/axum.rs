@@ -2,7 +2,8 @@
 //! [`Preconditions`] as an extractor, and one middleware, [`problems`], renders every failure
 //! under the service's [`Policy`], with the request path as `instance`. A second,
 //! [`read_body_first`], keeps connections alive when a request is refused before its body
-//! is read.
+//! is read; a third, [`no_store_by_default`], keeps shared caches from storing answers that do
+//! not say how they may be cached.
 //!
 //! ```no_run
 //! use axum::extract::{Path, State};
@@ -34,7 +35,8 @@
 //!     .route("/docs/{id}", get(get_doc))
 //!     .with_state(docs)
 //!     .layer(from_fn_with_state(64 * 1024, revkv::http::axum::read_body_first))
-//!     .layer(from_fn_with_state(Policy::default(), revkv::http::axum::problems));
+//!     .layer(from_fn_with_state(Policy::default(), revkv::http::axum::problems))
+//!     .layer(axum::middleware::from_fn(revkv::http::axum::no_store_by_default));
 //! # Ok(()) }
 //! ```
 
@@ -44,12 +46,17 @@ use axum::body::{Body, to_bytes};
 use axum::extract::{FromRequestParts, Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use http::header::{CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, HeaderName, HeaderValue};
 use http::request::Parts;
 use http::{Method, StatusCode};
 
 use super::problem::PROBLEM_JSON;
-use super::{HttpError, HttpProblem, Policy, Preconditions, ProblemKind, parse_preconditions};
+use super::{
+    Caching, HttpError, HttpProblem, Policy, Preconditions, ProblemKind, parse_preconditions,
+};
+
+/// `Accept-Patch` (RFC 5789 §3.1), which the `http` crate does not name.
+const ACCEPT_PATCH: HeaderName = HeaderName::from_static("accept-patch");
 
 /// The most of a framework's plain-text error body that becomes a problem's `detail`.
 const PLAIN_DETAIL_LIMIT: usize = 1024;
@@ -111,7 +118,9 @@ pub async fn read_body_first(State(limit): State<usize>, request: Request, next:
 /// [`HttpError`]s returned by handlers are rendered under `policy`, and the framework's own
 /// plain error answers (unknown route `404`, wrong method `405` with `Allow`, body over the
 /// limit `413`, rejected extractors) become problems of the matching [`ProblemKind`]. The
-/// request path is set as `instance`. Install it outermost with
+/// request path is set as `instance`; a `PATCH` refused with `415` says in `Accept-Patch` that
+/// it takes `application/json` (RFC 5789 §2.2), the media type [`json_body`](super::json_body)
+/// reads. Install it outermost with
 /// `.layer(axum::middleware::from_fn_with_state(policy, problems))`.
 pub async fn problems(State(policy): State<Policy>, request: Request, next: Next) -> Response {
     let path = request.uri().path().to_owned();
@@ -124,13 +133,33 @@ pub async fn problems(State(policy): State<Policy>, request: Request, next: Next
     } else {
         return response;
     };
-    let problem = if problem.details().instance.is_none() {
+    let mut problem = if problem.details().instance.is_none() {
         problem.with_instance_path(&path)
     } else {
         problem
     };
+    if method == Method::PATCH
+        && problem.status() == StatusCode::UNSUPPORTED_MEDIA_TYPE
+        && !problem.headers().contains_key(ACCEPT_PATCH)
+    {
+        problem = problem.with_header(ACCEPT_PATCH, HeaderValue::from_static("application/json"));
+    }
     let (parts, body) = problem.into_http_response().into_parts();
     Response::from_parts(parts, Body::from(body))
+}
+
+/// Middleware that sends `Cache-Control: no-store` ([`Caching::NoStore`]) with every answer
+/// that does not say how it may be cached, so that a handler that forgets cannot have a
+/// shared cache serve one client's answer to another, or a stale one. Records answered with
+/// [`Validators::headers`](super::Validators::headers) say `no-cache` and keep it. Install it
+/// with `.layer(axum::middleware::from_fn(no_store_by_default))`.
+pub async fn no_store_by_default(request: Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
+    response
+        .headers_mut()
+        .entry(CACHE_CONTROL)
+        .or_insert(Caching::NoStore.header_value());
+    response
 }
 
 fn is_unexplained_error(response: &Response) -> bool {

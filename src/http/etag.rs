@@ -3,9 +3,10 @@
 use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use http::header::{ETAG, LAST_MODIFIED};
+use http::header::{CACHE_CONTROL, ETAG, LAST_MODIFIED};
 use http::{HeaderMap, HeaderValue};
 
+use super::Caching;
 use crate::{Version, Versioned};
 
 /// The latest instant an HTTP-date can name (9999-12-31T23:59:59Z); `httpdate` refuses later.
@@ -39,8 +40,8 @@ pub fn http_date(instant: SystemTime) -> HeaderValue {
 }
 
 /// Seconds since the epoch, truncated and clamped to the range of HTTP-dates: the precision
-/// at which `Last-Modified` is sent and at which dates in conditions are compared.
-pub(crate) fn whole_seconds(instant: SystemTime) -> u64 {
+/// at which `Last-Modified` is sent.
+fn whole_seconds(instant: SystemTime) -> u64 {
     instant
         .duration_since(UNIX_EPOCH)
         .map_or(0, |since| since.as_secs())
@@ -69,12 +70,20 @@ impl Validators {
         Self::new(record.version, record.modified)
     }
 
-    /// The `ETag` and `Last-Modified` headers of a response that carries the record.
+    /// The headers of an answer that carries the record (`200`, or `304`): `ETag`,
+    /// `Last-Modified`, and `Cache-Control: no-cache` ([`Caching::Revalidate`]).
     #[must_use]
     pub fn headers(&self) -> HeaderMap {
-        let mut headers = HeaderMap::with_capacity(2);
+        self.headers_with(Caching::Revalidate)
+    }
+
+    /// `ETag`, `Last-Modified` and `Cache-Control` as `caching` says.
+    #[must_use]
+    pub fn headers_with(&self, caching: Caching) -> HeaderMap {
+        let mut headers = HeaderMap::with_capacity(3);
         headers.insert(ETAG, etag(self.version));
         headers.insert(LAST_MODIFIED, http_date(self.modified));
+        headers.insert(CACHE_CONTROL, caching.header_value());
         headers
     }
 }
@@ -265,10 +274,14 @@ mod tests {
     }
 
     #[test]
-    fn validators_send_etag_and_last_modified() {
+    fn validators_send_etag_last_modified_and_cache_control() {
         let modified = UNIX_EPOCH + Duration::from_micros(784_111_777_123_456);
-        let headers = Validators::new(Version::new(3), modified).headers();
+        let validators = Validators::new(Version::new(3), modified);
+        let headers = validators.headers();
         assert_eq!(headers[ETAG], "\"3\"");
         assert_eq!(headers[LAST_MODIFIED], "Sun, 06 Nov 1994 08:49:37 GMT");
+        assert_eq!(headers[CACHE_CONTROL], "no-cache");
+        let private = validators.headers_with(Caching::PrivateRevalidate);
+        assert_eq!(private[CACHE_CONTROL], "private, no-cache");
     }
 }

@@ -1,6 +1,6 @@
 //! The status policy: which answer each failure gets.
 
-use http::header::RETRY_AFTER;
+use http::header::{ACCEPT, RETRY_AFTER};
 use http::{HeaderValue, StatusCode};
 
 use super::error::{BodyError, Cause, HttpError};
@@ -85,7 +85,12 @@ impl Policy {
                 let kind = match body {
                     BodyError::Malformed(_) => ProblemKind::MalformedBody,
                     BodyError::Invalid(_) => ProblemKind::InvalidBody,
-                    BodyError::NotJson => ProblemKind::UnsupportedMediaType,
+                    BodyError::NotJson => {
+                        // RFC 9110 §15.5.16: say which media type would have been accepted.
+                        return HttpProblem::of_kind(ProblemKind::UnsupportedMediaType)
+                            .with_detail(error.to_string())
+                            .with_header(ACCEPT, HeaderValue::from_static("application/json"));
+                    }
                 };
                 HttpProblem::of_kind(kind).with_detail(error.to_string())
             }
@@ -152,13 +157,30 @@ impl Policy {
 }
 
 /// Store errors other than conflicts: the client's fault with what to fix, or the server's
-/// with nothing about its internals.
+/// with nothing about its internals. The details name no collection: a collection is the
+/// service's own, and its name need not be the route's.
 fn store_error(error: &Error) -> HttpProblem {
-    let kind = match error {
-        Error::NotFound { .. } => ProblemKind::NotFound,
-        Error::EmptyKey { .. } | Error::KeyTooLong { .. } => ProblemKind::InvalidKey,
-        Error::IndexValueTooLong { .. } => ProblemKind::InvalidBody,
-        Error::ValueTooLarge { .. } | Error::CommitTooLarge { .. } => ProblemKind::PayloadTooLarge,
+    let (kind, detail) = match error {
+        Error::NotFound { .. } => (
+            ProblemKind::NotFound,
+            "no record exists at this path".into(),
+        ),
+        Error::EmptyKey { .. } => (ProblemKind::InvalidKey, "the key must not be empty".into()),
+        Error::KeyTooLong { len, max, .. } => (
+            ProblemKind::InvalidKey,
+            format!("a key of {len} bytes is longer than the limit of {max} bytes"),
+        ),
+        Error::IndexValueTooLong {
+            index, len, max, ..
+        } => (
+            ProblemKind::InvalidBody,
+            format!("the {index} of {len} bytes is longer than the limit of {max} bytes"),
+        ),
+        Error::ValueTooLarge { len, max, .. } => (
+            ProblemKind::PayloadTooLarge,
+            format!("a value of {len} bytes is larger than the limit of {max} bytes"),
+        ),
+        Error::CommitTooLarge { .. } => (ProblemKind::PayloadTooLarge, error.to_string()),
         Error::Contention { .. } => {
             return HttpProblem::of_kind(ProblemKind::Contention)
                 .with_detail(
@@ -187,7 +209,7 @@ fn store_error(error: &Error) -> HttpProblem {
         // feed a route reads) and failures of the storage below.
         _ => return internal_error(),
     };
-    HttpProblem::of_kind(kind).with_detail(error.to_string())
+    HttpProblem::of_kind(kind).with_detail(detail)
 }
 
 fn internal_error() -> HttpProblem {

@@ -8,7 +8,7 @@ use http::HeaderMap;
 use http::header::{HeaderName, IF_MATCH, IF_MODIFIED_SINCE, IF_NONE_MATCH, IF_UNMODIFIED_SINCE};
 
 use super::HttpError;
-use super::etag::{EntityTag, Validators, parse_tag_list, trim_ows, whole_seconds};
+use super::etag::{EntityTag, Validators, parse_tag_list, trim_ows};
 use crate::{Conflict, ConflictKind, Version, Versioned};
 
 /// How many times [`Preconditions::guard_write`] re-reads a record that changed under it.
@@ -35,10 +35,13 @@ pub struct Preconditions {
     /// `If-None-Match`: the record must not exist (`*`, create-only) or not be at one of the
     /// listed versions (weak comparison).
     pub if_none_match: Option<TagCondition>,
-    /// `If-Unmodified-Since`: the record must not have changed after this date.
+    /// `If-Unmodified-Since`: the record must not have changed since this date began. The
+    /// exact modification time is compared, so a record changed later in the second the date
+    /// names fails the condition, including when the date is its own `Last-Modified`.
     pub if_unmodified_since: Option<SystemTime>,
-    /// `If-Modified-Since`: for reads, answer `304 Not Modified` unless the record changed
-    /// after this date.
+    /// `If-Modified-Since`: for reads, answer `304 Not Modified` only if the record has not
+    /// changed since this date began (compared like `if_unmodified_since`, so a change within
+    /// the second of a `Last-Modified` is never answered with `304`).
     pub if_modified_since: Option<SystemTime>,
 }
 
@@ -118,13 +121,13 @@ pub enum ReadOutcome {
 /// Parses `If-Match`, `If-None-Match`, `If-Unmodified-Since` and `If-Modified-Since`.
 ///
 /// Entity-tag lists may span several header lines. Dates are HTTP-dates in any of the three
-/// formats of RFC 9110 §5.6.7.
+/// formats of RFC 9110 §5.6.7; a date field that is not exactly one valid HTTP-date is ignored,
+/// as RFC 9110 §13.1.3 and §13.1.4 require. Ignoring a date never lets a write through
+/// unguarded: a date is not a guard ([`Preconditions::guards_write`]).
 ///
 /// # Errors
-/// A [`HeaderError`] naming the first malformed header: an entity-tag list that is empty or
-/// does not follow `#entity-tag`, `*` combined with tags, or a date that is not one HTTP-date.
-/// (RFC 9110 says to ignore an invalid date; revkv refuses it instead, so that a client that
-/// meant to guard a write never has it applied unguarded.)
+/// A [`HeaderError`] naming the first malformed entity-tag header: a list that is empty or
+/// does not follow `#entity-tag`, or `*` combined with tags.
 ///
 /// ```
 /// use http::HeaderMap;
@@ -144,8 +147,8 @@ pub fn parse_preconditions(headers: &HeaderMap) -> Result<Preconditions, HeaderE
     Ok(Preconditions {
         if_match: tag_condition(headers, &IF_MATCH)?,
         if_none_match: tag_condition(headers, &IF_NONE_MATCH)?,
-        if_unmodified_since: date_condition(headers, &IF_UNMODIFIED_SINCE)?,
-        if_modified_since: date_condition(headers, &IF_MODIFIED_SINCE)?,
+        if_unmodified_since: date_condition(headers, &IF_UNMODIFIED_SINCE),
+        if_modified_since: date_condition(headers, &IF_MODIFIED_SINCE),
     })
 }
 
@@ -178,25 +181,15 @@ fn tag_condition(
     }
 }
 
-/// Exactly one HTTP-date.
-fn date_condition(
-    headers: &HeaderMap,
-    name: &HeaderName,
-) -> Result<Option<SystemTime>, HeaderError> {
-    let fail = |reason| HeaderError::new(name.clone(), reason);
+/// Exactly one HTTP-date; anything else is no date at all.
+fn date_condition(headers: &HeaderMap, name: &HeaderName) -> Option<SystemTime> {
     let mut lines = headers.get_all(name).iter();
-    let Some(line) = lines.next() else {
-        return Ok(None);
-    };
+    let line = lines.next()?;
     if lines.next().is_some() {
-        return Err(fail("the header is sent more than once"));
+        return None;
     }
-    let text = line
-        .to_str()
-        .map_err(|_| fail("an HTTP-date is plain ASCII"))?;
-    httpdate::parse_http_date(text.trim_matches([' ', '\t']))
-        .map(Some)
-        .map_err(|_| fail("not an HTTP-date such as \"Sun, 06 Nov 1994 08:49:37 GMT\""))
+    let text = line.to_str().ok()?;
+    httpdate::parse_http_date(text.trim_matches([' ', '\t'])).ok()
 }
 
 impl Preconditions {
@@ -206,15 +199,19 @@ impl Preconditions {
         self == &Self::default()
     }
 
-    /// Whether the request says what it expects of the record it writes (`If-Match`,
-    /// `If-None-Match` or `If-Unmodified-Since`). A route that requires conditional writes
-    /// answers a request without one with `428 Precondition Required`
-    /// ([`HttpError::precondition_required`]).
+    /// Whether the request names the versions it may replace: `If-Match` with entity-tags.
+    /// A route that requires conditional writes answers a request without one with
+    /// `428 Precondition Required` ([`HttpError::precondition_required`]).
+    ///
+    /// Only a strong entity-tag keeps two writers from overwriting each other: both read
+    /// version 4, the first writes version 5, and the second's `If-Match: "4"` fails. The other
+    /// preconditions are evaluated when sent, but do not make a write conditional:
+    /// `If-Match: *` holds for any version, `If-None-Match: "4"` for every version but one, and
+    /// a date has one-second resolution, which cannot tell two writes of one second apart (RFC
+    /// 9110 §8.8.2.2 calls `Last-Modified` weak for that reason).
     #[must_use]
     pub const fn guards_write(&self) -> bool {
-        self.if_match.is_some()
-            || self.if_none_match.is_some()
-            || self.if_unmodified_since.is_some()
+        matches!(self.if_match, Some(TagCondition::Tags(_)))
     }
 
     /// Evaluates the preconditions of a `GET` or `HEAD` against the record's validators
@@ -248,14 +245,17 @@ impl Preconditions {
             header: header.clone(),
             current: current.map(|c| c.version),
         };
-        // Last-Modified is sent in whole seconds, so dates are compared in whole seconds.
-        let modified = current.map(|c| whole_seconds(c.modified));
+        // Dates are compared with the exact modification time, not with the whole second that
+        // Last-Modified shows: a record changed later in the second a date names has changed
+        // since that date. So a condition on a date holds only for a record that has not
+        // changed since the date began, and never for a stale state.
+        let modified = current.map(|c| c.modified);
         if let Some(condition) = &self.if_match {
             if !matches(condition, current, EntityTag::strong_matches) {
                 return Err(failed(&IF_MATCH));
             }
         } else if let (Some(date), Some(modified)) = (self.if_unmodified_since, modified)
-            && modified > whole_seconds(date)
+            && modified > date
         {
             return Err(failed(&IF_UNMODIFIED_SINCE));
         }
@@ -269,7 +269,7 @@ impl Preconditions {
             }
         } else if let (true, Some(date), Some(modified)) =
             (is_read, self.if_modified_since, modified)
-            && modified <= whole_seconds(date)
+            && modified <= date
         {
             return Ok(ReadOutcome::NotModified);
         }

@@ -1,10 +1,11 @@
 //! RFC 9457 problem details: the catalogue of problem types and the rendered answer.
 
-use http::header::{CONTENT_TYPE, HeaderName};
+use http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderName};
 use http::{HeaderMap, HeaderValue, Response, StatusCode, Uri};
 use problem_details::{JsonProblemDetails, ProblemDetails};
 use serde::Serialize;
 
+use super::Caching;
 use crate::{ConflictKind, Version};
 
 /// The media type of every problem body.
@@ -186,11 +187,16 @@ impl ProblemKind {
 
 /// The extension members of a problem: what a client needs to resolve it without guessing.
 /// Members that do not apply are left out of the body.
+///
+/// With the feature `openapi`, `ProblemDetails<Members>` (of the `problem_details` crate) is
+/// the OpenAPI schema of every problem body revkv renders.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[non_exhaustive]
 pub struct Members {
     /// The kind of conflict: `version`, `exists`, `unique`, `transition` or `rule`.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     pub conflict: Option<&'static str>,
     /// The record's current version (send it as `If-Match: "<version>"` to write again).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -341,16 +347,20 @@ impl HttpProblem {
             .unwrap_or_else(|_| format!(r#"{{"status":{}}}"#, self.status().as_u16()))
     }
 
-    /// The whole answer as an `http::Response`, for any framework built on the `http` crate.
+    /// The whole answer as an `http::Response`, for any framework built on the `http` crate,
+    /// with `Cache-Control: no-store` unless the problem sets its own: a problem concerns one
+    /// request, and some error statuses (`404`, `405`, `410`) are otherwise cacheable.
     #[must_use]
     pub fn into_http_response(self) -> Response<String> {
         let body = self.to_json();
         let mut response = Response::new(body);
         *response.status_mut() = self.status();
         *response.headers_mut() = self.headers;
-        response
-            .headers_mut()
-            .insert(CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        let headers = response.headers_mut();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        headers
+            .entry(CACHE_CONTROL)
+            .or_insert(Caching::NoStore.header_value());
         response
     }
 }
@@ -406,6 +416,7 @@ mod tests {
         let response = problem.into_http_response();
         assert_eq!(response.status(), StatusCode::CONFLICT);
         assert_eq!(response.headers()[CONTENT_TYPE], PROBLEM_JSON);
+        assert_eq!(response.headers()[CACHE_CONTROL], "no-store");
     }
 
     #[test]

@@ -263,7 +263,7 @@ fn a_malformed_header_is_400_naming_it() {
 }
 
 #[test]
-fn client_errors_of_the_store_say_what_to_fix() {
+fn client_errors_of_the_store_say_what_to_fix_without_naming_the_collection() {
     let cases = [
         (
             Error::NotFound {
@@ -272,6 +272,7 @@ fn client_errors_of_the_store_say_what_to_fix() {
             },
             404,
             "/problems/not-found",
+            "no record exists",
         ),
         (
             Error::EmptyKey {
@@ -279,6 +280,7 @@ fn client_errors_of_the_store_say_what_to_fix() {
             },
             400,
             "/problems/invalid-key",
+            "must not be empty",
         ),
         (
             Error::KeyTooLong {
@@ -288,16 +290,18 @@ fn client_errors_of_the_store_say_what_to_fix() {
             },
             400,
             "/problems/invalid-key",
+            "2000 bytes",
         ),
         (
             Error::IndexValueTooLong {
-                collection: "users".into(),
+                collection: "things".into(),
                 index: "email".into(),
                 len: 2000,
                 max: 1024,
             },
             422,
             "/problems/invalid-body",
+            "the email of 2000 bytes",
         ),
         (
             Error::ValueTooLarge {
@@ -308,6 +312,7 @@ fn client_errors_of_the_store_say_what_to_fix() {
             },
             413,
             "/problems/payload-too-large",
+            "limit of 8 bytes",
         ),
         (
             Error::CommitTooLarge {
@@ -317,14 +322,32 @@ fn client_errors_of_the_store_say_what_to_fix() {
             },
             413,
             "/problems/payload-too-large",
+            "2000000",
         ),
     ];
-    for (error, status, problem_type) in cases {
-        let message = error.to_string();
+    for (error, status, problem_type, says) in cases {
         let (got, body) = render(&Policy::default(), error);
         assert_eq!((got, body["type"].as_str()), (status, Some(problem_type)));
-        assert_eq!(body["detail"], message.as_str());
+        let detail = body["detail"].as_str().expect("detail");
+        assert!(detail.contains(says), "{detail:?} lacks {says:?}");
+        assert!(
+            !detail.contains("things"),
+            "{detail:?} names the collection"
+        );
     }
+}
+
+#[test]
+fn a_body_not_sent_as_json_is_415_saying_what_is_accepted() {
+    let mut headers = http::HeaderMap::new();
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        "text/plain".parse().expect("value"),
+    );
+    let error = crate::http::json_body::<serde_json::Value>(&headers, b"{}").expect_err("415");
+    let problem = Policy::default().render(&error);
+    assert_eq!(problem.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    assert_eq!(problem.headers()[http::header::ACCEPT], "application/json");
 }
 
 #[test]

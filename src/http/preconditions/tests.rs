@@ -87,13 +87,6 @@ fn malformed_values_name_their_header() {
         ("if-match", br#"*, "1""#),
         ("if-none-match", br#""1"#),
         ("if-none-match", b"W/\"\x01\""),
-        ("if-unmodified-since", b"yesterday"),
-        (
-            "if-unmodified-since",
-            b"Sun, 06 Nov 1994 08:49:37 GMT, Sun, 06 Nov 1994 08:49:37 GMT",
-        ),
-        ("if-modified-since", b"1994-11-06T08:49:37Z"),
-        ("if-modified-since", b"Sun, 06 Nov 1994 08:49:37 GMT\xff"),
     ];
     for &(name, value) in cases {
         let Ok(header_value) = HeaderValue::from_bytes(value) else {
@@ -106,21 +99,65 @@ fn malformed_values_name_their_header() {
     }
     let star_then_tag = parse(&[("if-match", b"*"), ("if-match", br#""1""#)]);
     assert!(star_then_tag.is_err(), "* on one line and a tag on another");
+}
+
+#[test]
+fn invalid_dates_are_ignored_as_rfc_9110_requires() {
+    let cases: &[&[u8]] = &[
+        b"yesterday",
+        b"Sun, 06 Nov 1994 08:49:37 GMT, Sun, 06 Nov 1994 08:49:37 GMT",
+        b"1994-11-06T08:49:37Z",
+        b"Sun, 06 Nov 1994 08:49:37 GMT\xff",
+        b"",
+    ];
+    for &value in cases {
+        for name in ["if-unmodified-since", "if-modified-since"] {
+            let parsed = parse(&[(name, value)]).expect("an invalid date is no error");
+            assert!(
+                parsed.is_empty(),
+                "{name}: {value:?} was read as {parsed:?}"
+            );
+        }
+    }
     let twice = parse(&[
-        ("if-unmodified-since", SUNDAY.as_bytes()),
-        ("if-unmodified-since", SUNDAY.as_bytes()),
-    ]);
-    assert!(twice.is_err(), "a date sent twice");
+        ("if-modified-since", SUNDAY.as_bytes()),
+        ("if-modified-since", SUNDAY.as_bytes()),
+    ])
+    .expect("parses");
+    assert_eq!(
+        twice.if_modified_since, None,
+        "a date sent twice is not one date"
+    );
 }
 
 #[test]
 fn header_errors_read_as_sentences_with_the_usual_header_case() {
-    let error = parse(&[("if-unmodified-since", b"soon")]).expect_err("malformed");
+    let error = parse(&[("if-none-match", b"soon")]).expect_err("malformed");
     assert_eq!(
         error.to_string(),
-        "the If-Unmodified-Since header is malformed: not an HTTP-date such as \
-         \"Sun, 06 Nov 1994 08:49:37 GMT\""
+        "the If-None-Match header is malformed: an entity-tag is a quoted string such as \
+         \"17\" or W/\"17\""
     );
+}
+
+#[test]
+fn only_if_match_with_entity_tags_makes_a_write_conditional() {
+    let guarded = |pairs: &[(&str, &[u8])]| parse(pairs).expect("parses").guards_write();
+    assert!(guarded(&[("if-match", br#""3""#)]));
+    assert!(guarded(&[("if-match", br#"W/"3", "4""#)]));
+    for pairs in [
+        &[("if-match", b"*" as &[u8])][..],
+        &[("if-none-match", br#""nope""#)],
+        &[("if-none-match", b"*")],
+        &[("if-unmodified-since", SUNDAY.as_bytes())],
+        &[("if-modified-since", SUNDAY.as_bytes())],
+        &[
+            ("if-none-match", br#""1""#),
+            ("if-unmodified-since", SUNDAY.as_bytes()),
+        ],
+    ] {
+        assert!(!guarded(pairs), "{pairs:?} counted as a guard");
+    }
 }
 
 #[test]
@@ -184,25 +221,26 @@ fn if_none_match_uses_weak_comparison_304_for_reads_412_for_writes() {
 }
 
 #[test]
-fn if_unmodified_since_compares_whole_seconds_and_ignores_missing_records() {
+fn if_unmodified_since_holds_only_for_a_record_unchanged_since_the_date_began() {
     let pre = Preconditions {
         if_unmodified_since: Some(at(SUNDAY_SECS)),
         ..Preconditions::default()
     };
-    let same_second = Some(Validators::new(
-        Version::new(1),
-        at(SUNDAY_SECS) + Duration::from_micros(999_999),
+    let later_that_second = Some(Validators::new(
+        Version::new(2),
+        at(SUNDAY_SECS) + Duration::from_micros(1),
     ));
-    assert_eq!(
-        pre.evaluate_write(same_second),
-        Ok(()),
-        "Last-Modified drops sub-seconds"
-    );
+    let failed = pre
+        .evaluate_write(later_that_second)
+        .expect_err("changed after the second began: its Last-Modified is this date");
+    assert_eq!(failed.header(), &IF_UNMODIFIED_SINCE);
+    assert_eq!(failed.current_version(), Some(Version::new(2)));
+    assert_eq!(pre.evaluate_write(Some(record(1, SUNDAY_SECS))), Ok(()));
     assert_eq!(pre.evaluate_write(Some(record(1, SUNDAY_SECS - 1))), Ok(()));
-    let later = pre
-        .evaluate_write(Some(record(1, SUNDAY_SECS + 1)))
-        .expect_err("modified after");
-    assert_eq!(later.header(), &IF_UNMODIFIED_SINCE);
+    assert!(
+        pre.evaluate_write(Some(record(1, SUNDAY_SECS + 1)))
+            .is_err()
+    );
     assert_eq!(
         pre.evaluate_write(None),
         Ok(()),
@@ -233,6 +271,15 @@ fn if_modified_since_only_applies_to_reads_without_if_none_match() {
     assert_eq!(
         pre.evaluate_read(Some(record(1, SUNDAY_SECS + 1))),
         Ok(ReadOutcome::Proceed)
+    );
+    let later_that_second = Validators::new(
+        Version::new(2),
+        at(SUNDAY_SECS) + Duration::from_micros(999_999),
+    );
+    assert_eq!(
+        pre.evaluate_read(Some(later_that_second)),
+        Ok(ReadOutcome::Proceed),
+        "a change within the second of the date is not answered with 304"
     );
     assert_eq!(pre.evaluate_write(Some(record(1, SUNDAY_SECS))), Ok(()));
 
