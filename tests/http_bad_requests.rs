@@ -295,7 +295,12 @@ fn a_patch_refused_with_415_says_what_it_accepts() {
         &[("content-type", "text/plain"), ("if-match", "\"1\"")],
         "{}",
     );
-    patch.assert_problem(415, "/problems/unsupported-media-type", &doc_path, &json!({}));
+    patch.assert_problem(
+        415,
+        "/problems/unsupported-media-type",
+        &doc_path,
+        &json!({}),
+    );
     assert_eq!(patch.header("accept-patch"), "application/json");
     let put = client.send("POST", "/items", &[("content-type", "text/plain")], "{}");
     assert_eq!(put.status, 415);

@@ -17,6 +17,8 @@ pub mod docs;
 pub mod idempotency;
 #[path = "model.rs"]
 mod model;
+#[path = "openapi.rs"]
+mod openapi;
 #[path = "orders.rs"]
 mod orders;
 #[path = "reply.rs"]
@@ -24,33 +26,35 @@ mod reply;
 #[path = "stats.rs"]
 mod stats;
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::middleware::{from_fn, from_fn_with_state};
-use axum::routing::{get, post};
+use axum::{Extension, Router};
 use revkv::http::axum::{no_store_by_default, problems, read_body_first};
 use revkv::http::{
-    Caching, HttpError, HttpProblem, Policy, Preconditions, ProblemKind, ReadOutcome, Validators,
-    json_body,
+    Caching, HttpError, HttpProblem, PROBLEM_JSON, Policy, Preconditions, ProblemKind, ReadOutcome,
+    Validators, json_body,
 };
 use revkv::{Collection, Store, Transaction, Version, Versioned};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use self::changes::changes;
-use self::docs::{DOC_HISTORY, create_doc, edit_doc, get_doc};
+use self::docs::DOC_HISTORY;
 use self::idempotency::{Admission, IdempotencyKeys};
 use self::model::{
-    Doc, Item, ItemInput, ORDER_TRANSITIONS, Order, User, UserInput, VersionInput, item_view,
-    new_id, user_view,
+    Doc, Item, ItemInput, ItemView, ORDER_TRANSITIONS, Order, User, UserInput, UserView,
+    VersionInput, item_view, new_id, user_view,
 };
-use self::orders::{create_order, get_order, return_stock, transition_order};
+use self::openapi::{ConditionalWriteFailures, RecordRead, WriteFailures};
+use self::orders::return_stock;
 use self::reply::Reply;
-use self::stats::stats;
 
 /// The largest request body accepted; a larger one is answered with `413`.
 pub const BODY_LIMIT: usize = 16 * 1024;
@@ -169,29 +173,44 @@ impl App {
     }
 }
 
-/// The service's routes, answering failures under `policy`.
+/// The service's routes, answering failures under `policy`, and its OpenAPI document, built
+/// from the same handlers.
 pub fn router(app: App, policy: Policy) -> Router {
-    Router::new()
-        .route("/users", post(create_user))
-        .route(
-            "/users/{id}",
-            get(get_user).put(replace_user).delete(delete_user),
-        )
-        .route("/items", post(create_item))
-        .route("/items/{sku}", get(get_item))
-        .route("/orders", post(create_order))
-        .route("/orders/{id}", get(get_order))
-        .route("/orders/{id}/transitions", post(transition_order))
-        .route("/docs", post(create_doc))
-        .route("/docs/{id}", get(get_doc).patch(edit_doc))
-        .route("/changes", get(changes))
-        .route("/stats", get(stats))
+    let (routes, document) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .routes(routes!(create_user))
+        .routes(routes!(get_user, replace_user, delete_user))
+        .routes(routes!(create_item))
+        .routes(routes!(get_item))
+        .routes(routes!(orders::create_order))
+        .routes(routes!(orders::get_order))
+        .routes(routes!(orders::transition_order))
+        .routes(routes!(docs::create_doc))
+        .routes(routes!(docs::get_doc, docs::edit_doc))
+        .routes(routes!(changes::changes))
+        .routes(routes!(stats::stats))
+        .routes(routes!(openapi::document))
         .with_state(app)
+        .split_for_parts();
+    routes
+        .layer(Extension(Arc::new(document)))
         .layer(from_fn_with_state(BODY_LIMIT, read_body_first))
         .layer(from_fn_with_state(policy, problems))
         .layer(from_fn(no_store_by_default))
 }
 
+/// `POST /users`: registers a user under a new id.
+#[utoipa::path(
+    post, path = "/users", tag = "users", params(("Idempotency-Key" = Option<String>, Header, description = "Replays the first answer to a retry")),
+    request_body(content = UserInput, content_type = "application/json"),
+    responses(
+        (status = 201, description = "Created", body = UserView,
+            headers(("Location" = String), ("ETag" = String, description = "Its version"))),
+        (status = 409, description = "The username, or the e-mail in any case, is taken (conflict: unique); or a request with this Idempotency-Key is still running",
+            body = HttpProblem, content_type = PROBLEM_JSON,
+            headers(("Retry-After" = u32, description = "While a request with this key runs"))),
+        WriteFailures,
+    ),
+)]
 async fn create_user(State(app): State<App>, uri: Uri, headers: HeaderMap, body: Bytes) -> Outcome {
     let user = json_body::<UserInput>(&headers, &body)?.user()?;
     let users = app.users.clone();
@@ -204,6 +223,14 @@ async fn create_user(State(app): State<App>, uri: Uri, headers: HeaderMap, body:
 }
 
 /// A user carries an e-mail address, which only the client's own cache may keep.
+#[utoipa::path(
+    get, path = "/users/{id}", tag = "users", params(("id" = String, Path), Preconditions),
+    responses(
+        (status = 200, description = "The record", body = UserView, headers(("ETag" = String),
+            ("Last-Modified" = String), ("Cache-Control" = String, description = "private, no-cache"))),
+        RecordRead,
+    ),
+)]
 async fn get_user(State(app): State<App>, Path(id): Path<String>, pre: Preconditions) -> Outcome {
     read(app.users, id, &pre, Caching::PrivateRevalidate, user_view).await
 }
@@ -212,6 +239,17 @@ async fn get_user(State(app): State<App>, Path(id): Path<String>, pre: Precondit
 /// as `If-Match` (`412` when stale) or as `version` in the body (`409` when stale). The answer
 /// has no `ETag`: what is stored differs from what was sent (trimmed, with `id` and `version`),
 /// and RFC 9110 §9.3.4 then forbids one; the body's `version` is the one to send next.
+#[utoipa::path(
+    put, path = "/users/{id}", tag = "users", params(("id" = String, Path), Preconditions),
+    request_body(content = UserInput, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The user as stored; no ETag (RFC 9110 9.3.4)", body = UserView),
+        (status = 409, description = "The body's version is stale (conflict: version), or the username or e-mail is taken (conflict: unique)",
+            body = HttpProblem, content_type = PROBLEM_JSON),
+        ConditionalWriteFailures,
+        WriteFailures,
+    ),
+)]
 async fn replace_user(
     State(app): State<App>,
     Path(id): Path<String>,
@@ -235,6 +273,17 @@ async fn replace_user(
 }
 
 /// `DELETE /users/{id}`: as `PUT`, with the version in `If-Match` or in an optional body.
+#[utoipa::path(
+    delete, path = "/users/{id}", tag = "users", params(("id" = String, Path), Preconditions),
+    request_body(content = Option<VersionInput>, content_type = "application/json"),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 409, description = "The body's version is stale (conflict: version)",
+            body = HttpProblem, content_type = PROBLEM_JSON),
+        ConditionalWriteFailures,
+        WriteFailures,
+    ),
+)]
 async fn delete_user(
     State(app): State<App>,
     Path(id): Path<String>,
@@ -259,6 +308,18 @@ async fn delete_user(
     .await
 }
 
+#[utoipa::path(
+    post, path = "/items", tag = "items", params(("Idempotency-Key" = Option<String>, Header, description = "Replays the first answer to a retry")),
+    request_body(content = ItemInput, content_type = "application/json"),
+    responses(
+        (status = 201, description = "Created", body = ItemView,
+            headers(("Location" = String), ("ETag" = String, description = "Its version"))),
+        (status = 409, description = "An item has this SKU (conflict: exists); or a request with this Idempotency-Key is still running",
+            body = HttpProblem, content_type = PROBLEM_JSON,
+            headers(("Retry-After" = u32, description = "While a request with this key runs"))),
+        WriteFailures,
+    ),
+)]
 async fn create_item(State(app): State<App>, uri: Uri, headers: HeaderMap, body: Bytes) -> Outcome {
     let input = json_body::<ItemInput>(&headers, &body)?;
     input.validate()?;
@@ -271,6 +332,14 @@ async fn create_item(State(app): State<App>, uri: Uri, headers: HeaderMap, body:
     .await
 }
 
+#[utoipa::path(
+    get, path = "/items/{sku}", tag = "items", params(("sku" = String, Path), Preconditions),
+    responses(
+        (status = 200, description = "The record", body = ItemView, headers(("ETag" = String),
+            ("Last-Modified" = String), ("Cache-Control" = String, description = "no-cache"))),
+        RecordRead,
+    ),
+)]
 async fn get_item(State(app): State<App>, Path(sku): Path<String>, pre: Preconditions) -> Outcome {
     read(app.items, sku, &pre, Caching::Revalidate, item_view).await
 }

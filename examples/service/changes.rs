@@ -16,10 +16,11 @@ use std::time::{Duration, Instant};
 
 use axum::extract::State;
 use axum::http::{StatusCode, Uri};
-use revkv::http::{Caching, HttpError};
+use revkv::http::{Caching, HttpError, HttpProblem, PROBLEM_JSON};
 use revkv::{Change, ChangeKind, Version};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use utoipa::ToSchema;
 
 use super::model::{
     DocView, ItemView, OrderView, PublicUserView, doc_view, item_view, order_view, public_user_view,
@@ -40,14 +41,14 @@ struct FeedQuery {
 }
 
 /// One page of the feed.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct Page {
     changes: Vec<ChangeView>,
     next: u64,
 }
 
 /// A change as the API shows it.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct ChangeView {
     seq: u64,
     collection: String,
@@ -59,7 +60,7 @@ struct ChangeView {
 }
 
 /// A record as `GET` shows it (a user as anyone may see it), whichever collection it is in.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(untagged)]
 enum RecordView {
     User(PublicUserView),
@@ -69,6 +70,23 @@ enum RecordView {
 }
 
 /// A page differs from one request to the next, so no cache keeps it.
+#[utoipa::path(
+    get, path = "/changes", tag = "changes",
+    params(
+        ("since" = u64, Query, minimum = 0, description = "0 for the start, else the last answer's next"),
+        ("wait" = Option<u64>, Query, minimum = 0, maximum = 30, description = "Seconds to wait for a change"),
+        ("limit" = Option<u64>, Query, minimum = 1, maximum = 1000, description = "Default 100"),
+    ),
+    responses(
+        (status = 200, description = "The changes after since, in commit order", body = Page,
+            headers(("Cache-Control" = String, description = "no-store"))),
+        (status = 400, description = "A parameter missing, unknown, repeated or out of range",
+            body = HttpProblem, content_type = PROBLEM_JSON),
+        (status = 410, description = "The feed no longer holds since: see oldest",
+            body = HttpProblem, content_type = PROBLEM_JSON),
+        (status = 500, description = "The server failed", body = HttpProblem, content_type = PROBLEM_JSON),
+    ),
+)]
 pub async fn changes(State(app): State<App>, uri: Uri) -> Outcome {
     let query = FeedQuery::parse(uri.query().unwrap_or_default())?;
     let page = blocking(move || app.changes_after(&query)).await?;

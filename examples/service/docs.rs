@@ -11,9 +11,10 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
 use revkv::Conflict;
-use revkv::http::{Caching, Preconditions, json_body};
+use revkv::http::{Caching, HttpProblem, PROBLEM_JSON, Preconditions, json_body};
 
-use super::model::{Doc, DocInput, doc_view, new_id};
+use super::model::{Doc, DocInput, DocView, doc_view, new_id};
+use super::openapi::{ConditionalWriteFailures, RecordRead, WriteFailures};
 use super::reply::Reply;
 use super::{App, Outcome, bad_request, blocking, created, guarded_write, read, require_guard};
 
@@ -21,6 +22,18 @@ use super::{App, Outcome, bad_request, blocking, created, guarded_write, read, r
 pub const DOC_HISTORY: usize = 16;
 
 /// `POST /docs {title, body, tags}`.
+#[utoipa::path(
+    post, path = "/docs", tag = "docs", params(("Idempotency-Key" = Option<String>, Header, description = "Replays the first answer to a retry")),
+    request_body(content = DocInput, content_type = "application/json"),
+    responses(
+        (status = 201, description = "Created", body = DocView,
+            headers(("Location" = String), ("ETag" = String, description = "Its version"))),
+        (status = 409, description = "A request with this Idempotency-Key is still running",
+            body = HttpProblem, content_type = PROBLEM_JSON,
+            headers(("Retry-After" = u32, description = "While a request with this key runs"))),
+        WriteFailures,
+    ),
+)]
 pub async fn create_doc(
     State(app): State<App>,
     uri: Uri,
@@ -37,6 +50,14 @@ pub async fn create_doc(
     .await
 }
 
+#[utoipa::path(
+    get, path = "/docs/{id}", tag = "docs", params(("id" = String, Path), Preconditions),
+    responses(
+        (status = 200, description = "The record", body = DocView, headers(("ETag" = String),
+            ("Last-Modified" = String), ("Cache-Control" = String, description = "no-cache"))),
+        RecordRead,
+    ),
+)]
 pub async fn get_doc(
     State(app): State<App>,
     Path(id): Path<String>,
@@ -48,6 +69,17 @@ pub async fn get_doc(
 /// `PATCH /docs/{id} {title, body, tags, version}`: merges the client's edit of `version` into
 /// the current document. With `If-Match` instead of `version`, replaces the document only if
 /// it is still at that version (`412` otherwise), as RFC 9110 asks of `If-Match`.
+#[utoipa::path(
+    patch, path = "/docs/{id}", tag = "docs", params(("id" = String, Path), Preconditions),
+    request_body(content = DocInput, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Merged or replaced", body = DocView, headers(("ETag" = String))),
+        (status = 409, description = "A field changed differently by someone else (conflict: rule, code: merge_conflict), or the version edited is no longer kept (conflict: version)",
+            body = HttpProblem, content_type = PROBLEM_JSON),
+        ConditionalWriteFailures,
+        WriteFailures,
+    ),
+)]
 pub async fn edit_doc(
     State(app): State<App>,
     Path(id): Path<String>,

@@ -4,6 +4,7 @@
 use revkv::Version;
 use revkv::http::HttpError;
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 /// The order states and the transitions between them.
 pub const ORDER_TRANSITIONS: [(&str, &str); 3] = [
@@ -44,10 +45,15 @@ pub struct Doc {
 
 /// `POST /users` and `PUT /users/{id}`; a PUT may carry the `version` it replaces instead of
 /// an `If-Match` header.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct UserInput {
+    /// 1 to 64 printable characters, unique as sent.
+    #[schema(min_length = 1, max_length = 64, pattern = r"\S")]
     username: String,
+    /// An address such as ada@example.com, unique regardless of case.
+    #[schema(max_length = 254, pattern = r"^[^\s@]+@\S+$")]
     email: String,
+    /// `PUT` only: the version it replaces, instead of `If-Match` (`409` when stale).
     #[serde(default)]
     pub version: Option<Version>,
 }
@@ -84,14 +90,19 @@ impl UserInput {
 }
 
 /// `DELETE /users/{id}` may carry the `version` it deletes instead of an `If-Match` header.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct VersionInput {
     pub version: Option<Version>,
 }
 
 /// `POST /items`.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct ItemInput {
+    /// The item's key and path segment, as `sku_fits` says (the pattern spells it without
+    /// look-ahead, which not every OpenAPI tool reads).
+    #[schema(
+        pattern = r"^(?:[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}|\.[A-Za-z0-9_-][A-Za-z0-9._-]{0,62}|\.\.[A-Za-z0-9._-]{1,62})$"
+    )]
     pub sku: String,
     pub stock: u32,
 }
@@ -125,25 +136,36 @@ pub fn sku_fits(sku: &str) -> bool {
 }
 
 /// `POST /orders`.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct OrderInput {
+    /// The SKU of an existing item (`422` for any other).
+    #[schema(
+        pattern = r"^(?:[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}|\.[A-Za-z0-9_-][A-Za-z0-9._-]{0,62}|\.\.[A-Za-z0-9._-]{1,62})$"
+    )]
     pub sku: String,
+    #[schema(minimum = 1)]
     pub quantity: u32,
 }
 
 /// `POST /orders/{id}/transitions`.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct TransitionInput {
+    /// The state to move to: pending -> paid -> shipped, or pending -> cancelled.
     pub to: String,
 }
 
 /// `POST /docs` and `PATCH /docs/{id}`: the whole document as the client wants it; a PATCH
 /// may carry the `version` the client edited, to merge its change into the current document.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct DocInput {
+    /// 1 to 200 characters, trimmed.
+    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
     title: String,
     body: String,
+    /// At most 32 tags of 1 to 64 characters, trimmed.
+    #[schema(max_items = 32)]
     tags: Vec<String>,
+    /// `PATCH` only: the version edited, to merge the edit into the current document.
     #[serde(default)]
     pub version: Option<Version>,
 }
@@ -174,7 +196,7 @@ impl DocInput {
 }
 
 /// A user as the API shows it.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct UserView {
     id: String,
     username: String,
@@ -193,7 +215,7 @@ pub fn user_view(id: &str, user: &User, version: Version) -> UserView {
 
 /// A user as the change feed shows it to anyone: without the e-mail, since a taken e-mail's
 /// `409` does not say who holds it either.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct PublicUserView {
     id: String,
     username: String,
@@ -209,7 +231,7 @@ pub fn public_user_view(id: &str, user: &User, version: Version) -> PublicUserVi
 }
 
 /// An item as the API shows it; its id is its SKU.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct ItemView {
     id: String,
     sku: String,
@@ -227,7 +249,7 @@ pub fn item_view(sku: &str, item: &Item, version: Version) -> ItemView {
 }
 
 /// An order as the API shows it.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct OrderView {
     id: String,
     sku: String,
@@ -247,7 +269,7 @@ pub fn order_view(id: &str, order: &Order, version: Version) -> OrderView {
 }
 
 /// A document as the API shows it.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct DocView {
     id: String,
     title: String,

@@ -10,19 +10,34 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
 use revkv::http::{
-    Caching, HttpError, HttpProblem, Members, Preconditions, ProblemKind, Validators, json_body,
+    Caching, HttpError, HttpProblem, Members, PROBLEM_JSON, Preconditions, ProblemKind, Validators,
+    json_body,
 };
 use revkv::{Collection, Conflict, Transaction, Version};
 
 use super::model::{
-    Item, ORDER_TRANSITIONS, Order, OrderInput, TransitionInput, new_id, order_view, sku_fits,
+    Item, ORDER_TRANSITIONS, Order, OrderInput, OrderView, TransitionInput, new_id, order_view,
+    sku_fits,
 };
+use super::openapi::{RecordRead, WriteFailures};
 use super::reply::Reply;
 use super::{App, Outcome, created, not_found, read};
 
 /// `POST /orders`: takes the quantity from the item's stock and creates a pending order that
 /// holds it for `Settings::hold`, in one transaction; not enough stock is the rule conflict
 /// `out_of_stock`.
+#[utoipa::path(
+    post, path = "/orders", tag = "orders", params(("Idempotency-Key" = Option<String>, Header, description = "Replays the first answer to a retry")),
+    request_body(content = OrderInput, content_type = "application/json"),
+    responses(
+        (status = 201, description = "Created", body = OrderView,
+            headers(("Location" = String), ("ETag" = String, description = "Its version"))),
+        (status = 409, description = "Not enough stock (conflict: rule, code: out_of_stock); or a request with this Idempotency-Key is still running",
+            body = HttpProblem, content_type = PROBLEM_JSON,
+            headers(("Retry-After" = u32, description = "While a request with this key runs"))),
+        WriteFailures,
+    ),
+)]
 pub async fn create_order(
     State(app): State<App>,
     uri: Uri,
@@ -70,6 +85,14 @@ pub async fn create_order(
     .await
 }
 
+#[utoipa::path(
+    get, path = "/orders/{id}", tag = "orders", params(("id" = String, Path), Preconditions),
+    responses(
+        (status = 200, description = "The record", body = OrderView, headers(("ETag" = String),
+            ("Last-Modified" = String), ("Cache-Control" = String, description = "no-cache"))),
+        RecordRead,
+    ),
+)]
 pub async fn get_order(
     State(app): State<App>,
     Path(id): Path<String>,
@@ -83,6 +106,22 @@ pub async fn get_order(
 /// declared transitions are allowed: asking for the state the order is already in is a
 /// transition conflict like any other. `If-Match` is honoured when sent. An order whose hold
 /// has lapsed reads as absent: `404`.
+#[utoipa::path(
+    post, path = "/orders/{id}/transitions", tag = "orders",
+    params(("id" = String, Path), Preconditions, ("Idempotency-Key" = Option<String>, Header, description = "Replays the first answer to a retry")),
+    request_body(content = TransitionInput, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Moved", body = OrderView, headers(("ETag" = String))),
+        (status = 404, description = "No order is there, or its hold has lapsed",
+            body = HttpProblem, content_type = PROBLEM_JSON),
+        (status = 409, description = "Not a declared transition, the state it is in included (conflict: transition); or a request with this Idempotency-Key is still running",
+            body = HttpProblem, content_type = PROBLEM_JSON,
+            headers(("Retry-After" = u32, description = "While a request with this key runs"))),
+        (status = 412, description = "If-Match, If-None-Match or If-Unmodified-Since does not hold",
+            body = HttpProblem, content_type = PROBLEM_JSON),
+        WriteFailures,
+    ),
+)]
 pub async fn transition_order(
     State(app): State<App>,
     Path(id): Path<String>,

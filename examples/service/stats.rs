@@ -8,16 +8,17 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use revkv::http::Caching;
+use revkv::http::{Caching, HttpProblem, PROBLEM_JSON};
 use revkv::{HOT_KEY_WINDOW, Stats};
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use super::idempotency::KEYS;
 use super::reply::Reply;
 use super::{App, Outcome};
 
 /// The store's statistics as the API shows them.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct StatsView {
     conflicts: Vec<ConflictCount>,
     update_with: UpdateWith,
@@ -27,14 +28,14 @@ struct StatsView {
 }
 
 /// Conflicts of one kind in one collection (`null` for a rule raised about none).
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct ConflictCount {
     collection: Option<String>,
     kind: &'static str,
     count: u64,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct UpdateWith {
     calls: u64,
     retries: u64,
@@ -42,7 +43,7 @@ struct UpdateWith {
 }
 
 /// A key with conflicts; `key` is left out where it is a secret.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct HotKey {
     collection: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -51,6 +52,14 @@ struct HotKey {
 }
 
 /// Counts change with every request, so no cache keeps them.
+#[utoipa::path(
+    get, path = "/stats", tag = "meta",
+    responses(
+        (status = 200, description = "Contention since the service started", body = StatsView,
+            headers(("Cache-Control" = String, description = "no-store"))),
+        (status = 500, description = "The server failed", body = HttpProblem, content_type = PROBLEM_JSON),
+    ),
+)]
 pub async fn stats(State(app): State<App>) -> Outcome {
     let view = StatsView::from(app.store.stats());
     Ok(Reply::json(StatusCode::OK, &view).with_caching(Caching::NoStore))

@@ -334,6 +334,51 @@ impl Preconditions {
     }
 }
 
+/// With the feature `openapi`, the four precondition headers the extractor reads, as optional
+/// header parameters of an operation: `#[utoipa::path(..., params(Preconditions))]`.
+#[cfg(feature = "openapi")]
+impl utoipa::IntoParams for Preconditions {
+    fn into_params(
+        _: impl Fn() -> Option<utoipa::openapi::path::ParameterIn>,
+    ) -> Vec<utoipa::openapi::path::Parameter> {
+        use utoipa::openapi::path::{ParameterBuilder, ParameterIn};
+        use utoipa::openapi::{ObjectBuilder, Required, Type};
+        [
+            (
+                IF_MATCH,
+                "Entity-tags, such as \"17\", of which the record must be at one (or * for any): \
+                 412 when it is not. Only a list of entity-tags makes a write conditional.",
+            ),
+            (
+                IF_NONE_MATCH,
+                "Entity-tags of which the record must be at none (or * for none at all): 304 on \
+                 GET or HEAD, 412 on a write, when it is.",
+            ),
+            (
+                IF_MODIFIED_SINCE,
+                "An HTTP-date: 304 on GET or HEAD unless the record changed since it began. \
+                 Ignored with If-None-Match, or when not a valid HTTP-date.",
+            ),
+            (
+                IF_UNMODIFIED_SINCE,
+                "An HTTP-date: 412 if the record changed since it began. Ignored with \
+                 If-Match, or when not a valid HTTP-date.",
+            ),
+        ]
+        .into_iter()
+        .map(|(name, description)| {
+            ParameterBuilder::new()
+                .name(header_title(&name))
+                .parameter_in(ParameterIn::Header)
+                .required(Required::False)
+                .description(Some(description))
+                .schema(Some(ObjectBuilder::new().schema_type(Type::String)))
+                .build()
+        })
+        .collect()
+    }
+}
+
 /// A header name as people write it: `If-Match` rather than the wire form `if-match`.
 pub(crate) fn header_title(name: &HeaderName) -> String {
     name.as_str()

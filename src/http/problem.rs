@@ -188,8 +188,7 @@ impl ProblemKind {
 /// The extension members of a problem: what a client needs to resolve it without guessing.
 /// Members that do not apply are left out of the body.
 ///
-/// With the feature `openapi`, `ProblemDetails<Members>` (of the `problem_details` crate) is
-/// the OpenAPI schema of every problem body revkv renders.
+/// With the feature `openapi`, these are part of the schema of [`HttpProblem`].
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[non_exhaustive]
@@ -362,6 +361,70 @@ impl HttpProblem {
             .entry(CACHE_CONTROL)
             .or_insert(Caching::NoStore.header_value());
         response
+    }
+}
+
+/// With the feature `openapi`, `HttpProblem` is the OpenAPI schema (named `Problem`) of the
+/// body of every problem revkv renders, for a service's `utoipa` document:
+/// `(status = 409, body = HttpProblem, content_type = PROBLEM_JSON)`.
+#[cfg(feature = "openapi")]
+impl utoipa::PartialSchema for HttpProblem {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{
+            AllOfBuilder, ObjectBuilder, SchemaFormat, SchemaType, Type,
+        };
+        let text = |description: &str| {
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .description(Some(description))
+        };
+        // Type URIs and instances are relative references such as `/problems/not-found`.
+        let reference = |description: &str| {
+            text(description).format(Some(SchemaFormat::Custom("uri-reference".into())))
+        };
+        let standard = ObjectBuilder::new()
+            .property(
+                "type",
+                reference("the problem type: one of the stable /problems/ URIs"),
+            )
+            .property("title", text("a short summary of the problem type"))
+            .property(
+                "status",
+                ObjectBuilder::new()
+                    .schema_type(SchemaType::new(Type::Integer))
+                    .minimum(Some(400))
+                    .maximum(Some(599))
+                    .description(Some("the HTTP status of the answer")),
+            )
+            .property(
+                "detail",
+                text("what happened this time, and what to do about it"),
+            )
+            .property("instance", reference("the request's path"))
+            .required("type")
+            .required("title")
+            .required("status");
+        AllOfBuilder::new()
+            .item(standard)
+            .item(<Members as utoipa::PartialSchema>::schema())
+            .description(Some("An RFC 9457 problem: application/problem+json"))
+            .into()
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::ToSchema for HttpProblem {
+    fn name() -> std::borrow::Cow<'static, str> {
+        "Problem".into()
+    }
+
+    fn schemas(
+        schemas: &mut Vec<(
+            String,
+            utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
+        )>,
+    ) {
+        <Members as utoipa::ToSchema>::schemas(schemas);
     }
 }
 
