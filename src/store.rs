@@ -11,12 +11,14 @@ use serde::de::DeserializeOwned;
 use tempfile::TempDir;
 
 use crate::clock::{Clock, StoreClock, SystemClock};
+use crate::collection::schema::Limits;
 use crate::collection::{CollectionBuilder, Combiners, Registered};
 use crate::durability::Durability;
 #[cfg(feature = "etcd")]
 use crate::engine::EtcdEngine;
+use crate::engine::{ChangeFeed, Retention};
 use crate::engine::{Engine, LocalEngine, LocalOptions};
-use crate::feed::{ChangeFeed, Changes, Retention};
+use crate::feed::Changes;
 use crate::locks::Turns;
 use crate::meta::Meta;
 use crate::stats::{Observer, Stats};
@@ -31,13 +33,6 @@ use crate::{Error, Result};
 #[derive(Clone)]
 pub struct Store {
     pub(crate) shared: Arc<Shared>,
-}
-
-/// Size limits that writes are checked against before anything is stored.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Limits {
-    pub(crate) max_key_len: usize,
-    pub(crate) max_value_len: usize,
 }
 
 /// Options for opening a [`Store`]; start from [`Store::builder`].
@@ -80,17 +75,6 @@ pub(crate) struct Shared {
     pub(crate) registry: Mutex<BTreeMap<String, Weak<dyn Registered>>>,
     // Declared last: a temporary store's directory is removed after everything above is closed.
     _temporary: Option<TempDir>,
-}
-
-/// How a write reaches the engine.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Route {
-    /// Through the journal in [`Durability::Immediate`] mode, so that it is durable before it
-    /// is applied.
-    Logged,
-    /// Straight to the engine, for batches made durable as a whole afterwards
-    /// ([`Engine::make_direct_writes_durable`]).
-    Direct,
 }
 
 impl Store {
@@ -184,7 +168,7 @@ impl Store {
     /// [`Error::NoChangeFeed`] without [`StoreBuilder::change_feed`];
     /// [`Error::HistoryCompacted`] if changes after `since` were pruned.
     pub fn changes_since(&self, since: u64) -> Result<Changes> {
-        self.feed()?.since(since)
+        Ok(Changes::new(since, self.feed()?.since(since)?))
     }
 
     /// Follows the change feed from position `since`, waiting for new commits without polling.

@@ -155,7 +155,7 @@ fn a_position_the_feed_no_longer_keeps_is_410_with_the_oldest_it_keeps() {
     assert_eq!(seen.len(), 1);
 
     // The feed prunes what retention lets go at the first sync after every 1024 commits
-    // (`PRUNE_EVERY` in src/feed.rs), and only what an earlier flush made durable.
+    // (`PRUNE_EVERY` in src/engine/local/feed.rs), and only what an earlier flush made durable.
     let store = &service.app.store;
     let scratch = store.collection::<u32>("scratch").open().expect("scratch");
     scratch.insert("first", 0).expect("insert");

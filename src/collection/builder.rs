@@ -7,7 +7,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::history::History;
-use super::schema::{Derive, ExpiryHandler, Keyspace, Schema, States, UniqueIndex};
+use super::schema::{Derive, ExpiryHandler, Schema, States, UniqueIndex};
 use super::{Collection, Registered, index};
 use crate::engine::Engine;
 use crate::guard::StateMachine;
@@ -134,7 +134,7 @@ where
                 });
             }
             indexes.push(UniqueIndex {
-                keyspace: Keyspace::open(engine, format!("u/{}/{index}", self.name))?,
+                keyspace: engine.keyspace(format!("u/{}/{index}", self.name))?,
                 name: index,
                 value_of,
             });
@@ -157,13 +157,13 @@ where
         let history = match self.history {
             0 => None,
             keep => Some(History {
-                keyspace: Keyspace::open(engine, format!("h/{}", self.name))?,
+                keyspace: engine.keyspace(format!("h/{}", self.name))?,
                 keep,
             }),
         };
         let schema = Schema {
-            records: Keyspace::open(engine, format!("c/{}", self.name))?,
-            expiry: Keyspace::open(engine, format!("x/{}", self.name))?,
+            records: engine.keyspace(format!("c/{}", self.name))?,
+            expiry: engine.keyspace(format!("x/{}", self.name))?,
             on_expiry: self.on_expiry,
             name: self.name,
             indexes,
@@ -226,7 +226,7 @@ where
     meta.put(&meta_key, &declared)?;
     for dropped in before.iter().filter(|name| !declared.contains(name)) {
         // Emptied, so that declaring it again later rebuilds it from the records.
-        let keyspace = Keyspace::open(engine, format!("u/{}/{dropped}", schema.name))?;
+        let keyspace = engine.keyspace(format!("u/{}/{dropped}", schema.name))?;
         index::clear(&keyspace)?;
     }
     meta.remove(&sweep_key)

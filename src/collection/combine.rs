@@ -30,10 +30,9 @@ use serde::de::DeserializeOwned;
 
 use super::Collection;
 use crate::backend::Bytes;
-use crate::commit::{Commit, Compare, RecordChange, Write};
+use crate::engine::{Commit, Compare, RecordChange, Route, Write};
 use crate::locks::{self, LockId};
 use crate::spin;
-use crate::store::Route;
 use crate::{Result, Version, Versioned};
 
 const STRIPES: usize = 256;

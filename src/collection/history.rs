@@ -6,7 +6,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::Collection;
-use super::schema::Keyspace;
+use crate::engine::Keyspace;
 use crate::retry::Backoff;
 use crate::{Conflict, Error, Result, Version, Versioned};
 

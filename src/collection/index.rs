@@ -9,12 +9,12 @@ use std::time::SystemTime;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::schema::{Committed, Keyspace, Schema, View};
+use super::schema::Schema;
+use super::view::{Committed, Recording, View};
 use crate::backend::Bytes;
 use crate::codec;
-use crate::commit::{Commit, Recording, Write};
 use crate::engine::Engine;
-use crate::store::Route;
+use crate::engine::{Commit, Keyspace, Route, Write};
 use crate::verify::{Problem, Report};
 use crate::{Error, Result};
 

@@ -6,6 +6,7 @@ mod expiry;
 mod history;
 mod index;
 pub(crate) mod schema;
+pub(crate) mod view;
 
 use std::any::Any;
 use std::borrow::Borrow;
@@ -16,13 +17,13 @@ use std::time::{Duration, SystemTime};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use self::schema::{Committed, Expect, Schema};
+use self::schema::{Expect, Schema};
+use self::view::{Committed, Recording};
 use crate::backend::Entries;
-use crate::commit::{Commit, Recording};
+use crate::engine::{Commit, Route};
 use crate::guard::StateMachine;
 use crate::locks;
 use crate::retry::Backoff;
-use crate::store::Route;
 use crate::verify::Report;
 use crate::{Conflict, Error, Result, Store, Version, Versioned};
 

@@ -1,47 +1,25 @@
 //! What a collection is (its keyspaces, unique indexes and state machine) and the checks that
 //! turn a requested write into a [`Plan`] or a [`Conflict`].
 
-use std::hash::{DefaultHasher, Hash, Hasher};
-use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::history::{self, History};
-use crate::backend::{Bytes, Tree};
+use super::view::View;
+use crate::backend::Bytes;
 use crate::codec::{self, EncodedRecord, RecordHeader};
-use crate::commit::{RecordChange, Write};
 use crate::conflict::Snapshot;
-use crate::engine::Engine;
+use crate::engine::{Keyspace, RecordChange, Write};
 use crate::guard::StateMachine;
-use crate::locks::{LockId, LockTable};
-use crate::store::Limits;
 use crate::{Conflict, Error, Result, Transaction, Version, Versioned};
 
-/// One tree of the engine plus the lock space of its keys.
-#[derive(Clone)]
-pub(crate) struct Keyspace {
-    pub(crate) name: Arc<str>,
-    pub(crate) tree: Arc<dyn Tree>,
-    space: u64,
-}
-
-impl Keyspace {
-    pub(crate) fn open(engine: &dyn Engine, name: String) -> Result<Self> {
-        // A fixed hash of the name, so every handle on the same tree shares its locks.
-        let mut hasher = DefaultHasher::new();
-        name.hash(&mut hasher);
-        Ok(Self {
-            tree: engine.tree(&name)?,
-            space: hasher.finish(),
-            name: name.into(),
-        })
-    }
-
-    pub(crate) fn lock_id(&self, locks: &LockTable, key: &[u8]) -> LockId {
-        locks.id(self.space, key)
-    }
+/// Size limits that writes are checked against before anything is stored.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Limits {
+    pub(crate) max_key_len: usize,
+    pub(crate) max_value_len: usize,
 }
 
 /// Computes an index value or a state from a record's value.
@@ -175,36 +153,6 @@ pub(crate) fn expiry_entry(at: SystemTime, key: &str) -> Vec<u8> {
     let mut entry = codec::micros(at).to_be_bytes().to_vec();
     entry.extend_from_slice(key.as_bytes());
     entry
-}
-
-/// Where checks read from: the committed state, or a transaction's view of it, at a moment
-/// that decides which records have expired.
-/// `'s` is how long the keyspaces read live: a view may keep them.
-pub(crate) trait View<'s> {
-    fn read(&mut self, keyspace: &'s Keyspace, key: &[u8]) -> Result<Option<Bytes>>;
-    fn now(&self) -> SystemTime;
-}
-
-/// Reads the engine directly, without recording what it read: for plain reads, and for the
-/// whole-index maintenance of [`index`](super::index) when a collection opens.
-pub(crate) struct Committed {
-    now: SystemTime,
-}
-
-impl Committed {
-    pub(crate) fn at(now: SystemTime) -> Self {
-        Self { now }
-    }
-}
-
-impl<'s> View<'s> for Committed {
-    fn read(&mut self, keyspace: &'s Keyspace, key: &[u8]) -> Result<Option<Bytes>> {
-        keyspace.tree.get(key)
-    }
-
-    fn now(&self) -> SystemTime {
-        self.now
-    }
 }
 
 impl<T: Serialize + DeserializeOwned> Schema<T> {

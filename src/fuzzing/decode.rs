@@ -9,8 +9,8 @@ use std::time::Duration;
 use super::{Item, SPECS};
 use crate::codec::{self, EncodedRecord, FEED, INTENT, META};
 use crate::engine::Session;
-use crate::feed::Entry;
-use crate::txn::intent::OwnedWrite;
+use crate::engine::local::feed::Entry;
+use crate::engine::local::intent::OwnedWrite;
 use crate::{Error, Retention, Store, Version};
 
 /// The change feed the template store and every store opened from it keep.

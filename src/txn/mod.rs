@@ -6,8 +6,6 @@
 //! to be unchanged (else it runs the caller's closure again), which applies them all or none,
 //! across crashes too.
 
-pub(crate) mod intent;
-
 use std::borrow::Borrow;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -19,10 +17,10 @@ use serde::de::DeserializeOwned;
 use crate::backend::Bytes;
 use crate::collection::Collection;
 use crate::collection::History;
-use crate::collection::schema::{Expect, Keyspace, Plan, Schema, View, expiry_entry};
-use crate::commit::{Commit, Compare, RecordChange, Write};
+use crate::collection::schema::{Expect, Plan, Schema, expiry_entry};
+use crate::collection::view::View;
+use crate::engine::{Commit, Compare, Keyspace, RecordChange, Route, Write};
 use crate::retry::{Backoff, MAX_ATTEMPTS};
-use crate::store::Route;
 use crate::store::Shared;
 use crate::{Error, Result, Store, Version, Versioned};
 

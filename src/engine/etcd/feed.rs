@@ -18,10 +18,10 @@ use std::time::{Duration, Instant};
 
 use etcd_client::{EventType, GetOptions, WatchOptions, WatchResponse, WatchStream};
 
-use super::{Cluster, etcd_key, storage_error};
 use crate::codec::{self, FEED};
-use crate::commit::Commit;
-use crate::feed::{Change, ChangeFeed, Changes, EntryWrite, changes_of, record_changes};
+use crate::engine::commit::{Commit, EntryWrite};
+use crate::engine::etcd::cluster::{Cluster, etcd_key, storage_error};
+use crate::engine::feed::{ChangeFeed, FeedChange, FeedChanges, numbered};
 use crate::{Error, Result};
 
 /// The keyspace of the feed's one key.
@@ -44,7 +44,7 @@ impl EtcdFeed {
 
     /// The feed's key and what `commit` puts there: its record changes, if it makes any.
     pub(super) fn entry(&self, commit: &Commit<'_>) -> Result<Option<(&[u8], Vec<u8>)>> {
-        let changes = record_changes(commit);
+        let changes = commit.record_changes();
         if changes.is_empty() {
             return Ok(None);
         }
@@ -89,10 +89,10 @@ impl EtcdFeed {
 }
 
 impl ChangeFeed for EtcdFeed {
-    fn since(&self, since: u64) -> Result<Changes> {
+    fn since(&self, since: u64) -> Result<FeedChanges> {
         let from = first_revision(since);
         let Some(last) = self.last_change(None)?.filter(|&last| last >= from) else {
-            return Ok(Changes::new(since, std::iter::empty()));
+            return Ok(Box::new(std::iter::empty()));
         };
         let mut reader = Reader {
             feed: self.clone(),
@@ -104,7 +104,7 @@ impl ChangeFeed for EtcdFeed {
         };
         // The first response says whether etcd still holds `from`.
         reader.fill()?;
-        Ok(Changes::new(since, reader))
+        Ok(Box::new(reader))
     }
 
     fn wait_past(&self, position: u64, timeout: Duration) -> Result<bool> {
@@ -176,7 +176,7 @@ fn cancelled(response: &WatchResponse) -> Error {
 }
 
 /// The changes after `since` that `response` brings.
-fn changes(response: &WatchResponse, since: u64) -> Result<Vec<Change>> {
+fn changes(response: &WatchResponse, since: u64) -> Result<Vec<FeedChange>> {
     let mut changes = Vec::new();
     for event in response.events() {
         let Some(kv) = event.kv().filter(|_| event.event_type() == EventType::Put) else {
@@ -188,7 +188,7 @@ fn changes(response: &WatchResponse, since: u64) -> Result<Vec<Change>> {
         // The commit's last change is at the revision's last position.
         let count = writes.iter().filter(|w| w.change.is_some()).count();
         let first = first_position(revision + 1) - u64::try_from(count).unwrap_or(0);
-        changes.extend(changes_of(writes, first, since));
+        changes.extend(numbered(writes, first, since));
     }
     Ok(changes)
 }
@@ -202,7 +202,7 @@ struct Reader {
     from: i64,
     since: u64,
     last: i64,
-    pending: std::vec::IntoIter<Change>,
+    pending: std::vec::IntoIter<FeedChange>,
 }
 
 impl Reader {
@@ -239,7 +239,7 @@ impl Reader {
 }
 
 impl Iterator for Reader {
-    type Item = Result<Change>;
+    type Item = Result<FeedChange>;
 
     fn next(&mut self) -> Option<Self::Item> {
         if let Err(e) = self.fill() {

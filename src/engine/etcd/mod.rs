@@ -13,194 +13,36 @@
 //! is already there (every record write carries a version never written before), it counts
 //! as applied.
 
-use std::future::Future;
 use std::sync::Arc;
-use std::sync::mpsc;
 use std::time::Duration;
 
 use etcd_client::{
-    Client, Compare, CompareOp, ConnectOptions, DeleteOptions, GetOptions, KvClient, Txn, TxnOp,
-    WatchClient,
+    Client, Compare, CompareOp, ConnectOptions, DeleteOptions, GetOptions, Txn, TxnOp,
 };
 use parking_lot::Mutex;
 
-use self::feed::EtcdFeed;
-use super::{Engine, Paused, check_format};
 use crate::backend::{Bytes, Entries, Tree};
-use crate::commit::Commit;
-use crate::feed::ChangeFeed;
+use crate::engine::commit::Commit;
+use crate::engine::contract::{Engine, Paused, check_format};
+use crate::engine::etcd::cluster::{
+    Cluster, MAX_REQUEST_BYTES, MAX_TXN_OPS, REQUEST_TIMEOUT, etcd_key, storage_error, wait_for,
+};
+use crate::engine::etcd::feed::EtcdFeed;
+use crate::engine::feed::ChangeFeed;
 use crate::meta::Meta;
 use crate::{Error, Result, Version};
 
+mod cluster;
 mod feed;
 
-/// etcd's default `--max-txn-ops`: compares, and writes, per transaction.
-pub(crate) const MAX_TXN_OPS: usize = 128;
-/// etcd's default `--max-request-bytes` (1.5 MiB), less room for the request's framing.
-pub(crate) const MAX_REQUEST_BYTES: usize = 1536 * 1024 - 4096;
 /// How many versions a process takes from the shared lease at a time.
 const VERSION_BLOCK: u64 = 1 << 16;
 /// Keys fetched per request of a scan.
 const SCAN_PAGE: i64 = 512;
-/// Attempts of a request whose transport failed (a member down, a leader election).
-const ATTEMPTS: u32 = 8;
-/// How long one request may take.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// The metadata key of the version lease: every version below its value has been handed out.
 const VERSION_LEASE: &str = "version-lease";
 /// The metadata key present once the store keeps a change feed.
 const CHANGE_FEED: &str = "change-feed";
-
-/// A connection to the cluster, shared by the engine and its keyspaces.
-struct Cluster {
-    kv: KvClient,
-    watch: WatchClient,
-    /// Present until the cluster is dropped.
-    runtime: Option<tokio::runtime::Runtime>,
-}
-
-impl Drop for Cluster {
-    /// Without waiting for the runtime's tasks: a store may be dropped on a thread of another
-    /// runtime, where a runtime may not be dropped by blocking.
-    fn drop(&mut self) {
-        if let Some(runtime) = self.runtime.take() {
-            runtime.shutdown_background();
-        }
-    }
-}
-
-impl Cluster {
-    /// Runs `request` on the key-value client (see [`Self::retry`]).
-    fn call<T, F, Fut>(&self, request: F) -> Result<T>
-    where
-        T: Send + 'static,
-        F: FnMut(KvClient) -> Fut,
-        Fut: Future<Output = Result<T, etcd_client::Error>> + Send + 'static,
-    {
-        self.retry(&self.kv, request)
-    }
-
-    /// Runs `request` with `client` on the engine's runtime and waits for its answer,
-    /// retrying transport failures with a growing pause.
-    fn retry<C, T, F, Fut>(&self, client: &C, mut request: F) -> Result<T>
-    where
-        C: Clone,
-        T: Send + 'static,
-        F: FnMut(C) -> Fut,
-        Fut: Future<Output = Result<T, etcd_client::Error>> + Send + 'static,
-    {
-        let mut pause = Duration::from_millis(20);
-        let mut attempt = 1;
-        loop {
-            let outcome = self.run(request(client.clone()))?;
-            match outcome {
-                Ok(value) => return Ok(value),
-                Err(error) if attempt < ATTEMPTS && is_transient(&error) => {
-                    std::thread::sleep(pause);
-                    pause = (pause * 2).min(Duration::from_millis(500));
-                    attempt += 1;
-                }
-                Err(error) => return Err(storage_error(error)),
-            }
-        }
-    }
-
-    /// Sends `txn`; whether its compares held. A transaction whose answer was lost in
-    /// transport is sent again, and then fails its compares if the lost attempt was applied:
-    /// a failing retry counts as applied when `evidence`, a key and the value `txn` writes
-    /// there (`None`: removes it), shows it.
-    fn txn(&self, txn: &Txn, evidence: Option<(Vec<u8>, Option<&[u8]>)>) -> Result<bool> {
-        let mut attempts = 0;
-        let (succeeded, attempts) = self.call(|mut kv| {
-            let txn = txn.clone();
-            attempts += 1;
-            let attempt = attempts;
-            async move { kv.txn(txn).await.map(|r| (r.succeeded(), attempt)) }
-        })?;
-        match evidence {
-            Some((key, value)) if !succeeded && attempts > 1 => {
-                Ok(self.get(key)?.as_deref() == value)
-            }
-            _ => Ok(succeeded),
-        }
-    }
-
-    /// Runs `future` on the engine's runtime and waits for it.
-    fn run<T: Send + 'static>(
-        &self,
-        future: impl Future<Output = T> + Send + 'static,
-    ) -> Result<T> {
-        wait_for(
-            self.runtime.as_ref().expect("present until dropped"),
-            future,
-        )
-    }
-
-    fn get(&self, key: Vec<u8>) -> Result<Option<Bytes>> {
-        let mut response = self.call(move |mut kv| {
-            let key = key.clone();
-            async move { kv.get(key, None).await }
-        })?;
-        Ok(response
-            .take_kvs()
-            .into_iter()
-            .next()
-            .map(|kv| Bytes::from(kv.value())))
-    }
-}
-
-/// Runs `future` on `runtime` and waits for it: on this thread where it is outside any
-/// runtime (one thread hop fewer), else handed to one of the runtime's workers, since a thread
-/// of another runtime (tokio's blocking pool, say) may not block on one.
-fn wait_for<T: Send + 'static>(
-    runtime: &tokio::runtime::Runtime,
-    future: impl Future<Output = T> + Send + 'static,
-) -> Result<T> {
-    if tokio::runtime::Handle::try_current().is_err() {
-        return Ok(runtime.block_on(future));
-    }
-    let (answer, answered) = mpsc::sync_channel(1);
-    runtime.spawn(async move {
-        let _ = answer.send(future.await);
-    });
-    answered
-        .recv()
-        .map_err(|_| Error::Storage("the etcd engine's runtime stopped".into()))
-}
-
-/// Whether a failed request may succeed when sent again.
-fn is_transient(error: &etcd_client::Error) -> bool {
-    use tonic::Code;
-    match error {
-        etcd_client::Error::TransportError(_) | etcd_client::Error::IoError(_) => true,
-        etcd_client::Error::GRpcStatus(status) => matches!(
-            status.code(),
-            Code::Unavailable | Code::DeadlineExceeded | Code::Unknown | Code::Aborted
-        ),
-        _ => false,
-    }
-}
-
-fn storage_error(error: etcd_client::Error) -> Error {
-    if let etcd_client::Error::GRpcStatus(status) = &error {
-        let message = status.message();
-        if message.contains("too many operations in txn request") {
-            return Error::CommitTooLarge {
-                what: "operations",
-                found: None,
-                limit: MAX_TXN_OPS,
-            };
-        }
-        if message.contains("request is too large") {
-            return Error::CommitTooLarge {
-                what: "bytes",
-                found: None,
-                limit: MAX_REQUEST_BYTES,
-            };
-        }
-    }
-    Error::Storage(Box::new(error))
-}
 
 /// The versions this process may hand out: `next` up to, not including, `end`.
 #[derive(Default)]
@@ -428,16 +270,6 @@ fn write(key: Vec<u8>, value: Option<&[u8]>) -> TxnOp {
     }
 }
 
-/// The etcd key of `key` in the keyspace `name` of the store under `namespace`.
-fn etcd_key(namespace: &[u8], name: &str, key: &[u8]) -> Vec<u8> {
-    let mut full = Vec::with_capacity(namespace.len() + name.len() + 1 + key.len());
-    full.extend_from_slice(namespace);
-    full.extend_from_slice(name.as_bytes());
-    full.push(0);
-    full.extend_from_slice(key);
-    full
-}
-
 /// The first key after every key that starts with `prefix`. Every prefix here holds the zero
 /// byte that ends a keyspace's name, so some byte can always be increased.
 fn prefix_end(prefix: &[u8]) -> Vec<u8> {
@@ -583,7 +415,7 @@ impl Iterator for Pages {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use crate::engine::etcd::*;
 
     #[test]
     fn keys_of_one_keyspace_stay_within_its_prefix() {

@@ -13,18 +13,23 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use serde::Serialize;
 
-use super::{Engine, Paused, check_format};
+pub(crate) mod feed;
+pub(crate) mod intent;
+mod journal;
+mod sequence;
+
+use self::feed::{Feed, Recorded};
+use self::intent::{IntentWrite, OwnedWrite};
+use self::journal::Journal;
+use self::sequence::Sequence;
 use crate::backend::{Backend, SledBackend, Tree};
 use crate::clock::StoreClock;
-use crate::commit::Commit;
 use crate::durability::{Durability, GroupCommit};
-use crate::feed::{ChangeFeed, Feed, Recorded, Retention, entry_writes};
-use crate::journal::{self, Journal};
+use crate::engine::commit::{Commit, Route};
+use crate::engine::contract::{Engine, Paused, check_format};
+use crate::engine::feed::{ChangeFeed, Retention};
 use crate::locks::LockTable;
 use crate::meta::Meta;
-use crate::sequence::Sequence;
-use crate::store::Route;
-use crate::txn::intent::{self, IntentWrite, OwnedWrite};
 use crate::{Error, Result, Version};
 
 /// How to open a [`LocalEngine`].
@@ -236,7 +241,7 @@ impl Engine for LocalEngine {
         self.check_writable()?;
         // With a change feed, the commit's entry, which `Self::commit` stores first.
         let recorded = match &self.feed {
-            Some(feed) => Some(feed.record(entry_writes(commit), commit.modified)?),
+            Some(feed) => Some(feed.record(commit.entry_writes(), commit.modified)?),
             None => None,
         };
         let listed: Vec<(IntentWrite<'_>, &dyn Tree)> = commit

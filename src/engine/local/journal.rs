@@ -33,8 +33,8 @@ use parking_lot::{Condvar, Mutex, MutexGuard};
 use crate::backend::Backend;
 use crate::codec::{self, JOURNAL};
 use crate::durability::GroupCommit;
+use crate::engine::local::intent::{self, OwnedWrite};
 use crate::meta::Meta;
-use crate::txn::intent::{self, OwnedWrite};
 use crate::{Error, Result};
 
 const FILE_NAME: &str = "journal";
@@ -302,8 +302,8 @@ fn replay(file: &File, generation: u64, backend: &dyn Backend) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use crate::backend::{Bytes, SledBackend};
+    use crate::engine::local::journal::*;
 
     fn write(key: &str, value: &str) -> OwnedWrite {
         ("t".into(), key.into(), Some(value.into()))

@@ -84,8 +84,8 @@ pub(crate) fn redo(
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use crate::backend::SledBackend;
+    use crate::engine::local::intent::*;
 
     #[test]
     fn an_intent_left_by_a_crash_is_completed_and_removed() -> Result<()> {

@@ -1,50 +1,40 @@
-//! Conditional commits: the one way revkv's layers change records.
-//!
-//! A [`Commit`] lists what it requires of keys ([`Compare`]: a key holds these bytes, or
-//! nothing) and the single-key writes to make if every requirement holds; the engine applies
-//! it all or nothing ([`Engine::commit_if`](crate::engine::Engine::commit_if)). Collections,
-//! unique indexes, state guards, transactions and expiry all work the same way: read without
-//! locks ([`Recording`] remembers what), decide what to write, commit on condition that what
-//! they read is unchanged, and read again when it has changed.
+//! What a collection reads before it writes: the committed state, or a [`Recording`] of what it
+//! read, which a commit then requires unchanged.
 
 use std::time::SystemTime;
 
+use crate::Result;
 use crate::backend::Bytes;
-use crate::collection::schema::{Keyspace, View};
-use crate::store::Route;
-use crate::{Result, Version};
+use crate::engine::{Commit, Compare, Keyspace, Route};
 
-/// What a commit requires of one key: that it holds `holds` (`None`: nothing).
-pub(crate) struct Compare<'a> {
-    pub(crate) keyspace: &'a Keyspace,
-    pub(crate) key: &'a [u8],
-    pub(crate) holds: Option<&'a [u8]>,
+/// Where checks read from: the committed state, or a transaction's view of it, at a moment
+/// that decides which records have expired.
+/// `'s` is how long the keyspaces read live: a view may keep them.
+pub(crate) trait View<'s> {
+    fn read(&mut self, keyspace: &'s Keyspace, key: &[u8]) -> Result<Option<Bytes>>;
+    fn now(&self) -> SystemTime;
 }
 
-/// One single-key write of a commit; `None` removes the key.
-pub(crate) struct Write<'a> {
-    pub(crate) keyspace: &'a Keyspace,
-    pub(crate) key: &'a [u8],
-    pub(crate) value: Option<&'a [u8]>,
-    /// Set on the write of a record, for the change feed.
-    pub(crate) record: Option<RecordChange>,
+/// Reads the engine directly, without recording what it read: for plain reads, and for the
+/// whole-index maintenance of [`index`](super::index) when a collection opens.
+pub(crate) struct Committed {
+    now: SystemTime,
 }
 
-/// What the write of a record changes, as the change feed shows it.
-#[derive(Clone, Copy)]
-pub(crate) struct RecordChange {
-    /// Whether the record existed before the commit.
-    pub(crate) existed: bool,
-    pub(crate) version: Version,
+impl Committed {
+    pub(crate) fn at(now: SystemTime) -> Self {
+        Self { now }
+    }
 }
 
-/// Writes to make, in order, if every compare holds.
-pub(crate) struct Commit<'a> {
-    pub(crate) compares: Vec<Compare<'a>>,
-    pub(crate) writes: Vec<Write<'a>>,
-    pub(crate) route: Route,
-    /// When the commit happens, as its change feed entry records it.
-    pub(crate) modified: SystemTime,
+impl<'s> View<'s> for Committed {
+    fn read(&mut self, keyspace: &'s Keyspace, key: &[u8]) -> Result<Option<Bytes>> {
+        keyspace.tree.get(key)
+    }
+
+    fn now(&self) -> SystemTime {
+        self.now
+    }
 }
 
 /// Reads the engine and remembers what it read, so that a commit can require it unchanged.

@@ -1,0 +1,130 @@
+//! Conditional commits: the one way revkv's layers change records.
+//!
+//! A [`Commit`] lists what it requires of keys ([`Compare`]: a key holds these bytes, or
+//! nothing) and the single-key writes to make if every requirement holds; the engine applies
+//! it all or nothing ([`Engine::commit_if`](crate::engine::contract::Engine::commit_if)). Collections, unique
+//! indexes, state guards, transactions and expiry all work the same way: read without locks
+//! (a collection's `Recording` remembers what), decide what to write, commit on condition that
+//! what they read is unchanged, and read again when it has changed.
+//!
+//! The writes of a commit are logged as [`EntryWrite`]s: the local engine's redo record, and
+//! both engines' change feed.
+
+use std::time::SystemTime;
+
+use serde::{Deserialize, Serialize};
+
+use crate::Version;
+use crate::engine::keyspace::Keyspace;
+
+/// How a write reaches the engine.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Route {
+    /// Through the journal in [`Durability::Immediate`](crate::Durability::Immediate) mode, so
+    /// that it is durable before it is applied.
+    Logged,
+    /// Straight to the engine, for batches made durable as a whole afterwards
+    /// ([`Engine::make_direct_writes_durable`](crate::engine::contract::Engine::make_direct_writes_durable)).
+    Direct,
+}
+
+/// What a commit requires of one key: that it holds `holds` (`None`: nothing).
+pub(crate) struct Compare<'a> {
+    pub(crate) keyspace: &'a Keyspace,
+    pub(crate) key: &'a [u8],
+    pub(crate) holds: Option<&'a [u8]>,
+}
+
+/// One single-key write of a commit; `None` removes the key.
+pub(crate) struct Write<'a> {
+    pub(crate) keyspace: &'a Keyspace,
+    pub(crate) key: &'a [u8],
+    pub(crate) value: Option<&'a [u8]>,
+    /// Set on the write of a record, for the change feed.
+    pub(crate) record: Option<RecordChange>,
+}
+
+/// What the write of a record changes, as the change feed shows it.
+#[derive(Clone, Copy)]
+pub(crate) struct RecordChange {
+    /// Whether the record existed before the commit.
+    pub(crate) existed: bool,
+    pub(crate) version: Version,
+}
+
+/// Writes to make, in order, if every compare holds.
+pub(crate) struct Commit<'a> {
+    pub(crate) compares: Vec<Compare<'a>>,
+    pub(crate) writes: Vec<Write<'a>>,
+    pub(crate) route: Route,
+    /// When the commit happens, as its change feed entry records it.
+    pub(crate) modified: SystemTime,
+}
+
+/// What a change did to its record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum ChangeKind {
+    /// The record was created.
+    Insert,
+    /// The record was replaced.
+    Update,
+    /// The record was deleted (or expired and was swept).
+    Delete,
+}
+
+impl ChangeKind {
+    /// The kind of a write that finds the record existing or not and leaves it there or not;
+    /// `None` for a record created and deleted within one transaction, which changed nothing.
+    pub(crate) fn of(existed: bool, exists: bool) -> Option<Self> {
+        match (existed, exists) {
+            (false, true) => Some(Self::Insert),
+            (true, true) => Some(Self::Update),
+            (true, false) => Some(Self::Delete),
+            (false, false) => None,
+        }
+    }
+}
+
+/// One single-key write of a commit, as logged; `change` is set for the record writes a reader
+/// sees.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct EntryWrite {
+    pub(crate) tree: String,
+    pub(crate) key: Vec<u8>,
+    pub(crate) value: Option<Vec<u8>>,
+    pub(crate) change: Option<(ChangeKind, Version)>,
+}
+
+impl EntryWrite {
+    fn of(w: &Write<'_>) -> Self {
+        Self {
+            tree: w.keyspace.name.to_string(),
+            key: w.key.to_vec(),
+            value: w.value.map(<[u8]>::to_vec),
+            change: w.record.and_then(|record| {
+                let kind = ChangeKind::of(record.existed, w.value.is_some())?;
+                Some((kind, record.version))
+            }),
+        }
+    }
+}
+
+impl Commit<'_> {
+    /// Every write of the commit, as the local feed records them: its entry is also their redo
+    /// record.
+    pub(crate) fn entry_writes(&self) -> Vec<EntryWrite> {
+        self.writes.iter().map(EntryWrite::of).collect()
+    }
+
+    /// The writes that change records as a reader sees them: what the etcd engine's feed
+    /// records.
+    #[cfg(feature = "etcd")]
+    pub(crate) fn record_changes(&self) -> Vec<EntryWrite> {
+        let records = self.writes.iter().filter(|w| w.record.is_some());
+        records
+            .map(EntryWrite::of)
+            .filter(|w| w.change.is_some())
+            .collect()
+    }
+}

@@ -1,0 +1,70 @@
+//! What every engine does for the layers above: store bytes in keyspaces, apply conditional
+//! commits, issue versions, make commits durable, keep a change feed.
+
+use std::sync::Arc;
+
+use crate::backend::Tree;
+use crate::engine::commit::Commit;
+use crate::engine::feed::ChangeFeed;
+use crate::engine::keyspace::Keyspace;
+use crate::locks::Held;
+use crate::meta::Meta;
+use crate::{Error, Result, Version};
+
+/// The newest store layout this build writes; a store marked with a newer one is refused.
+const STORE_FORMAT: u8 = 1;
+
+/// What [`Engine::pause_commits`] holds: nothing where the engine cannot pause writers.
+pub(crate) type Paused<'a> = Option<Held<'a>>;
+
+/// What stores revkv's bytes and applies its commits.
+pub(crate) trait Engine: Send + Sync {
+    /// Opens (creating if needed) the keyspace called `name`.
+    fn tree(&self, name: &str) -> Result<Arc<dyn Tree>>;
+
+    /// The keyspace called `name`, opened (created if needed) with [`Engine::tree`].
+    fn keyspace(&self, name: String) -> Result<Keyspace> {
+        let tree = self.tree(&name)?;
+        Ok(Keyspace::new(name, tree))
+    }
+
+    /// Applies `commit` if every one of its compares holds, atomically with respect to other
+    /// commits and to crashes. `Ok(false)`: a compare failed, and nothing was written.
+    fn commit_if(&self, commit: &Commit<'_>) -> Result<bool>;
+
+    /// A version for a write of a record now at `above` (`None`: absent): greater than
+    /// `above`, and never issued before.
+    fn next_version(&self, above: Option<Version>) -> Result<Version>;
+
+    /// Fails fast when the engine refuses writes (after a failed write or sync, say).
+    fn check_writable(&self) -> Result<()>;
+
+    /// Makes every commit that returned before this call durable: it survives a process crash
+    /// and a power loss.
+    fn sync(&self) -> Result<()>;
+
+    /// Makes the commits made on [`Route::Direct`](crate::engine::commit::Route::Direct) as durable
+    /// as those on the logged route.
+    fn make_direct_writes_durable(&self) -> Result<()>;
+
+    /// The change feed, if the store keeps one.
+    fn feed(&self) -> Option<&dyn ChangeFeed>;
+
+    /// Holds every commit back until the guard drops, for a check that must see the records
+    /// and their indexes from one moment.
+    fn pause_commits(&self) -> Paused<'_>;
+}
+
+/// Refuses stores written by a newer revkv; marks new ones with this build's format.
+pub(crate) fn check_format(meta: &Meta) -> Result<()> {
+    match meta.get::<u8>("format")? {
+        Some(found) if found > STORE_FORMAT => Err(Error::UnsupportedFormat {
+            location: "the store's format marker".into(),
+            what: "store",
+            found,
+            supported: STORE_FORMAT,
+        }),
+        Some(_) => Ok(()),
+        None => meta.put("format", &STORE_FORMAT),
+    }
+}
