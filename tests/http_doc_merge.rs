@@ -152,12 +152,21 @@ fn if_match_replaces_only_the_version_it_names_and_never_merges() {
     );
     send(&[], &draft()).assert_problem(428, "/problems/precondition-required", &path, &json!({}));
     let both = with(&draft(), "version", json!(current));
-    send(&[("if-match", &format!("\"{current}\""))], &both).assert_problem(
-        400,
-        "/problems/bad-request",
-        &path,
-        &json!({}),
-    );
+    let current_etag = format!("\"{current}\"");
+    let never_ignored = [
+        ("if-match", current_etag.as_str()),
+        ("if-match", "*"),
+        ("if-none-match", "\"0\""),
+        ("if-unmodified-since", "Fri, 31 Dec 9999 23:59:59 GMT"),
+    ];
+    for precondition in never_ignored {
+        send(&[precondition], &both).assert_problem(
+            400,
+            "/problems/bad-request",
+            &path,
+            &json!({}),
+        );
+    }
     assert_eq!(client.get(&path, &[]).json()["title"], "A");
     let missing = edit(&client, "/docs/d_none", v1, &draft());
     assert_eq!(missing.status, 404, "{}", missing.body);

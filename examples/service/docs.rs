@@ -90,7 +90,11 @@ pub async fn edit_doc(
     let input = json_body::<DocInput>(&headers, &body)?;
     let mine = input.doc()?;
     let base = input.version;
-    if base.is_some() && pre.guards_write() {
+    // A merge applies the edit to whatever version is current, so a precondition on the
+    // current version would be ignored: refuse it rather than pretend to honour it.
+    let conditional =
+        pre.if_match.is_some() || pre.if_none_match.is_some() || pre.if_unmodified_since.is_some();
+    if base.is_some() && conditional {
         return Err(bad_request(
             "send either version in the body, to merge your edit into the current document, \
              or If-Match, to replace only that version, not both",
