@@ -1,7 +1,9 @@
 //! The `http` target: arbitrary header values and bodies through the adapter's precondition
 //! parsing and evaluation and its problem rendering. Nothing may panic, and the round trips
 //! hold: an `ETag` or HTTP-date the adapter formats parses back to what it came from, and
-//! every problem it renders is JSON whose `status` is the response's.
+//! every problem it renders is JSON whose `status` is the response's. No precondition holds for
+//! a state it does not describe: a write passes `If-Match` only at a listed version, and a date
+//! only for a record not changed since that date began.
 
 use std::time::{Duration, SystemTime};
 
@@ -10,8 +12,8 @@ use http::header::{HeaderMap, HeaderName, HeaderValue};
 
 use crate::conflict::Snapshot;
 use crate::http::{
-    EntityTag, HttpError, Policy, TagCondition, Validators, etag, http_date, json_body,
-    parse_preconditions,
+    EntityTag, HttpError, Policy, Preconditions, ReadOutcome, TagCondition, Validators, etag,
+    http_date, json_body, parse_preconditions,
 };
 use crate::{Conflict, Error, Version};
 
@@ -35,6 +37,8 @@ struct Input {
     version: u64,
     /// Seconds since the epoch of the record's modification time.
     modified: u64,
+    /// Its microseconds within that second.
+    micros: u32,
     exists: bool,
     body: Vec<u8>,
     conflict: ConflictInput,
@@ -59,8 +63,9 @@ pub fn http(data: &[u8]) {
     };
     let version = Version::new(input.version);
     // Within what an HTTP-date can name (the adapter clamps beyond, as documented).
-    let modified = SystemTime::UNIX_EPOCH + Duration::from_secs(input.modified % LAST_HTTP_DATE);
-    round_trips(version, modified);
+    let second = SystemTime::UNIX_EPOCH + Duration::from_secs(input.modified % LAST_HTTP_DATE);
+    round_trips(version, second);
+    let modified = second + Duration::from_micros(u64::from(input.micros % 1_000_000));
 
     let mut headers = HeaderMap::new();
     for (pick, value) in &input.headers {
@@ -75,7 +80,7 @@ pub fn http(data: &[u8]) {
         .reveal_unique_holder(input.reveal_holder);
     match parse_preconditions(&headers) {
         Ok(preconditions) => {
-            let _ = preconditions.evaluate_read(current);
+            never_for_another_state(&preconditions, current);
             if let Err(failed) = preconditions.evaluate_write(current) {
                 render(&policy, &HttpError::from(failed), &input.path);
             }
@@ -92,6 +97,42 @@ pub fn http(data: &[u8]) {
         &HttpError::from(Error::Conflict(conflict)),
         &input.path,
     );
+}
+
+/// A write that passes names the current version in `If-Match`, or was not changed since its
+/// `If-Unmodified-Since` began; a read answered `304` for `If-Modified-Since` alone was not
+/// changed since that date began either.
+fn never_for_another_state(preconditions: &Preconditions, current: Option<Validators>) {
+    let Some(record) = current else {
+        let _ = preconditions.evaluate_read(None);
+        let _ = preconditions.evaluate_write(None);
+        return;
+    };
+    if preconditions.evaluate_write(current).is_ok() {
+        match (&preconditions.if_match, preconditions.if_unmodified_since) {
+            (Some(TagCondition::Tags(tags)), _) => assert!(
+                tags.iter().any(|tag| tag.strong_matches(record.version)),
+                "If-Match passed at version {} it does not list",
+                record.version
+            ),
+            (None, Some(date)) => assert!(
+                record.modified <= date,
+                "If-Unmodified-Since passed for a record changed after it"
+            ),
+            _ => {}
+        }
+    }
+    let read = preconditions.evaluate_read(current);
+    if let (Ok(ReadOutcome::NotModified), None, Some(date)) = (
+        read,
+        &preconditions.if_none_match,
+        preconditions.if_modified_since,
+    ) {
+        assert!(
+            record.modified <= date,
+            "304 for a record changed after If-Modified-Since"
+        );
+    }
 }
 
 /// What the adapter writes, it reads back.
