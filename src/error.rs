@@ -232,6 +232,24 @@ pub enum Error {
         limit: usize,
     },
 
+    /// The storage engine could not be reached for as long as a call may wait: on etcd, no
+    /// member answered, or the cluster had no leader, for the whole of
+    /// [`StoreBuilder::etcd_deadline`](crate::StoreBuilder::etcd_deadline). A call that rides
+    /// out a shorter outage (a leader election, a member restarting) does not see this. Nothing
+    /// is known to have been written: a write may or may not have been applied, as with any
+    /// answer that was lost. Retry later.
+    #[error(
+        "the storage engine was unavailable for {}s, longer than a call waits; retry later",
+        waited.as_secs()
+    )]
+    Unavailable {
+        /// How long the call kept trying.
+        waited: std::time::Duration,
+        /// The last failure seen.
+        #[source]
+        source: Source,
+    },
+
     /// The operating system reported an I/O error.
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),

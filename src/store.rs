@@ -14,9 +14,9 @@ use crate::clock::{Clock, StoreClock, SystemClock};
 use crate::collection::schema::Limits;
 use crate::collection::{CollectionBuilder, Combiners, Registered};
 use crate::durability::Durability;
-#[cfg(feature = "etcd")]
-use crate::engine::EtcdEngine;
 use crate::engine::{ChangeFeed, Retention};
+#[cfg(feature = "etcd")]
+use crate::engine::{ETCD_DEADLINE, EtcdEngine};
 use crate::engine::{Engine, LocalEngine, LocalOptions};
 use crate::feed::Changes;
 use crate::locks::Turns;
@@ -59,6 +59,7 @@ pub struct StoreBuilder {
 struct EtcdOptions {
     endpoints: Option<Vec<String>>,
     namespace: Option<String>,
+    deadline: Option<Duration>,
 }
 
 pub(crate) struct Shared {
@@ -336,6 +337,16 @@ impl StoreBuilder {
         self
     }
 
+    /// How long a call on an etcd store keeps trying while the cluster cannot answer (default
+    /// 15 seconds). A member that dies, or a leader election, holds a call up until the other
+    /// members answer, typically about one election timeout; a cluster that stays
+    /// unavailable past the deadline fails the call with [`Error::Unavailable`].
+    #[cfg(feature = "etcd")]
+    pub fn etcd_deadline(mut self, deadline: Duration) -> Self {
+        self.etcd.deadline = Some(deadline);
+        self
+    }
+
     /// Opens the store, completing any transaction a crash interrupted.
     ///
     /// # Errors
@@ -357,7 +368,9 @@ impl StoreBuilder {
                 None => (format!("temporary-{:016x}", fastrand::u64(..)), true),
             };
             let feed = self.change_feed.is_some();
-            let (engine, meta) = EtcdEngine::open(endpoints, &namespace, temporary, feed)?;
+            let deadline = self.etcd.deadline.unwrap_or(ETCD_DEADLINE);
+            let (engine, meta) =
+                EtcdEngine::open(endpoints, &namespace, temporary, feed, deadline)?;
             return self.finish(Box::new(engine), meta, clock, None);
         }
         let (dir, temporary) = match &self.path {

@@ -23,7 +23,7 @@ mod keyspace;
 pub(crate) mod local;
 
 #[cfg(feature = "etcd")]
-pub(crate) use self::etcd::EtcdEngine;
+pub(crate) use self::etcd::{ETCD_DEADLINE, EtcdEngine};
 #[cfg(feature = "fuzzing")]
 pub(crate) use self::local::Session;
 pub(crate) use self::local::{LocalEngine, LocalOptions};

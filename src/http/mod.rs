@@ -56,6 +56,7 @@
 //! | change feed position no longer retained ([`Error::HistoryCompacted`](crate::Error::HistoryCompacted)) | 410 | `/problems/history-compacted` |
 //! | transaction contention ([`Error::Contention`](crate::Error::Contention)) | 503 + `Retry-After` | `/problems/contention` |
 //! | disk short of space, write refused ([`Error::DiskFull`](crate::Error::DiskFull)) | 503 + `Retry-After` | `/problems/storage-full` |
+//! | storage unreachable past its deadline ([`Error::Unavailable`](crate::Error::Unavailable)) | 503 + `Retry-After` | `/problems/storage-unavailable` |
 //! | storage, corruption, schema, a missing change feed and other server failures | 500, no internals | `/problems/internal-error` |
 //!
 //! Type URIs are relative references, resolved against the service's own address; they are

@@ -13,6 +13,9 @@ const CONTENTION_RETRY_AFTER: HeaderValue = HeaderValue::from_static("1");
 /// Seconds a client is asked to wait after a `503` for a disk short of space: freeing space
 /// takes an operator, not a moment.
 const STORAGE_RETRY_AFTER: HeaderValue = HeaderValue::from_static("60");
+/// Seconds a client is asked to wait after a `503` for storage that could not be reached: the
+/// request already waited out the engine's deadline.
+const UNAVAILABLE_RETRY_AFTER: HeaderValue = HeaderValue::from_static("5");
 
 /// Decides how each failure is answered, and renders [`HttpError`]s into [`HttpProblem`]s.
 ///
@@ -194,6 +197,12 @@ fn store_error(error: &Error) -> HttpProblem {
             return HttpProblem::of_kind(ProblemKind::StorageFull)
                 .with_detail("the server cannot store more data until space is freed; retry later")
                 .with_header(RETRY_AFTER, STORAGE_RETRY_AFTER);
+        }
+        // The outage is the storage's; which member failed, and how, stays in the logs.
+        Error::Unavailable { .. } => {
+            return HttpProblem::of_kind(ProblemKind::StorageUnavailable)
+                .with_detail("the server cannot reach its storage right now; retry later")
+                .with_header(RETRY_AFTER, UNAVAILABLE_RETRY_AFTER);
         }
         Error::HistoryCompacted { oldest } => {
             return HttpProblem::of_kind(ProblemKind::HistoryCompacted)

@@ -58,13 +58,16 @@ pub enum ProblemKind {
     /// `/problems/storage-full` (503): the server's disk is short of space, so the write was
     /// refused and nothing of it stored; retry after `Retry-After`.
     StorageFull,
+    /// `/problems/storage-unavailable` (503): the storage could not be reached for as long as
+    /// a request waits (an etcd cluster without a quorum, say); retry after `Retry-After`.
+    StorageUnavailable,
     /// `/problems/internal-error` (500): the server failed; the body says no more.
     InternalError,
 }
 
 impl ProblemKind {
     /// Every kind, for documentation and tests.
-    pub const ALL: [Self; 20] = [
+    pub const ALL: [Self; 21] = [
         Self::VersionConflict,
         Self::PreconditionFailed,
         Self::PreconditionRequired,
@@ -84,6 +87,7 @@ impl ProblemKind {
         Self::HistoryCompacted,
         Self::Contention,
         Self::StorageFull,
+        Self::StorageUnavailable,
         Self::InternalError,
     ];
 
@@ -110,6 +114,7 @@ impl ProblemKind {
             Self::HistoryCompacted => "/problems/history-compacted",
             Self::Contention => "/problems/contention",
             Self::StorageFull => "/problems/storage-full",
+            Self::StorageUnavailable => "/problems/storage-unavailable",
             Self::InternalError => "/problems/internal-error",
         }
     }
@@ -137,6 +142,7 @@ impl ProblemKind {
             Self::HistoryCompacted => "The change feed no longer holds that position",
             Self::Contention => "Too many concurrent writers",
             Self::StorageFull => "The server is out of storage space",
+            Self::StorageUnavailable => "The server's storage is unavailable",
             Self::InternalError => "Internal server error",
         }
     }
@@ -162,7 +168,9 @@ impl ProblemKind {
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::HistoryCompacted => StatusCode::GONE,
-            Self::Contention | Self::StorageFull => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Contention | Self::StorageFull | Self::StorageUnavailable => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Self::InternalError => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

@@ -1,9 +1,15 @@
 //! The connection to an etcd cluster: its clients, the runtime its requests run on, and the
 //! retries that carry a request through a member's failure.
+//!
+//! A member that dies takes the requests it was serving with it, and while the others elect a
+//! leader they refuse proposals. Each attempt of a request is therefore bounded by a short
+//! timeout, and an attempt that fails in transport, times out or finds no leader is sent again,
+//! to whichever member answers, until the request's deadline: a call rides out an election and
+//! fails, with [`Error::Unavailable`], only when the cluster stays unavailable past it.
 
 use std::future::Future;
 use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use etcd_client::{KvClient, Txn, WatchClient};
 
@@ -14,16 +20,22 @@ use crate::{Error, Result};
 pub(crate) const MAX_TXN_OPS: usize = 128;
 /// etcd's default `--max-request-bytes` (1.5 MiB), less room for the request's framing.
 pub(crate) const MAX_REQUEST_BYTES: usize = 1536 * 1024 - 4096;
-/// Attempts of a request whose transport failed (a member down, a leader election).
-const ATTEMPTS: u32 = 8;
-/// How long one request may take.
-pub(super) const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long one attempt of a request may take: several election timeouts, so that an attempt
+/// stuck on a member that died is abandoned for another member while the election runs.
+pub(super) const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long a request keeps trying by default (see [`Cluster::deadline`]).
+pub(crate) const DEFAULT_DEADLINE: Duration = Duration::from_secs(15);
+/// The longest pause between two attempts.
+const MAX_PAUSE: Duration = Duration::from_millis(250);
+
 /// A connection to the cluster, shared by the engine and its keyspaces.
 pub(super) struct Cluster {
     pub(super) kv: KvClient,
     pub(super) watch: WatchClient,
     /// Present until the cluster is dropped.
     pub(super) runtime: Option<tokio::runtime::Runtime>,
+    /// How long a request keeps trying before it fails with [`Error::Unavailable`].
+    pub(super) deadline: Duration,
 }
 
 impl Drop for Cluster {
@@ -48,7 +60,8 @@ impl Cluster {
     }
 
     /// Runs `request` with `client` on the engine's runtime and waits for its answer,
-    /// retrying transport failures with a growing pause.
+    /// sending it again, after a growing pause, while it fails for want of a member or a
+    /// leader, until the deadline.
     pub(super) fn retry<C, T, F, Fut>(&self, client: &C, mut request: F) -> Result<T>
     where
         C: Clone,
@@ -56,16 +69,20 @@ impl Cluster {
         F: FnMut(C) -> Fut,
         Fut: Future<Output = Result<T, etcd_client::Error>> + Send + 'static,
     {
-        let mut pause = Duration::from_millis(20);
-        let mut attempt = 1;
+        let give_up = Instant::now() + self.deadline;
+        let mut pause = Duration::from_millis(10);
         loop {
-            let outcome = self.run(request(client.clone()))?;
-            match outcome {
+            match self.run(request(client.clone()))? {
                 Ok(value) => return Ok(value),
-                Err(error) if attempt < ATTEMPTS && is_transient(&error) => {
+                Err(error) if is_transient(&error) => {
+                    if Instant::now() + pause >= give_up {
+                        return Err(Error::Unavailable {
+                            waited: self.deadline,
+                            source: Box::new(error),
+                        });
+                    }
                     std::thread::sleep(pause);
-                    pause = (pause * 2).min(Duration::from_millis(500));
-                    attempt += 1;
+                    pause = (pause * 2).min(MAX_PAUSE);
                 }
                 Err(error) => return Err(storage_error(error)),
             }
@@ -139,14 +156,20 @@ pub(super) fn wait_for<T: Send + 'static>(
         .map_err(|_| Error::Storage("the etcd engine's runtime stopped".into()))
 }
 
-/// Whether a failed request may succeed when sent again.
+/// Whether a failed request may succeed when sent again: the member was unreachable or lost,
+/// the attempt timed out (tonic reports its own timeout as `Cancelled`), or the cluster had no
+/// leader. A write that may have been applied is resolved by the caller ([`Cluster::txn`]).
 fn is_transient(error: &etcd_client::Error) -> bool {
     use tonic::Code;
     match error {
         etcd_client::Error::TransportError(_) | etcd_client::Error::IoError(_) => true,
         etcd_client::Error::GRpcStatus(status) => matches!(
             status.code(),
-            Code::Unavailable | Code::DeadlineExceeded | Code::Unknown | Code::Aborted
+            Code::Unavailable
+                | Code::DeadlineExceeded
+                | Code::Cancelled
+                | Code::Unknown
+                | Code::Aborted
         ),
         _ => false,
     }

@@ -25,7 +25,7 @@ use crate::backend::{Bytes, Entries, Tree};
 use crate::engine::commit::Commit;
 use crate::engine::contract::{Engine, Paused, check_format};
 use crate::engine::etcd::cluster::{
-    Cluster, MAX_REQUEST_BYTES, MAX_TXN_OPS, REQUEST_TIMEOUT, etcd_key, storage_error, wait_for,
+    ATTEMPT_TIMEOUT, Cluster, MAX_REQUEST_BYTES, MAX_TXN_OPS, etcd_key, storage_error, wait_for,
 };
 use crate::engine::etcd::feed::EtcdFeed;
 use crate::engine::feed::ChangeFeed;
@@ -34,6 +34,8 @@ use crate::{Error, Result, Version};
 
 mod cluster;
 mod feed;
+
+pub(crate) use self::cluster::DEFAULT_DEADLINE as ETCD_DEADLINE;
 
 /// How many versions a process takes from the shared lease at a time.
 const VERSION_BLOCK: u64 = 1 << 16;
@@ -70,6 +72,7 @@ impl EtcdEngine {
         namespace: &str,
         temporary: bool,
         feed: bool,
+        deadline: Duration,
     ) -> Result<(Self, Arc<Meta>)> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -77,8 +80,8 @@ impl EtcdEngine {
             .enable_all()
             .build()?;
         let options = ConnectOptions::new()
-            .with_timeout(REQUEST_TIMEOUT)
-            .with_connect_timeout(REQUEST_TIMEOUT)
+            .with_timeout(ATTEMPT_TIMEOUT)
+            .with_connect_timeout(ATTEMPT_TIMEOUT)
             .with_keep_alive(Duration::from_secs(2), Duration::from_secs(2))
             .with_require_leader(true);
         let endpoints = endpoints.to_vec();
@@ -91,6 +94,7 @@ impl EtcdEngine {
             kv: client.kv_client(),
             watch: client.watch_client(),
             runtime: Some(runtime),
+            deadline,
         });
         let meta = Arc::new(Meta::new(keyspace(&cluster, &prefix, "revkv/meta")));
         check_format(&meta)?;

@@ -358,6 +358,27 @@ fn contention_is_503_with_retry_after() {
 }
 
 #[test]
+fn unreachable_storage_is_503_with_retry_after_and_no_internals() {
+    let error = Error::Unavailable {
+        waited: std::time::Duration::from_secs(15),
+        source: "member 127.0.0.1:32379 refused the connection".into(),
+    };
+    let (status, body) = render(&Policy::default(), error);
+    assert_eq!(status, 503);
+    assert_eq!(body["type"], "/problems/storage-unavailable");
+    let detail = body["detail"].as_str().expect("detail");
+    assert!(!detail.contains("32379"), "{detail}");
+    let problem = Policy::default().render(
+        &Error::Unavailable {
+            waited: std::time::Duration::from_secs(15),
+            source: "down".into(),
+        }
+        .into(),
+    );
+    assert_eq!(problem.headers()[RETRY_AFTER], "5");
+}
+
+#[test]
 fn a_disk_short_of_space_is_503_with_retry_after_and_no_internals() {
     let error = || Error::DiskFull {
         path: "/var/lib/secret-path".into(),
