@@ -2,6 +2,7 @@
 
 use std::marker::PhantomData;
 use std::sync::{Arc, Weak};
+use std::time::SystemTime;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -189,7 +190,7 @@ where
                 })?;
             return Ok(Collection::new(same, self.store.clone()));
         }
-        reconcile(&schema, engine, &shared.meta)?;
+        reconcile(&schema, engine, &shared.meta, shared.clock.now())?;
         let schema = Arc::new(schema);
         let registered: Arc<dyn Registered> = Arc::clone(&schema) as Arc<dyn Registered>;
         registry.insert(schema.name.clone(), Arc::downgrade(&registered));
@@ -201,7 +202,7 @@ where
 /// Brings the stored indexes in line with the declaration on the first open of a session:
 /// builds indexes declared for the first time, empties indexes no longer declared, and
 /// sweeps what a crash of the previous session left behind.
-fn reconcile<T>(schema: &Schema<T>, engine: &dyn Engine, meta: &Meta) -> Result<()>
+fn reconcile<T>(schema: &Schema<T>, engine: &dyn Engine, meta: &Meta, now: SystemTime) -> Result<()>
 where
     T: Serialize + DeserializeOwned,
 {
@@ -227,7 +228,7 @@ where
     for dropped in before.iter().filter(|name| !declared.contains(name)) {
         // Emptied, so that declaring it again later rebuilds it from the records.
         let keyspace = engine.keyspace(format!("u/{}/{dropped}", schema.name))?;
-        index::clear(&keyspace)?;
+        index::clear(engine, &keyspace, now)?;
     }
     meta.remove(&sweep_key)
 }

@@ -13,6 +13,7 @@ use serde::de::DeserializeOwned;
 
 use super::Collection;
 use super::schema::Expect;
+use crate::engine::REMOVALS_PER_COMMIT;
 use crate::{Result, Version};
 
 impl<T> Collection<T>
@@ -65,26 +66,30 @@ where
 
     /// Sweeps every record that has expired by `now`; returns how many it removed.
     pub(crate) fn sweep_due(&self, now: SystemTime) -> Result<usize> {
-        let expiry = &self.schema().expiry.tree;
-        let now = crate::codec::micros(now).to_be_bytes();
-        let mut swept = 0;
-        for entry in expiry.scan(b"") {
+        let expiry = &self.schema().expiry;
+        let engine = self.store().shared.engine.as_ref();
+        let due_by = crate::codec::micros(now).to_be_bytes();
+        let (mut swept, mut done) = (0, Vec::new());
+        for entry in expiry.tree.scan(b"") {
             let (entry, _) = entry?;
-            let Some((due, key)) = entry.split_at_checked(8) else {
-                expiry.remove(&entry)?;
-                continue;
-            };
-            if due > now.as_slice() {
-                break; // entries are in expiry order
+            if let Some((due, key)) = entry.split_at_checked(8) {
+                if due > due_by.as_slice() {
+                    break; // entries are in expiry order
+                }
+                if let Ok(key) = std::str::from_utf8(key)
+                    && self.expire(key)?
+                {
+                    swept += 1;
+                }
             }
-            if let Ok(key) = std::str::from_utf8(key)
-                && self.expire(key)?
-            {
-                swept += 1;
+            // Done, stale (the record was changed or removed since) or malformed: gone.
+            done.push(entry);
+            if done.len() == REMOVALS_PER_COMMIT {
+                engine.remove_all(expiry, &done, now)?;
+                done.clear();
             }
-            // Done, or stale (the record was changed or removed since): either way, gone.
-            expiry.remove(&entry)?;
         }
+        engine.remove_all(expiry, &done, now)?;
         Ok(swept)
     }
 }

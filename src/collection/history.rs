@@ -2,11 +2,13 @@
 //! record, so that a client that lost a race can merge its change into the winner's instead
 //! of re-typing it.
 
+use std::time::SystemTime;
+
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::Collection;
-use crate::engine::Keyspace;
+use crate::engine::{Engine, Keyspace};
 use crate::retry::Backoff;
 use crate::{Conflict, Error, Result, Version, Versioned};
 
@@ -34,19 +36,18 @@ pub(crate) fn entry_key(key: &str, version: Version) -> Vec<u8> {
 }
 
 impl History {
-    /// Removes the oldest entries of `key` beyond the ones it keeps. A crash before this runs
-    /// only leaves an extra old version, removed the next time.
-    pub(crate) fn prune(&self, key: &str) -> Result<()> {
-        let entries: Vec<Vec<u8>> = self
+    /// Removes the oldest entries of `key` beyond the ones it keeps, through `engine`'s
+    /// commit. A crash before this runs only leaves an extra old version, removed the next
+    /// time.
+    pub(crate) fn prune(&self, engine: &dyn Engine, key: &str, now: SystemTime) -> Result<()> {
+        let mut entries: Vec<Vec<u8>> = self
             .keyspace
             .tree
             .scan(&prefix(key))
             .map(|entry| entry.map(|(k, _)| k))
             .collect::<Result<_>>()?;
-        for stale in entries.iter().take(entries.len().saturating_sub(self.keep)) {
-            self.keyspace.tree.remove(stale)?;
-        }
-        Ok(())
+        entries.truncate(entries.len().saturating_sub(self.keep));
+        engine.remove_all(&self.keyspace, &entries, now)
     }
 }
 

@@ -13,8 +13,7 @@ use super::schema::Schema;
 use super::view::{Committed, Recording, View};
 use crate::backend::Bytes;
 use crate::codec;
-use crate::engine::Engine;
-use crate::engine::{Commit, Keyspace, Route, Write};
+use crate::engine::{Commit, Engine, Keyspace, REMOVALS_PER_COMMIT, Route, Write};
 use crate::verify::{Problem, Report};
 use crate::{Error, Result};
 
@@ -225,10 +224,18 @@ impl<T: Serialize + DeserializeOwned> Schema<T> {
     }
 }
 
-/// Removes every entry of a keyspace.
-pub(crate) fn clear(keyspace: &Keyspace) -> Result<()> {
-    for entry in keyspace.tree.scan(b"") {
-        keyspace.tree.remove(&entry?.0)?;
+/// Removes every entry of a keyspace, through `engine`'s commits, a page of entries at a time.
+pub(crate) fn clear(engine: &dyn Engine, keyspace: &Keyspace, now: SystemTime) -> Result<()> {
+    loop {
+        let page: Vec<Vec<u8>> = keyspace
+            .tree
+            .scan(b"")
+            .take(REMOVALS_PER_COMMIT)
+            .map(|entry| entry.map(|(key, _)| key))
+            .collect::<Result<_>>()?;
+        if page.is_empty() {
+            return Ok(());
+        }
+        engine.remove_all(keyspace, &page, now)?;
     }
-    Ok(())
 }

@@ -345,7 +345,7 @@ where
             };
             if shared.engine.commit_if(&commit)? {
                 if let (Some(history), Some(_)) = (&self.schema.history, &plan.archive) {
-                    history.prune(key)?;
+                    history.prune(shared.engine.as_ref(), key, now)?;
                 }
                 return Ok(Written {
                     version,

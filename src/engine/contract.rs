@@ -2,9 +2,10 @@
 //! commits, issue versions, make commits durable, keep a change feed.
 
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use crate::backend::Tree;
-use crate::engine::commit::Commit;
+use crate::engine::commit::{Commit, Route, Write};
 use crate::engine::feed::ChangeFeed;
 use crate::engine::keyspace::Keyspace;
 use crate::locks::Held;
@@ -13,6 +14,10 @@ use crate::{Error, Result, Version};
 
 /// The newest store layout this build writes; a store marked with a newer one is refused.
 const STORE_FORMAT: u8 = 1;
+
+/// The most removals [`Engine::remove_all`] puts in one commit: well within an etcd
+/// transaction's 128 operations.
+pub(crate) const REMOVALS_PER_COMMIT: usize = 64;
 
 /// What [`Engine::pause_commits`] holds: nothing where the engine cannot pause writers.
 pub(crate) type Paused<'a> = Option<Held<'a>>;
@@ -31,6 +36,29 @@ pub(crate) trait Engine: Send + Sync {
     /// Applies `commit` if every one of its compares holds, atomically with respect to other
     /// commits and to crashes. `Ok(false)`: a compare failed, and nothing was written.
     fn commit_if(&self, commit: &Commit<'_>) -> Result<bool>;
+
+    /// Removes `keys` of `keyspace` whatever they hold, through commits without compares of
+    /// at most [`REMOVALS_PER_COMMIT`] writes each: for bookkeeping that is only ever removed
+    /// when stale (old history entries, done expiry entries, a dropped index), where a crash
+    /// between two commits leaves keys that the next removal takes.
+    fn remove_all(&self, keyspace: &Keyspace, keys: &[Vec<u8>], now: SystemTime) -> Result<()> {
+        for batch in keys.chunks(REMOVALS_PER_COMMIT) {
+            let writes = batch.iter().map(|key| Write {
+                keyspace,
+                key,
+                value: None,
+                record: None,
+            });
+            let commit = Commit {
+                compares: Vec::new(),
+                writes: writes.collect(),
+                route: Route::Direct,
+                modified: now,
+            };
+            self.commit_if(&commit)?;
+        }
+        Ok(())
+    }
 
     /// A version for a write of a record now at `above` (`None`: absent): greater than
     /// `above`, and never issued before.

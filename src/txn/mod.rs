@@ -431,9 +431,10 @@ impl Transaction<'_> {
         if !self.shared.engine.commit_if(&self.unchanged(writes))? {
             return Ok(false);
         }
+        let engine = self.shared.engine.as_ref();
         self.histories
             .iter()
-            .try_for_each(|(history, key)| history.prune(key))?;
+            .try_for_each(|(history, key)| history.prune(engine, key, self.modified))?;
         Ok(true)
     }
 }
