@@ -112,3 +112,40 @@ fn killing_members_leader_first_loses_no_acknowledged_write() {
     let report = store.verify().expect("verify");
     assert!(report.is_clean(), "{report}");
 }
+
+#[test]
+fn a_cluster_without_a_quorum_past_the_deadline_is_a_typed_unavailable_error() {
+    let mut cluster = etcd::Cluster::start();
+    let store = revkv::Store::builder()
+        .etcd(cluster.endpoints())
+        .namespace("quorum")
+        .etcd_deadline(Duration::from_secs(2))
+        .open()
+        .expect("store");
+    let users = store.collection::<User>("users").open().expect("users");
+    let user = User {
+        email: "ada@example.com".into(),
+    };
+    users.insert("before", &user).expect("a quorum answers");
+    cluster.kill(0);
+    cluster.kill(1);
+    let started = Instant::now();
+    match users.insert("after", &user) {
+        Err(Error::Unavailable { waited, .. }) => assert_eq!(waited, Duration::from_secs(2)),
+        other => panic!("expected Unavailable, got {other:?}"),
+    }
+    // The deadline, plus one attempt begun just before it; not the minutes of a hung call.
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    match users.get("before") {
+        Err(Error::Unavailable { .. }) => {}
+        other => panic!("a read without a quorum: expected Unavailable, got {other:?}"),
+    }
+    cluster.restart(0);
+    users
+        .insert("again", &user)
+        .expect("a quorum again: the same handle writes");
+}
