@@ -3,9 +3,11 @@
 //! raw `etcd-client` transactions that make the same compares and writes, each in one
 //! criterion group; then CAS updates from 4 processes against 1.
 //!
-//! The raw CAS update reads the key and then swaps its value on condition that it is still
-//! the one read: the two round trips revkv makes too, since a revkv version names no etcd
-//! revision that a transaction could compare without reading.
+//! A CAS update comes two ways, each against the raw client doing the same user-visible work:
+//! a get then an update of the version read (two round trips: raw reads the key, then swaps
+//! its value on condition that it is still the one read), and an update of the version this
+//! process wrote last (one round trip: raw swaps on condition that the key still holds the
+//! value it wrote).
 
 // Benchmark arithmetic on small counters: the casts cannot lose anything here.
 #![allow(clippy::cast_possible_truncation)]
@@ -75,6 +77,17 @@ fn cas_update(c: &mut Criterion, cluster: &etcd::Cluster) {
     let mut updates = common::Updates::new(&docs, &keys);
     group.bench_function("revkv_update", |b| b.iter(|| updates.next()));
 
+    let mut m = 0_usize;
+    group.bench_function("revkv_get_then_update", |b| {
+        b.iter(|| {
+            m += 1;
+            let key = &keys[m % KEYS];
+            let read = docs.get(key).expect("get").expect("exists");
+            docs.update(key, read.version, Payload::new(m as u64))
+                .expect("update");
+        });
+    });
+
     // Each commit also puts its changes at the feed's key: the record's bytes again.
     let fed = cluster.store_with_feed("bench-cas-feed");
     let fed_docs = fed.collection::<Payload>("docs").open().expect("docs");
@@ -100,6 +113,31 @@ fn cas_update(c: &mut Criterion, cluster: &etcd::Cluster) {
                     .and_then([TxnOp::put(key, Payload::raw(n as u64), None)]),
             );
             assert!(swapped);
+        });
+    });
+
+    // The value each raw key holds, as this process last wrote it.
+    let mut written: Vec<Vec<u8>> = keys.iter().map(|_| Payload::raw(0)).collect();
+    for (key, value) in keys.iter().zip(&written) {
+        raw.txn(Txn::new().and_then([TxnOp::put(raw_key(key), value.clone(), None)]));
+    }
+    group.bench_function("etcd_client_txn_on_value_written", |b| {
+        b.iter(|| {
+            n += 1;
+            let i = n % KEYS;
+            let key = raw_key(&keys[i]);
+            let value = Payload::raw(n as u64);
+            let swapped = raw.txn(
+                Txn::new()
+                    .when([Compare::value(
+                        key.clone(),
+                        CompareOp::Equal,
+                        written[i].clone(),
+                    )])
+                    .and_then([TxnOp::put(key, value.clone(), None)]),
+            );
+            assert!(swapped);
+            written[i] = value;
         });
     });
     group.finish();

@@ -8,6 +8,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::history::History;
+use super::recent::Recent;
 use super::schema::{Derive, ExpiryHandler, Schema, States, UniqueIndex};
 use super::{Collection, Registered, index};
 use crate::engine::Engine;
@@ -166,6 +167,7 @@ where
             records: engine.keyspace(format!("c/{}", self.name))?,
             expiry: engine.keyspace(format!("x/{}", self.name))?,
             on_expiry: self.on_expiry,
+            recent: engine.reads_are_round_trips().then(Recent::default),
             name: self.name,
             indexes,
             states,

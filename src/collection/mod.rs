@@ -5,6 +5,7 @@ mod combine;
 mod expiry;
 mod history;
 mod index;
+mod recent;
 pub(crate) mod schema;
 pub(crate) mod view;
 
@@ -17,9 +18,9 @@ use std::time::{Duration, SystemTime};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use self::schema::{Expect, Schema};
+use self::schema::{Expect, Schema, Stored};
 use self::view::{Committed, Recording};
-use crate::backend::Entries;
+use crate::backend::{Bytes, Entries};
 use crate::engine::{Commit, Route};
 use crate::guard::StateMachine;
 use crate::locks;
@@ -87,8 +88,13 @@ where
     pub fn get(&self, key: &str) -> Result<Option<Versioned<T>>> {
         let shared = &self.store.shared;
         self.schema.check_key(key, shared.limits)?;
-        self.schema
-            .read_live(&mut Committed::at(shared.clock.now()), key)?
+        let stored = self
+            .schema
+            .read_live(&mut Committed::at(shared.clock.now()), key)?;
+        if let Some(recent) = &self.schema.recent {
+            recent.remember(key, stored.as_ref().map(Stored::bytes));
+        }
+        stored
             .map(|stored| self.schema.versioned(key, &stored))
             .transpose()
     }
@@ -293,13 +299,22 @@ where
             .map(|v| self.schema.new_value(key, v, shared.limits, ttl))
             .transpose()?;
         let mut now = shared.clock.now();
-        // An insert first guesses its key and unique values free without reading them; its
+        // An insert first guesses its key and unique values free without reading them, and a
+        // write of a version this process has seen guesses the record as it saw it; the
         // commit checks the guess.
         let mut guess_free = matches!(expect, Expect::Absent);
+        let mut guess_seen = match expect {
+            Expect::Version(version) => self.seen_at(key, version)?,
+            Expect::Absent => None,
+        };
         loop {
-            let guessed = std::mem::take(&mut guess_free);
+            let guessed = std::mem::take(&mut guess_free) || guess_seen.is_some();
             let mut view = Recording::at(now);
-            let current = if guessed {
+            let current = if let Some(seen) = guess_seen.take() {
+                let bytes = Some(seen.bytes().clone());
+                view.assume(&self.schema.records, key.as_bytes(), bytes);
+                Some(seen)
+            } else if guessed {
                 view.assume(&self.schema.records, key.as_bytes(), None);
                 for (index, value) in new.iter().flat_map(|n| self.schema.index_entries(n)) {
                     view.assume(index, value, None);
@@ -344,6 +359,7 @@ where
                 ..view.unchanged(route)
             };
             if shared.engine.commit_if(&commit)? {
+                self.remember_written(&commit, key);
                 if let (Some(history), Some(_)) = (&self.schema.history, &plan.archive) {
                     history.prune(shared.engine.as_ref(), key, now)?;
                 }
@@ -353,6 +369,35 @@ where
                     expires,
                 });
             }
+        }
+    }
+}
+
+impl<T> Collection<T>
+where
+    T: Serialize + DeserializeOwned + Send + Sync + 'static,
+{
+    /// The record `key` as this process last saw it, if that was at `version`.
+    fn seen_at(&self, key: &str, version: Version) -> Result<Option<Stored>> {
+        let Some(bytes) = self.schema.recent.as_ref().and_then(|r| r.seen(key)) else {
+            return Ok(None);
+        };
+        let stored = self.schema.parse(key, bytes)?;
+        Ok((stored.header.version == version).then_some(stored))
+    }
+
+    /// Remembers the record `key` as `commit` wrote it.
+    fn remember_written(&self, commit: &Commit<'_>, key: &str) {
+        let Some(recent) = &self.schema.recent else {
+            return;
+        };
+        let records = &self.schema.records;
+        let written = commit
+            .writes
+            .iter()
+            .find(|w| w.keyspace.name == records.name && w.key == key.as_bytes());
+        if let Some(write) = written {
+            recent.remember(key, write.value.map(Bytes::from).as_ref());
         }
     }
 }

@@ -7,6 +7,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::history::{self, History};
+use super::recent::Recent;
 use super::view::View;
 use crate::backend::Bytes;
 use crate::codec::{self, EncodedRecord, RecordHeader};
@@ -45,6 +46,8 @@ pub(crate) struct Schema<T> {
     /// Records by expiry time: `(µs since the epoch, BE) ++ key`, for the sweeper.
     pub(crate) expiry: Keyspace,
     pub(crate) on_expiry: Option<ExpiryHandler<T>>,
+    /// The records last seen, where reads are round trips ([`Recent`]).
+    pub(crate) recent: Option<Recent>,
 }
 
 /// Runs in the transaction that removes an expired record, with its key and last value.
@@ -58,6 +61,10 @@ pub(crate) struct Stored {
 }
 
 impl Stored {
+    pub(crate) fn bytes(&self) -> &Bytes {
+        &self.bytes
+    }
+
     fn payload(&self) -> &[u8] {
         self.bytes.get(self.header.len..).unwrap_or_default()
     }

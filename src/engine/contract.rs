@@ -64,6 +64,12 @@ pub(crate) trait Engine: Send + Sync {
     /// `above`, and never issued before.
     fn next_version(&self, above: Option<Version>) -> Result<Version>;
 
+    /// Whether a read of a key is a round trip to another machine, which a write saves by
+    /// guessing what it last saw and letting its commit's compares check the guess.
+    fn reads_are_round_trips(&self) -> bool {
+        false
+    }
+
     /// Fails fast when the engine refuses writes (after a failed write or sync, say).
     fn check_writable(&self) -> Result<()>;
 

@@ -186,6 +186,10 @@ impl Engine for EtcdEngine {
         Ok(keyspace(&self.cluster, &self.namespace, name))
     }
 
+    fn reads_are_round_trips(&self) -> bool {
+        true
+    }
+
     fn commit_if(&self, commit: &Commit<'_>) -> Result<bool> {
         let txn = self.txn(commit)?;
         // What shows that an attempt whose answer was lost was applied: a record it writes

@@ -1,0 +1,102 @@
+//! Round trips on etcd, counted by the cluster itself (its gRPC request counters): an update
+//! of a version this process has read or written sends its transaction without reading the
+//! record again, and a guess that another process made stale costs one read, never a wrong
+//! write.
+#![cfg(feature = "etcd")]
+
+mod etcd;
+
+use revkv::{Conflict, Error};
+use serde::{Deserialize, Serialize};
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+struct User {
+    email: String,
+    visits: u64,
+}
+
+/// The requests of `method` (`Range`, `Txn`, ...) every member has handled, added up.
+#[expect(
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    reason = "counters of a test's few requests, printed as whole numbers"
+)]
+fn handled(cluster: &etcd::Cluster, method: &str) -> u64 {
+    let needle = format!("grpc_method=\"{method}\"");
+    cluster
+        .endpoints()
+        .iter()
+        .map(|endpoint| {
+            let mut answer = ureq::get(&format!("{endpoint}/metrics"))
+                .call()
+                .expect("the member's metrics");
+            let text = answer.body_mut().read_to_string().expect("text");
+            text.lines()
+                .filter(|l| l.starts_with("grpc_server_handled_total{") && l.contains(&needle))
+                .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+                .sum::<f64>()
+        })
+        .sum::<f64>() as u64
+}
+
+/// The `Range` and `Txn` requests that `work` made.
+fn requests<R>(cluster: &etcd::Cluster, work: impl FnOnce() -> R) -> (R, u64, u64) {
+    let (ranges, txns) = (handled(cluster, "Range"), handled(cluster, "Txn"));
+    let result = work();
+    let ranges = handled(cluster, "Range") - ranges;
+    let txns = handled(cluster, "Txn") - txns;
+    (result, ranges, txns)
+}
+
+#[test]
+fn an_update_of_a_version_this_process_saw_is_one_transaction_and_no_read() {
+    let cluster = etcd::Cluster::start();
+    let store = cluster.store("round-trips");
+    let users = store
+        .collection::<User>("users")
+        .unique("email", |u: &User| u.email.clone())
+        .open()
+        .expect("users");
+    let ada = |visits| User {
+        email: "ada@example.com".into(),
+        visits,
+    };
+    let v1 = users.insert("u1", ada(0)).expect("insert");
+
+    let (v2, ranges, txns) = requests(&cluster, || users.update("u1", v1, ada(1)));
+    let v2 = v2.expect("the version it wrote");
+    assert_eq!((ranges, txns), (0, 1), "update of the version just written");
+
+    let (read, ranges, _) = requests(&cluster, || users.get("u1"));
+    assert_eq!(read.expect("get").map(|r| r.version), Some(v2));
+    assert_eq!(ranges, 1, "a get is one read");
+    let (v3, ranges, txns) = requests(&cluster, || users.update("u1", v2, ada(2)));
+    let v3 = v3.expect("the version it read");
+    assert_eq!(
+        (ranges, txns),
+        (0, 1),
+        "get, then update: two round trips in all"
+    );
+
+    // Another process (another store) moves the record on; this one still guesses v3.
+    let other = cluster.store("round-trips");
+    let other_users = other.collection::<User>("users").open().expect("users");
+    let v4 = other_users
+        .update("u1", v3, ada(3))
+        .expect("the other process");
+    let (stale, ranges, txns) = requests(&cluster, || users.update("u1", v3, ada(99)));
+    match stale {
+        Err(Error::Conflict(Conflict::VersionMismatch { current, .. })) => {
+            assert_eq!(current, Some(v4));
+        }
+        other => panic!("expected a version conflict, got {other:?}"),
+    }
+    assert_eq!(txns, 1, "the guess is checked by the transaction's compare");
+    assert!(ranges >= 1, "and the conflict is found by reading again");
+    let stored = users.get("u1").expect("get").expect("exists");
+    assert_eq!(
+        (stored.version, stored.value.visits),
+        (v4, 3),
+        "nothing overwritten"
+    );
+}
