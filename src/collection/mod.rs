@@ -321,7 +321,11 @@ where
                 }
                 None
             } else {
-                self.schema.read(&mut view, key)?
+                let current = self.schema.read(&mut view, key)?;
+                if let Some(recent) = &self.schema.recent {
+                    recent.remember(key, current.as_ref().map(Stored::bytes));
+                }
+                current
             };
             if current.as_ref().is_some_and(|s| s.header.expired(now)) {
                 if !self.expire(key)? {
