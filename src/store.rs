@@ -315,6 +315,13 @@ impl StoreBuilder {
     /// --auto-compaction-retention`, `etcdctl compact`); reading from a position before that
     /// is [`Error::HistoryCompacted`] if changes after it were compacted away.
     ///
+    /// Round trips: a read is one; an insert is one transaction; an update or delete of a
+    /// version this process has read or written is one transaction, without reading the
+    /// record again (the transaction compares the record as this process saw it, and reads
+    /// again only when someone else changed it). A call rides out a member's failure or a
+    /// leader election, and fails with [`Error::Unavailable`] only when the cluster stays
+    /// unavailable past [`StoreBuilder::etcd_deadline`].
+    ///
     /// Versions come from blocks every process leases from the store: unique across
     /// processes, so never reused for a key, and above the version of the record a write
     /// replaces; a key deleted and created again may start below the version it had before,
