@@ -304,7 +304,7 @@ where
         // commit checks the guess.
         let mut guess_free = matches!(expect, Expect::Absent);
         let mut guess_seen = match expect {
-            Expect::Version(version) => self.seen_at(key, version)?,
+            Expect::Version(version) => self.seen_at(key, version),
             Expect::Absent => None,
         };
         loop {
@@ -381,13 +381,12 @@ impl<T> Collection<T>
 where
     T: Serialize + DeserializeOwned + Send + Sync + 'static,
 {
-    /// The record `key` as this process last saw it, if that was at `version`.
-    fn seen_at(&self, key: &str, version: Version) -> Result<Option<Stored>> {
-        let Some(bytes) = self.schema.recent.as_ref().and_then(|r| r.seen(key)) else {
-            return Ok(None);
-        };
-        let stored = self.schema.parse(key, bytes)?;
-        Ok((stored.header.version == version).then_some(stored))
+    /// The record `key` as this process last saw it, if that was at `version`; a guess only,
+    /// so bytes that do not parse are no guess (the write reads them and reports them).
+    fn seen_at(&self, key: &str, version: Version) -> Option<Stored> {
+        let bytes = self.schema.recent.as_ref()?.seen(key)?;
+        let stored = self.schema.parse(key, bytes).ok()?;
+        (stored.header.version == version).then_some(stored)
     }
 
     /// Remembers the record `key` as `commit` wrote it.
