@@ -129,21 +129,3 @@ fn two_writers_with_one_validator_never_both_succeed() {
         }
     }
 }
-
-#[test]
-fn a_delete_with_only_a_weak_validator_is_428_and_deletes_nothing() {
-    let service = service_within_one_second();
-    let client = service.client();
-    let (id, _) = client.create_user("ada", "ada@example.com");
-    let path = format!("/users/{id}");
-    let read = client.get(&path, &[]);
-    for (name, value) in [
-        ("if-unmodified-since", read.header("last-modified")),
-        ("if-match", "*"),
-        ("if-none-match", "\"0\""),
-    ] {
-        let delete = client.send("DELETE", &path, &[(name, value)], "");
-        delete.assert_problem(428, "/problems/precondition-required", &path, &json!({}));
-    }
-    assert_eq!(client.get(&path, &[]).status, 200, "nothing was deleted");
-}

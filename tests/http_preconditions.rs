@@ -189,7 +189,7 @@ fn if_match_uses_strong_comparison_and_star_is_no_guard() {
 }
 
 #[test]
-fn a_write_with_only_a_date_or_if_none_match_is_428() {
+fn a_write_with_only_a_date_if_none_match_or_star_is_428_and_writes_nothing() {
     let service = Service::start();
     let client = service.client();
     let (id, _) = client.create_user("ada", "ada@example.com");
@@ -199,9 +199,12 @@ fn a_write_with_only_a_date_or_if_none_match_is_428() {
         ("if-unmodified-since", read.header("last-modified")),
         ("if-unmodified-since", "Fri, 31 Dec 9999 23:59:59 GMT"),
         ("if-none-match", "\"nope\""),
+        ("if-match", "*"),
     ] {
         let put = client.send_json("PUT", &path, &[(name, value)], &user_body());
         put.assert_problem(428, "/problems/precondition-required", &path, &json!({}));
+        let delete = client.send("DELETE", &path, &[(name, value)], "");
+        delete.assert_problem(428, "/problems/precondition-required", &path, &json!({}));
     }
     assert_eq!(
         client.get(&path, &[]).json(),
