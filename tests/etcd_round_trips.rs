@@ -1,7 +1,7 @@
 //! Round trips on etcd, counted by the cluster itself (its gRPC request counters): an update
-//! of a version this process has read or written sends its transaction without reading the
-//! record again, and a guess that another process made stale costs one read, never a wrong
-//! write.
+//! of a version this process has read or written, alone or in a transaction, sends its
+//! transaction without reading the record again, and a guess that another process made stale
+//! costs one read, never a wrong write.
 #![cfg(feature = "etcd")]
 
 mod etcd;
@@ -78,6 +78,13 @@ fn an_update_of_a_version_this_process_saw_is_one_transaction_and_no_read() {
         "get, then update: two round trips in all"
     );
 
+    // Transactions likewise: a version read or written outside the transaction is not read.
+    let (v3, ranges, txns) = requests(&cluster, || {
+        store.transaction(|tx| tx.update(&users, "u1", v3, ada(2)))
+    });
+    let v3 = v3.expect("a transaction on the version written");
+    assert_eq!((ranges, txns), (0, 1), "a transaction of one update");
+
     // Another process (another store) moves the record on; this one still guesses v3.
     let other = cluster.store("round-trips");
     let other_users = other.collection::<User>("users").open().expect("users");
@@ -98,5 +105,21 @@ fn an_update_of_a_version_this_process_saw_is_one_transaction_and_no_read() {
         (stored.version, stored.value.visits),
         (v4, 3),
         "nothing overwritten"
+    );
+
+    // A transaction on a stale guess runs again on what it reads, and reports the conflict.
+    let v5 = other_users
+        .update("u1", v4, ada(5))
+        .expect("the other process");
+    let stale = store.transaction(|tx| tx.update(&users, "u1", v4, ada(99)));
+    match stale {
+        Err(Error::Conflict(Conflict::VersionMismatch { current, .. })) => {
+            assert_eq!(current, Some(v5));
+        }
+        other => panic!("expected a version conflict, not contention: {other:?}"),
+    }
+    assert_eq!(
+        users.get("u1").expect("get").expect("exists").value.visits,
+        5
     );
 }

@@ -167,7 +167,9 @@ where
             records: engine.keyspace(format!("c/{}", self.name))?,
             expiry: engine.keyspace(format!("x/{}", self.name))?,
             on_expiry: self.on_expiry,
-            recent: engine.reads_are_round_trips().then(Recent::default),
+            recent: engine
+                .reads_are_round_trips()
+                .then(|| Arc::new(Recent::default())),
             name: self.name,
             indexes,
             states,

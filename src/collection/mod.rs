@@ -5,7 +5,7 @@ mod combine;
 mod expiry;
 mod history;
 mod index;
-mod recent;
+pub(crate) mod recent;
 pub(crate) mod schema;
 pub(crate) mod view;
 

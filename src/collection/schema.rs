@@ -1,6 +1,7 @@
 //! What a collection is (its keyspaces, unique indexes and state machine) and the checks that
 //! turn a requested write into a [`Plan`] or a [`Conflict`].
 
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
@@ -47,7 +48,7 @@ pub(crate) struct Schema<T> {
     pub(crate) expiry: Keyspace,
     pub(crate) on_expiry: Option<ExpiryHandler<T>>,
     /// The records last seen, where reads are round trips ([`Recent`]).
-    pub(crate) recent: Option<Recent>,
+    pub(crate) recent: Option<Arc<Recent>>,
 }
 
 /// Runs in the transaction that removes an expired record, with its key and last value.

@@ -15,10 +15,10 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::backend::Bytes;
-use crate::collection::Collection;
-use crate::collection::History;
+use crate::collection::recent::Recent;
 use crate::collection::schema::{Expect, Plan, Schema, expiry_entry};
 use crate::collection::view::View;
+use crate::collection::{Collection, History};
 use crate::engine::{Commit, Compare, Keyspace, RecordChange, Route, Write};
 use crate::retry::{Backoff, MAX_ATTEMPTS};
 use crate::store::Shared;
@@ -37,6 +37,10 @@ pub struct Transaction<'s> {
     writes: BTreeMap<Slot, Staged>,
     /// Histories that grow by this transaction, to trim once it has committed.
     histories: Vec<(History, String)>,
+    /// Records taken as this process last saw them instead of read (see `Recent`), and
+    /// records written, for collections that keep what they saw.
+    guessed: Vec<(Arc<Recent>, String)>,
+    written: Vec<(Arc<Recent>, Slot)>,
     modified: SystemTime,
 }
 
@@ -110,6 +114,8 @@ impl Store {
                 reads: HashMap::new(),
                 writes: BTreeMap::new(),
                 histories: Vec::new(),
+                guessed: Vec::new(),
+                written: Vec::new(),
                 modified: self.shared.clock.now(),
             };
             match body(&mut tx) {
@@ -122,7 +128,7 @@ impl Store {
                     // Only a conflict seen on a consistent state is the caller's to handle.
                     match self.shared.engine.commit_if(&tx.unchanged(Vec::new())) {
                         Ok(true) => break Err(conflict.into()),
-                        Ok(false) => {}
+                        Ok(false) => tx.forget_guesses(),
                         Err(e) => break Err(e),
                     }
                 }
@@ -333,6 +339,9 @@ impl Transaction<'_> {
         let new = value
             .map(|v| schema.new_value(key, v, limits, ttl))
             .transpose()?;
+        if let (Expect::Version(version), Some(recent)) = (expect, &schema.recent) {
+            self.guess(schema, recent, key, version);
+        }
         // An expired record in the way is swept in this transaction first.
         self.expire(collection, key)?;
         let current = schema.read(self, key)?;
@@ -360,6 +369,13 @@ impl Transaction<'_> {
         if let (Some(history), Some(_)) = (&schema.history, &change.archive) {
             self.histories
                 .push((history.clone(), change.key.to_owned()));
+        }
+        if let Some(recent) = &schema.recent {
+            let slot = (
+                Arc::clone(&schema.records.name),
+                change.key.as_bytes().to_vec(),
+            );
+            self.written.push((Arc::clone(recent), slot));
         }
         for write in schema.writes(change, existed, version) {
             let value = write.value.map(<[u8]>::to_vec);
@@ -391,6 +407,40 @@ impl Transaction<'_> {
                 record,
             },
         );
+    }
+
+    /// Takes the record `key` to be as this process last saw it, if that was at `version` and
+    /// the transaction has not read or written it yet: its commit then compares those bytes
+    /// like anything it read, without a read of its own (on etcd, a round trip).
+    fn guess<T>(&mut self, schema: &Schema<T>, recent: &Arc<Recent>, key: &str, version: Version)
+    where
+        T: Serialize + DeserializeOwned,
+    {
+        let slot = (Arc::clone(&schema.records.name), key.as_bytes().to_vec());
+        if self.reads.contains_key(&slot) || self.writes.contains_key(&slot) {
+            return;
+        }
+        let Some(bytes) = recent.seen(key) else {
+            return;
+        };
+        match schema.parse(key, bytes.clone()) {
+            Ok(stored) if stored.header.version == version => {}
+            _ => return,
+        }
+        let read = Read {
+            keyspace: schema.records.clone(),
+            seen: Some(bytes),
+        };
+        self.reads.insert(slot, read);
+        self.guessed.push((Arc::clone(recent), key.to_owned()));
+    }
+
+    /// Forgets what this transaction guessed, so that it reads those records when it runs
+    /// again rather than guess the same stale bytes.
+    fn forget_guesses(&self) {
+        for (recent, key) in &self.guessed {
+            recent.remember(key, None);
+        }
     }
 
     /// A commit of `writes` that requires everything the transaction read to be unchanged.
@@ -429,7 +479,14 @@ impl Transaction<'_> {
             })
             .collect();
         if !self.shared.engine.commit_if(&self.unchanged(writes))? {
+            self.forget_guesses();
             return Ok(false);
+        }
+        for (recent, slot) in &self.written {
+            let value = self.writes.get(slot).and_then(|s| s.value.as_deref());
+            if let Ok(key) = std::str::from_utf8(&slot.1) {
+                recent.remember(key, value.map(Bytes::from).as_ref());
+            }
         }
         let engine = self.shared.engine.as_ref();
         self.histories
