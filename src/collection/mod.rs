@@ -304,7 +304,7 @@ where
         // commit checks the guess.
         let mut guess_free = matches!(expect, Expect::Absent);
         let mut guess_seen = match expect {
-            Expect::Version(version) => self.seen_at(key, version),
+            Expect::Version(version) => self.schema.seen_at(key, version),
             Expect::Absent => None,
         };
         loop {
@@ -381,14 +381,6 @@ impl<T> Collection<T>
 where
     T: Serialize + DeserializeOwned + Send + Sync + 'static,
 {
-    /// The record `key` as this process last saw it, if that was at `version`; a guess only,
-    /// so bytes that do not parse are no guess (the write reads them and reports them).
-    fn seen_at(&self, key: &str, version: Version) -> Option<Stored> {
-        let bytes = self.schema.recent.as_ref()?.seen(key)?;
-        let stored = self.schema.parse(key, bytes).ok()?;
-        (stored.header.version == version).then_some(stored)
-    }
-
     /// Remembers the record `key` as `commit` wrote it.
     fn remember_written(&self, commit: &Commit<'_>, key: &str) {
         let Some(recent) = &self.schema.recent else {

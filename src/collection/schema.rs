@@ -284,6 +284,14 @@ impl<T: Serialize + DeserializeOwned> Schema<T> {
     }
 
     /// Checks the header of record bytes read from the engine.
+    /// The record `key` as this process last saw it ([`Recent`]), if that was at `version`;
+    /// a guess only, so bytes that do not parse are no guess (the write reads them).
+    pub(crate) fn seen_at(&self, key: &str, version: Version) -> Option<Stored> {
+        let bytes = self.recent.as_ref()?.seen(key)?;
+        let stored = self.parse(key, bytes).ok()?;
+        (stored.header.version == version).then_some(stored)
+    }
+
     pub(crate) fn parse(&self, key: &str, bytes: Bytes) -> Result<Stored> {
         let (header, _) =
             codec::decode_record(&bytes).map_err(|e| Error::decode(e, self.location(key)))?;

@@ -339,8 +339,8 @@ impl Transaction<'_> {
         let new = value
             .map(|v| schema.new_value(key, v, limits, ttl))
             .transpose()?;
-        if let (Expect::Version(version), Some(recent)) = (expect, &schema.recent) {
-            self.guess(schema, recent, key, version);
+        if let Expect::Version(version) = expect {
+            self.guess(schema, key, version);
         }
         // An expired record in the way is swept in this transaction first.
         self.expire(collection, key)?;
@@ -412,24 +412,23 @@ impl Transaction<'_> {
     /// Takes the record `key` to be as this process last saw it, if that was at `version` and
     /// the transaction has not read or written it yet: its commit then compares those bytes
     /// like anything it read, without a read of its own (on etcd, a round trip).
-    fn guess<T>(&mut self, schema: &Schema<T>, recent: &Arc<Recent>, key: &str, version: Version)
+    fn guess<T>(&mut self, schema: &Schema<T>, key: &str, version: Version)
     where
         T: Serialize + DeserializeOwned,
     {
+        let Some(recent) = &schema.recent else {
+            return;
+        };
         let slot = (Arc::clone(&schema.records.name), key.as_bytes().to_vec());
         if self.reads.contains_key(&slot) || self.writes.contains_key(&slot) {
             return;
         }
-        let Some(bytes) = recent.seen(key) else {
+        let Some(seen) = schema.seen_at(key, version) else {
             return;
         };
-        match schema.parse(key, bytes.clone()) {
-            Ok(stored) if stored.header.version == version => {}
-            _ => return,
-        }
         let read = Read {
             keyspace: schema.records.clone(),
-            seen: Some(bytes),
+            seen: Some(seen.bytes().clone()),
         };
         self.reads.insert(slot, read);
         self.guessed.push((Arc::clone(recent), key.to_owned()));
