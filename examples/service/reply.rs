@@ -50,8 +50,7 @@ impl Reply {
 
     /// `Cache-Control` as `caching` says.
     pub fn with_caching(self, caching: Caching) -> Self {
-        let value = caching.header_value();
-        self.with_header(&CACHE_CONTROL, value.to_str().unwrap_or("no-store"))
+        self.with_header(&CACHE_CONTROL, caching.as_str())
     }
 
     pub fn with_headers(mut self, headers: &HeaderMap) -> Self {

@@ -91,9 +91,8 @@ where
         let stored = self
             .schema
             .read_live(&mut Committed::at(shared.clock.now()), key)?;
-        if let Some(recent) = &self.schema.recent {
-            recent.remember(key, stored.as_ref().map(Stored::bytes));
-        }
+        self.schema
+            .remember(key, stored.as_ref().map(Stored::bytes));
         stored
             .map(|stored| self.schema.versioned(key, &stored))
             .transpose()
@@ -322,9 +321,8 @@ where
                 None
             } else {
                 let current = self.schema.read(&mut view, key)?;
-                if let Some(recent) = &self.schema.recent {
-                    recent.remember(key, current.as_ref().map(Stored::bytes));
-                }
+                self.schema
+                    .remember(key, current.as_ref().map(Stored::bytes));
                 current
             };
             if current.as_ref().is_some_and(|s| s.header.expired(now)) {
@@ -381,18 +379,20 @@ impl<T> Collection<T>
 where
     T: Serialize + DeserializeOwned + Send + Sync + 'static,
 {
-    /// Remembers the record `key` as `commit` wrote it.
+    /// Remembers the record `key` as `commit` wrote it, where the collection keeps what it
+    /// saw (the search is skipped elsewhere).
     fn remember_written(&self, commit: &Commit<'_>, key: &str) {
-        let Some(recent) = &self.schema.recent else {
+        if self.schema.recent.is_none() {
             return;
-        };
+        }
         let records = &self.schema.records;
         let written = commit
             .writes
             .iter()
             .find(|w| w.keyspace.name == records.name && w.key == key.as_bytes());
         if let Some(write) = written {
-            recent.remember(key, write.value.map(Bytes::from).as_ref());
+            self.schema
+                .remember(key, write.value.map(Bytes::from).as_ref());
         }
     }
 }

@@ -284,6 +284,14 @@ impl<T: Serialize + DeserializeOwned> Schema<T> {
     }
 
     /// Checks the header of record bytes read from the engine.
+    /// Remembers the record `key` as just read or written (`None`: absent), where the
+    /// collection keeps what it saw ([`Recent`]).
+    pub(crate) fn remember(&self, key: &str, bytes: Option<&Bytes>) {
+        if let Some(recent) = &self.recent {
+            recent.remember(key, bytes);
+        }
+    }
+
     /// The record `key` as this process last saw it ([`Recent`]), if that was at `version`;
     /// a guess only, so bytes that do not parse are no guess (the write reads them).
     pub(crate) fn seen_at(&self, key: &str, version: Version) -> Option<Stored> {

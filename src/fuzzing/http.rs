@@ -12,8 +12,8 @@ use http::header::{HeaderMap, HeaderName, HeaderValue};
 
 use crate::conflict::Snapshot;
 use crate::http::{
-    EntityTag, HttpError, Policy, Preconditions, ReadOutcome, TagCondition, Validators, etag,
-    http_date, json_body, parse_preconditions,
+    EntityTag, HttpError, Policy, PreconditionFailed, Preconditions, ReadOutcome, TagCondition,
+    Validators, etag, http_date, json_body, parse_preconditions,
 };
 use crate::{Conflict, Error, Version};
 
@@ -80,8 +80,10 @@ pub fn http(data: &[u8]) {
         .reveal_unique_holder(input.reveal_holder);
     match parse_preconditions(&headers) {
         Ok(preconditions) => {
-            never_for_another_state(&preconditions, current);
-            if let Err(failed) = preconditions.evaluate_write(current) {
+            let write = preconditions.evaluate_write(current);
+            let read = preconditions.evaluate_read(current);
+            never_for_another_state(&preconditions, current, write.is_ok(), read);
+            if let Err(failed) = write {
                 render(&policy, &HttpError::from(failed), &input.path);
             }
         }
@@ -102,13 +104,16 @@ pub fn http(data: &[u8]) {
 /// A write that passes names the current version in `If-Match`, or was not changed since its
 /// `If-Unmodified-Since` began; a read answered `304` for `If-Modified-Since` alone was not
 /// changed since that date began either.
-fn never_for_another_state(preconditions: &Preconditions, current: Option<Validators>) {
+fn never_for_another_state(
+    preconditions: &Preconditions,
+    current: Option<Validators>,
+    write_passed: bool,
+    read: Result<ReadOutcome, PreconditionFailed>,
+) {
     let Some(record) = current else {
-        let _ = preconditions.evaluate_read(None);
-        let _ = preconditions.evaluate_write(None);
         return;
     };
-    if preconditions.evaluate_write(current).is_ok() {
+    if write_passed {
         match (&preconditions.if_match, preconditions.if_unmodified_since) {
             (Some(TagCondition::Tags(tags)), _) => assert!(
                 tags.iter().any(|tag| tag.strong_matches(record.version)),
@@ -122,7 +127,6 @@ fn never_for_another_state(preconditions: &Preconditions, current: Option<Valida
             _ => {}
         }
     }
-    let read = preconditions.evaluate_read(current);
     if let (Ok(ReadOutcome::NotModified), None, Some(date)) = (
         read,
         &preconditions.if_none_match,

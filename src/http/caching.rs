@@ -32,13 +32,19 @@ pub enum Caching {
 }
 
 impl Caching {
-    /// The `Cache-Control` value.
+    /// The `Cache-Control` value as text.
     #[must_use]
-    pub const fn header_value(self) -> HeaderValue {
-        HeaderValue::from_static(match self {
+    pub const fn as_str(self) -> &'static str {
+        match self {
             Self::Revalidate => "no-cache",
             Self::PrivateRevalidate => "private, no-cache",
             Self::NoStore => "no-store",
-        })
+        }
+    }
+
+    /// The `Cache-Control` value.
+    #[must_use]
+    pub const fn header_value(self) -> HeaderValue {
+        HeaderValue::from_static(self.as_str())
     }
 }
