@@ -134,6 +134,7 @@
 //! [`Error`], checked before anything is stored.
 
 mod backend;
+mod blocking;
 mod clock;
 mod codec;
 mod collection;

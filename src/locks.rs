@@ -13,6 +13,8 @@ use rustc_hash::FxHasher;
 use crossbeam::utils::CachePadded;
 use parking_lot::{Mutex, MutexGuard};
 
+use crate::blocking::block_on;
+
 const STRIPES: usize = 1024;
 
 /// Names one lockable thing: a key of a collection or a value of a unique index.
@@ -78,8 +80,13 @@ impl LockTable {
 /// each other's reads forever (with only optimistic retries, a writer on another core that
 /// commits every few microseconds can starve a slower one indefinitely). Writes themselves
 /// still take the key's write lock; the closure runs outside it.
+///
+/// A turn is an async lock, so that a task waits for its turn without blocking its thread; a
+/// blocking caller waits for the same turns, so both APIs take turns with each other.
 pub(crate) struct Turns {
-    table: LockTable,
+    /// Numbers the turns as write locks are numbered; its own locks are not taken.
+    ids: LockTable,
+    turns: Box<[futures::lock::Mutex<()>]>,
 }
 
 thread_local! {
@@ -89,8 +96,11 @@ thread_local! {
 }
 
 /// A turn; released on drop.
-pub(crate) struct Turn<'a> {
-    _held: Option<(Held<'a>, TurnFlag)>,
+pub(crate) type Turn<'a> = futures::lock::MutexGuard<'a, ()>;
+
+/// A blocking caller's turn, if it took one; released on drop.
+pub(crate) struct BlockingTurn<'a> {
+    _held: Option<(Turn<'a>, TurnFlag)>,
 }
 
 /// Marks this thread as holding a turn; dropping it (on unwinding too) restores the mark
@@ -116,23 +126,31 @@ impl Drop for TurnFlag {
 impl Turns {
     pub(crate) fn new() -> Self {
         Self {
-            table: LockTable::new(),
+            ids: LockTable::new(),
+            turns: (0..STRIPES)
+                .map(|_| futures::lock::Mutex::new(()))
+                .collect(),
         }
     }
 
     /// The table whose ids [`Self::take`] expects.
     pub(crate) fn table(&self) -> &LockTable {
-        &self.table
+        &self.ids
+    }
+
+    /// The turn of `id`, once it is this task's.
+    pub(crate) async fn take(&self, id: LockId) -> Turn<'_> {
+        self.turns[id.0].lock().await
     }
 
     /// Waits for the turn of `id`, unless this thread already holds a turn.
-    pub(crate) fn take(&self, id: LockId) -> Turn<'_> {
+    pub(crate) fn take_blocking(&self, id: LockId) -> BlockingTurn<'_> {
         if holding_turn() {
-            return Turn { _held: None };
+            return BlockingTurn { _held: None };
         }
-        let held = self.table.lock(id);
-        Turn {
-            _held: Some((held, TurnFlag::set())),
+        let turn = block_on(self.take(id));
+        BlockingTurn {
+            _held: Some((turn, TurnFlag::set())),
         }
     }
 }

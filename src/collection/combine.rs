@@ -30,6 +30,7 @@ use serde::de::DeserializeOwned;
 
 use super::Collection;
 use crate::backend::Bytes;
+use crate::blocking::block_on;
 use crate::engine::{Commit, Compare, RecordChange, Route, Write};
 use crate::locks::{self, LockId};
 use crate::spin;
@@ -149,7 +150,7 @@ where
                 let current = schema.decode(key, &stored)?;
                 let value = locks::with_turn_held(|| change(&current));
                 let mut new = schema.new_value(key, &value, shared.limits, None)?;
-                let version = shared.engine.next_version(Some(stored.header.version))?;
+                let version = block_on(shared.engine.next_version(Some(stored.header.version)))?;
                 new.record.stamp(version, now, None);
                 Ok(Some((version, Bytes::from(new.record.bytes()), value)))
             })();

@@ -51,12 +51,13 @@ impl<T: Serialize + DeserializeOwned> Schema<T> {
         if let Some(bytes) = scanned {
             view.assume(&self.records, key.as_bytes(), Some(bytes));
         }
-        let Some(stored) = self.read(&mut view, key)? else {
+        let Some(stored) = view.settle_now(engine, |view| self.read(view, key))?? else {
             return Ok(true); // removed since the scan
         };
         let value = (unique.value_of)(&self.decode(key, &stored)?);
         let claim = codec::encode_claim(key);
-        let writes = match self.holder(&mut view, index, &value)? {
+        let holder = view.settle_now(engine, |view| self.holder(view, index, &value))??;
+        let writes = match holder {
             Some((holder, _)) if holder == key => return Ok(true),
             Some((holder, _)) => {
                 // A duplicate only if both records still hold the value at one moment.
@@ -117,13 +118,11 @@ impl<T: Serialize + DeserializeOwned> Schema<T> {
         if let Some(claim) = scanned {
             view.assume(&unique.keyspace, value, Some(claim));
         }
-        let held = match std::str::from_utf8(value) {
-            Ok(value) => self.holder(&mut view, index, value)?.is_some(),
-            Err(_) => {
-                view.read(&unique.keyspace, value)?; // the commit requires it unchanged
-                false
-            }
-        };
+        let held = view.settle_now(engine, |view| match std::str::from_utf8(value) {
+            Ok(value) => self.holder(view, index, value).map(|h| h.is_some()),
+            // The commit requires the entry unchanged.
+            Err(_) => view.read(&unique.keyspace, value).map(|_| false),
+        })??;
         if held {
             return Ok(true);
         }

@@ -19,8 +19,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use self::schema::{Expect, Schema, Stored};
-use self::view::{Committed, Recording};
+use self::view::Recording;
 use crate::backend::{Bytes, Entries};
+use crate::blocking::block_on;
 use crate::engine::{Commit, Route};
 use crate::guard::StateMachine;
 use crate::locks;
@@ -86,16 +87,7 @@ where
     /// [`Error::EmptyKey`] / [`Error::KeyTooLong`] for a bad key, [`Error::Corrupt`] if the
     /// stored bytes do not decode as `T`, [`Error::Io`] on storage failure.
     pub fn get(&self, key: &str) -> Result<Option<Versioned<T>>> {
-        let shared = &self.store.shared;
-        self.schema.check_key(key, shared.limits)?;
-        let stored = self
-            .schema
-            .read_live(&mut Committed::at(shared.clock.now()), key)?;
-        self.schema
-            .remember(key, stored.as_ref().map(Stored::bytes));
-        stored
-            .map(|stored| self.schema.versioned(key, &stored))
-            .transpose()
+        block_on(self.fetch(key))
     }
 
     /// Creates the record `key`; it must not exist yet. Returns its first version.
@@ -111,8 +103,7 @@ where
 
     /// [`Self::create`], observed, for the public inserts.
     fn insert_observed(&self, key: &str, value: &T, ttl: Option<Duration>) -> Result<Version> {
-        let shared = &self.store.shared;
-        shared.observe(self.create(key, value, ttl, Route::Logged))
+        block_on(self.create_observed(key, value, ttl))
     }
 
     /// Inserts many new records, as [`Collection::insert`] does one by one, but with one
@@ -134,7 +125,16 @@ where
         let shared = &self.store.shared;
         let versions = records
             .into_iter()
-            .map(|(key, value)| self.create(key.as_ref(), value.borrow(), None, Route::Direct))
+            .map(|(key, value)| {
+                let created = self.checked_write(
+                    key.as_ref(),
+                    Expect::Absent,
+                    Some(value.borrow()),
+                    None,
+                    Route::Direct,
+                );
+                block_on(created).map(|w| w.version)
+            })
             .collect::<Result<_>>()
             .and_then(|versions| {
                 shared.engine.make_direct_writes_durable()?;
@@ -150,8 +150,7 @@ where
     /// is then `None`), [`Conflict::Unique`] and [`Conflict::Transition`] as the collection
     /// declares; other errors as [`Collection::insert`].
     pub fn update(&self, key: &str, expected: Version, value: impl Borrow<T>) -> Result<Version> {
-        let written = self.write(key, Expect::Version(expected), Some(value.borrow()), None);
-        self.store.shared.observe(written.map(|w| w.version))
+        block_on(self.replace(key, expected, value.borrow()))
     }
 
     /// Deletes the record `key` if it is still at version `expected`, freeing its unique
@@ -160,8 +159,7 @@ where
     /// # Errors
     /// [`Conflict::VersionMismatch`] as [`Collection::update`]; storage errors.
     pub fn delete(&self, key: &str, expected: Version) -> Result<()> {
-        let written = self.write(key, Expect::Version(expected), None, None);
-        self.store.shared.observe(written.map(drop))
+        block_on(self.remove(key, expected))
     }
 
     /// Read-modify-write: applies `change` to the current value and stores the result with a
@@ -187,35 +185,8 @@ where
             }
         }
         let turns = &shared.turns;
-        let _turn = turns.take(self.schema.records.lock_id(turns.table(), key.as_bytes()));
-        let mut backoff = Backoff::new();
-        let result = loop {
-            let current = match self.get(key) {
-                Ok(Some(current)) => current,
-                Ok(None) => break Err(self.not_found(key)),
-                Err(e) => break Err(e),
-            };
-            let value = change(&current.value);
-            match self.write(key, Expect::Version(current.version), Some(&value), None) {
-                Ok(written) => break Ok(written.into_versioned(value)),
-                Err(Error::Conflict(Conflict::VersionMismatch { current: None, .. })) => {
-                    break Err(self.not_found(key));
-                }
-                Err(Error::Conflict(Conflict::VersionMismatch { .. })) if backoff.wait() => {}
-                Err(other) => {
-                    if matches!(other, Error::Conflict(Conflict::VersionMismatch { .. })) {
-                        shared.observer.update_with_exhausted();
-                    }
-                    break Err(other);
-                }
-            }
-        };
-        shared
-            .observer
-            .update_with(&self.schema.name, key, backoff.retries(), || {
-                shared.clock.now()
-            });
-        shared.observe(result)
+        let _turn = turns.take_blocking(self.schema.records.lock_id(turns.table(), key.as_bytes()));
+        block_on(self.update_in_turn(key, change))
     }
 
     fn not_found(&self, key: &str) -> Error {
@@ -230,12 +201,7 @@ where
     /// # Errors
     /// [`Error::UnknownIndex`] if the collection declares no such index; storage errors.
     pub fn find_unique(&self, index: &str, value: &str) -> Result<Option<Versioned<T>>> {
-        let position = self.schema.index_position(index)?;
-        let now = self.store.shared.clock.now();
-        self.schema
-            .holder(&mut Committed::at(now), position, value)?
-            .map(|(key, stored)| self.schema.versioned(&key, &stored))
-            .transpose()
+        block_on(self.find(index, value))
     }
 
     /// All records, in key order.
@@ -254,18 +220,6 @@ where
         }
     }
 
-    /// An insert, as [`Self::checked_write`] makes it.
-    pub(crate) fn create(
-        &self,
-        key: &str,
-        value: &T,
-        ttl: Option<Duration>,
-        route: Route,
-    ) -> Result<Version> {
-        self.checked_write(key, Expect::Absent, Some(value), ttl, route)
-            .map(|w| w.version)
-    }
-
     /// One checked write of one record, durable when it returns in
     /// [`Durability::Immediate`](crate::Durability::Immediate) mode.
     pub(crate) fn write(
@@ -275,7 +229,110 @@ where
         value: Option<&T>,
         ttl: Option<Duration>,
     ) -> Result<Written> {
-        self.checked_write(key, expect, value, ttl, Route::Logged)
+        block_on(self.checked_write(key, expect, value, ttl, Route::Logged))
+    }
+}
+
+/// The operations themselves, as futures: the async API awaits them, the blocking API runs
+/// them with [`block_on`]. They await only the engine, so on the local engine they complete
+/// at their first poll, but for a durable write's group commit.
+impl<T> Collection<T>
+where
+    T: Serialize + DeserializeOwned + Send + Sync + 'static,
+{
+    /// [`Collection::get`].
+    pub(crate) async fn fetch(&self, key: &str) -> Result<Option<Versioned<T>>> {
+        let shared = &self.store.shared;
+        self.schema.check_key(key, shared.limits)?;
+        let mut view = Recording::at(shared.clock.now());
+        let stored = view
+            .settle(shared.engine.as_ref(), |view| {
+                self.schema.read_live(view, key)
+            })
+            .await??;
+        self.schema
+            .remember(key, stored.as_ref().map(Stored::bytes));
+        stored
+            .map(|stored| self.schema.versioned(key, &stored))
+            .transpose()
+    }
+
+    /// [`Collection::find_unique`].
+    pub(crate) async fn find(&self, index: &str, value: &str) -> Result<Option<Versioned<T>>> {
+        let position = self.schema.index_position(index)?;
+        let shared = &self.store.shared;
+        let mut view = Recording::at(shared.clock.now());
+        view.settle(shared.engine.as_ref(), |view| {
+            self.schema.holder(view, position, value)
+        })
+        .await??
+        .map(|(key, stored)| self.schema.versioned(&key, &stored))
+        .transpose()
+    }
+
+    /// [`Collection::insert`], and the expiring insert.
+    pub(crate) async fn create_observed(
+        &self,
+        key: &str,
+        value: &T,
+        ttl: Option<Duration>,
+    ) -> Result<Version> {
+        let written = self.checked_write(key, Expect::Absent, Some(value), ttl, Route::Logged);
+        self.store.shared.observe(written.await.map(|w| w.version))
+    }
+
+    /// [`Collection::update`].
+    pub(crate) async fn replace(&self, key: &str, expected: Version, value: &T) -> Result<Version> {
+        let expect = Expect::Version(expected);
+        let written = self.checked_write(key, expect, Some(value), None, Route::Logged);
+        self.store.shared.observe(written.await.map(|w| w.version))
+    }
+
+    /// [`Collection::delete`].
+    pub(crate) async fn remove(&self, key: &str, expected: Version) -> Result<()> {
+        let expect = Expect::Version(expected);
+        let written = self.checked_write(key, expect, None, None, Route::Logged);
+        self.store.shared.observe(written.await.map(drop))
+    }
+
+    /// [`Collection::update_with`] once the caller holds the key's turn: read, change, write,
+    /// and again while a plain write gets in between.
+    pub(crate) async fn update_in_turn<F>(&self, key: &str, mut change: F) -> Result<Versioned<T>>
+    where
+        F: FnMut(&T) -> T,
+    {
+        let shared = &self.store.shared;
+        let mut backoff = Backoff::new();
+        let result = loop {
+            let current = match self.fetch(key).await {
+                Ok(Some(current)) => current,
+                Ok(None) => break Err(self.not_found(key)),
+                Err(e) => break Err(e),
+            };
+            // A blocking `update_with` inside `change` must not queue for the turn it is in.
+            let value = locks::with_turn_held(|| change(&current.value));
+            let expect = Expect::Version(current.version);
+            let written = self.checked_write(key, expect, Some(&value), None, Route::Logged);
+            match written.await {
+                Ok(written) => break Ok(written.into_versioned(value)),
+                Err(Error::Conflict(Conflict::VersionMismatch { current: None, .. })) => {
+                    break Err(self.not_found(key));
+                }
+                Err(lost @ Error::Conflict(Conflict::VersionMismatch { .. })) => {
+                    if !backoff.wait_async().await {
+                        shared.observer.update_with_exhausted();
+                        break Err(lost);
+                    }
+                }
+                Err(other) => break Err(other),
+            }
+        };
+        shared
+            .observer
+            .update_with(&self.schema.name, key, backoff.retries(), || {
+                shared.clock.now()
+            });
+        shared.observe(result)
     }
 
     /// One checked write of one record: reads what the checks need, decides, and commits on
@@ -283,7 +340,7 @@ where
     /// [`Route::Logged`] route it is durable when it returns in Immediate mode. An expired
     /// record in the way is swept first, so its expiry handler runs before anything replaces
     /// it.
-    fn checked_write(
+    pub(crate) async fn checked_write(
         &self,
         key: &str,
         expect: Expect,
@@ -292,8 +349,9 @@ where
         route: Route,
     ) -> Result<Written> {
         let shared = &self.store.shared;
+        let engine = shared.engine.as_ref();
         self.schema.check_key(key, shared.limits)?;
-        shared.engine.check_writable()?;
+        engine.check_writable()?;
         let new = value
             .map(|v| self.schema.new_value(key, v, shared.limits, ttl))
             .transpose()?;
@@ -320,7 +378,9 @@ where
                 }
                 None
             } else {
-                let current = self.schema.read(&mut view, key)?;
+                let current = view
+                    .settle(engine, |view| self.schema.read(view, key))
+                    .await??;
                 self.schema
                     .remember(key, current.as_ref().map(Stored::bytes));
                 current
@@ -332,38 +392,37 @@ where
                 continue;
             }
             let old = self.schema.old_value(key, current.as_ref())?;
-            let decided = self.schema.prepare(
-                &mut view,
-                key,
-                expect,
-                (current.as_ref(), old.as_ref()),
-                new.clone(),
-            );
+            let decided = view
+                .settle(engine, |view| {
+                    let before = (current.as_ref(), old.as_ref());
+                    self.schema.prepare(view, key, expect, before, new.clone())
+                })
+                .await?;
             let mut plan = match decided {
                 Ok(plan) => plan,
                 // A conflict counts only if it is on what the engine holds: not on a guess,
                 // nor on reads of several keys that have changed since.
                 Err(Error::Conflict(_)) if guessed => continue,
                 Err(Error::Conflict(conflict)) => {
-                    if view.read_several() && !shared.engine.commit_if(&view.unchanged(route))? {
+                    if view.read_several() && !engine.commit(&view.unchanged(route)).await? {
                         continue;
                     }
                     return Err(conflict.into());
                 }
                 Err(other) => return Err(other),
             };
-            let version = shared
-                .engine
-                .next_version(current.as_ref().map(|s| s.header.version))?;
+            let version = engine
+                .next_version(current.as_ref().map(|s| s.header.version))
+                .await?;
             let expires = plan.stamp(version, now);
             let commit = Commit {
                 writes: self.schema.writes(&plan, current.is_some(), version),
                 ..view.unchanged(route)
             };
-            if shared.engine.commit_if(&commit)? {
+            if engine.commit(&commit).await? {
                 self.remember_written(&commit, key);
                 if let (Some(history), Some(_)) = (&self.schema.history, &plan.archive) {
-                    history.prune(shared.engine.as_ref(), key, now)?;
+                    history.prune(engine, key, now)?;
                 }
                 return Ok(Written {
                     version,

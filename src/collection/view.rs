@@ -1,11 +1,18 @@
 //! What a collection reads before it writes: the committed state, or a [`Recording`] of what it
 //! read, which a commit then requires unchanged.
+//!
+//! A [`Recording`] is how the checks of a write stay free of I/O: they run as a pass over what
+//! has been read so far, a key not read yet reads as absent and is noted, and
+//! [`Recording::settle`] reads the noted keys from the engine (awaiting it, all at once) and
+//! runs the pass again, until a pass needs nothing new. The checks are therefore written once,
+//! as plain functions, for the async API and the blocking one alike.
 
 use std::time::SystemTime;
 
 use crate::Result;
 use crate::backend::Bytes;
-use crate::engine::{Commit, Compare, Keyspace, Route};
+use crate::blocking::block_on;
+use crate::engine::{Commit, Compare, Engine, Keyspace, Route};
 
 /// Where checks read from: the committed state, or a transaction's view of it, at a moment
 /// that decides which records have expired.
@@ -37,11 +44,13 @@ impl<'s> View<'s> for Committed {
     }
 }
 
-/// Reads the engine and remembers what it read, so that a commit can require it unchanged.
-/// A key read twice reads the same, as in a transaction.
+/// Remembers what a write's checks read, so that a commit can require it unchanged. A key read
+/// twice reads the same, as in a transaction.
 pub(crate) struct Recording<'s> {
     now: SystemTime,
     reads: Vec<(&'s Keyspace, Vec<u8>, Option<Bytes>)>,
+    /// Keys a pass read that are not read yet (see the module docs).
+    missing: Vec<(&'s Keyspace, Vec<u8>)>,
 }
 
 impl<'s> Recording<'s> {
@@ -49,7 +58,41 @@ impl<'s> Recording<'s> {
         Self {
             now,
             reads: Vec::new(),
+            missing: Vec::new(),
         }
+    }
+
+    /// Runs `pass` until it reads nothing that is not read yet, reading what each pass missed
+    /// from `engine` in between; what the last pass returned.
+    pub(crate) async fn settle<R>(
+        &mut self,
+        engine: &dyn Engine,
+        mut pass: impl FnMut(&mut Self) -> R,
+    ) -> Result<R> {
+        loop {
+            let outcome = pass(self);
+            if self.missing.is_empty() {
+                return Ok(outcome);
+            }
+            drop(outcome);
+            let missing = std::mem::take(&mut self.missing);
+            let reads = missing
+                .iter()
+                .map(|(keyspace, key)| engine.read(keyspace, key));
+            let seen = futures::future::try_join_all(reads).await?;
+            let read = missing.into_iter().zip(seen);
+            self.reads
+                .extend(read.map(|((keyspace, key), seen)| (keyspace, key, seen)));
+        }
+    }
+
+    /// [`Self::settle`], waited for: for the blocking maintenance of indexes.
+    pub(crate) fn settle_now<R>(
+        &mut self,
+        engine: &dyn Engine,
+        pass: impl FnMut(&mut Self) -> R,
+    ) -> Result<R> {
+        block_on(self.settle(engine, pass))
     }
 
     /// Takes `key` to hold `seen` (`None`: nothing) without reading it: the commit checks
@@ -90,9 +133,14 @@ impl<'s> View<'s> for Recording<'s> {
         if let Some((_, _, seen)) = seen {
             return Ok(seen.clone());
         }
-        let seen = keyspace.tree.get(key)?;
-        self.reads.push((keyspace, key.to_vec(), seen.clone()));
-        Ok(seen)
+        let noted = self
+            .missing
+            .iter()
+            .any(|(space, k)| space.name == keyspace.name && k == key);
+        if !noted {
+            self.missing.push((keyspace, key.to_vec()));
+        }
+        Ok(None)
     }
 
     fn now(&self) -> SystemTime {

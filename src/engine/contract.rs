@@ -4,7 +4,10 @@
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use crate::backend::Tree;
+use futures::future::BoxFuture;
+
+use crate::backend::{Bytes, Tree};
+use crate::blocking::block_on;
 use crate::engine::commit::{Commit, Route, Write};
 use crate::engine::feed::ChangeFeed;
 use crate::engine::keyspace::Keyspace;
@@ -23,6 +26,10 @@ pub(crate) const REMOVALS_PER_COMMIT: usize = 64;
 pub(crate) type Paused<'a> = Option<Held<'a>>;
 
 /// What stores revkv's bytes and applies its commits.
+///
+/// Reads and commits are futures, so that one implementation of each operation above serves
+/// both the async API, which awaits them, and the blocking API, which runs them with
+/// [`block_on`]. The local engine's complete at once; etcd's are its client's requests.
 pub(crate) trait Engine: Send + Sync {
     /// Opens (creating if needed) the keyspace called `name`.
     fn tree(&self, name: &str) -> Result<Arc<dyn Tree>>;
@@ -33,9 +40,21 @@ pub(crate) trait Engine: Send + Sync {
         Ok(Keyspace::new(name, tree))
     }
 
+    /// What `key` of `keyspace` holds.
+    fn read<'a>(
+        &'a self,
+        keyspace: &'a Keyspace,
+        key: &'a [u8],
+    ) -> BoxFuture<'a, Result<Option<Bytes>>>;
+
     /// Applies `commit` if every one of its compares holds, atomically with respect to other
     /// commits and to crashes. `Ok(false)`: a compare failed, and nothing was written.
-    fn commit_if(&self, commit: &Commit<'_>) -> Result<bool>;
+    fn commit<'a>(&'a self, commit: &'a Commit<'_>) -> BoxFuture<'a, Result<bool>>;
+
+    /// [`Engine::commit`], waited for.
+    fn commit_if(&self, commit: &Commit<'_>) -> Result<bool> {
+        block_on(self.commit(commit))
+    }
 
     /// Removes `keys` of `keyspace` whatever they hold, through commits without compares of
     /// at most [`REMOVALS_PER_COMMIT`] writes each: for bookkeeping that is only ever removed
@@ -62,7 +81,7 @@ pub(crate) trait Engine: Send + Sync {
 
     /// A version for a write of a record now at `above` (`None`: absent): greater than
     /// `above`, and never issued before.
-    fn next_version(&self, above: Option<Version>) -> Result<Version>;
+    fn next_version(&self, above: Option<Version>) -> BoxFuture<'_, Result<Version>>;
 
     /// Whether a read of a key is a round trip to another machine, which a write saves by
     /// guessing what it last saw and letting its commit's compares check the guess.

@@ -15,6 +15,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::backend::Bytes;
+use crate::blocking::block_on;
 use crate::collection::recent::Recent;
 use crate::collection::schema::{Expect, Plan, Schema, expiry_entry};
 use crate::collection::view::View;
@@ -309,10 +310,11 @@ impl Transaction<'_> {
         let expected = Expect::Version(current.header.version);
         let old = (Some(&current), Some(&value));
         let mut change = schema.prepare(self, key, expected, old, None)?;
-        let version = self
-            .shared
-            .engine
-            .next_version(Some(current.header.version))?;
+        let version = block_on(
+            self.shared
+                .engine
+                .next_version(Some(current.header.version)),
+        )?;
         change.stamp(version, self.modified);
         self.stage_change(schema, &change, true, version);
         self.stage_write(&schema.expiry, expiry_entry(expires, key), None, None);
@@ -350,7 +352,7 @@ impl Transaction<'_> {
         let mut change =
             schema.prepare(self, key, expect, (current.as_ref(), old.as_ref()), new)?;
         let floor = current.as_ref().map(|s| s.header.version);
-        let version = self.shared.engine.next_version(floor)?;
+        let version = block_on(self.shared.engine.next_version(floor))?;
         change.stamp(version, self.modified);
         self.stage_change(schema, &change, existed, version);
         Ok(version)

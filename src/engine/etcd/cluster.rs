@@ -8,12 +8,11 @@
 //! fails, with [`Error::Unavailable`], only when the cluster stays unavailable past it.
 
 use std::future::Future;
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use etcd_client::{KvClient, Txn, WatchClient};
 
-use crate::backend::Bytes;
+use crate::blocking::block_on;
 use crate::{Error, Result};
 
 /// etcd's default `--max-txn-ops`: compares, and writes, per transaction.
@@ -34,6 +33,8 @@ pub(super) struct Cluster {
     pub(super) watch: WatchClient,
     /// Present until the cluster is dropped.
     pub(super) runtime: Option<tokio::runtime::Runtime>,
+    /// The runtime's handle, which requests enter while they are polled.
+    pub(super) handle: tokio::runtime::Handle,
     /// How long a request keeps trying before it fails with [`Error::Unavailable`].
     pub(super) deadline: Duration,
 }
@@ -49,30 +50,28 @@ impl Drop for Cluster {
 }
 
 impl Cluster {
-    /// Runs `request` on the key-value client (see [`Self::retry`]).
+    /// Runs `request` on the key-value client (see [`Self::retry`]), waiting for it.
     pub(super) fn call<T, F, Fut>(&self, request: F) -> Result<T>
     where
-        T: Send + 'static,
-        F: FnMut(KvClient) -> Fut,
-        Fut: Future<Output = Result<T, etcd_client::Error>> + Send + 'static,
+        F: FnMut(KvClient) -> Fut + Send,
+        Fut: Future<Output = Result<T, etcd_client::Error>> + Send,
+        T: Send,
     {
-        self.retry(&self.kv, request)
+        self.run(self.retry(&self.kv, request))
     }
 
-    /// Runs `request` with `client` on the engine's runtime and waits for its answer,
-    /// sending it again, after a growing pause, while it fails for want of a member or a
-    /// leader, until the deadline.
-    pub(super) fn retry<C, T, F, Fut>(&self, client: &C, mut request: F) -> Result<T>
+    /// Runs `request` with `client`, sending it again, after a growing pause, while it fails
+    /// for want of a member or a leader, until the deadline.
+    pub(super) async fn retry<C, T, F, Fut>(&self, client: &C, mut request: F) -> Result<T>
     where
         C: Clone,
-        T: Send + 'static,
         F: FnMut(C) -> Fut,
-        Fut: Future<Output = Result<T, etcd_client::Error>> + Send + 'static,
+        Fut: Future<Output = Result<T, etcd_client::Error>>,
     {
         let give_up = Instant::now() + self.deadline;
         let mut pause = Duration::from_millis(10);
         loop {
-            match self.run(request(client.clone()))? {
+            match request(client.clone()).await {
                 Ok(value) => return Ok(value),
                 Err(error) if is_transient(&error) => {
                     if Instant::now() + pause >= give_up {
@@ -81,7 +80,7 @@ impl Cluster {
                             source: Box::new(error),
                         });
                     }
-                    std::thread::sleep(pause);
+                    tokio::time::sleep(pause).await;
                     pause = (pause * 2).min(MAX_PAUSE);
                 }
                 Err(error) => return Err(storage_error(error)),
@@ -93,67 +92,60 @@ impl Cluster {
     /// transport is sent again, and then fails its compares if the lost attempt was applied:
     /// a failing retry counts as applied when `evidence`, a key and the value `txn` writes
     /// there (`None`: removes it), shows it.
-    pub(super) fn txn(
+    pub(super) async fn txn(
         &self,
-        txn: &Txn,
-        evidence: Option<(Vec<u8>, Option<&[u8]>)>,
+        txn: Txn,
+        evidence: Option<(Vec<u8>, Option<Vec<u8>>)>,
     ) -> Result<bool> {
         let mut attempts = 0;
-        let (succeeded, attempts) = self.call(|mut kv| {
-            let txn = txn.clone();
-            attempts += 1;
-            let attempt = attempts;
-            async move { kv.txn(txn).await.map(|r| (r.succeeded(), attempt)) }
-        })?;
+        let (succeeded, attempts) = self
+            .retry(&self.kv, |mut kv| {
+                let txn = txn.clone();
+                attempts += 1;
+                let attempt = attempts;
+                async move { kv.txn(txn).await.map(|r| (r.succeeded(), attempt)) }
+            })
+            .await?;
         match evidence {
-            Some((key, value)) if !succeeded && attempts > 1 => {
-                Ok(self.get(key)?.as_deref() == value)
-            }
+            Some((key, value)) if !succeeded && attempts > 1 => Ok(self.get(key).await? == value),
             _ => Ok(succeeded),
         }
     }
 
-    /// Runs `future` on the engine's runtime and waits for it.
-    pub(super) fn run<T: Send + 'static>(
-        &self,
-        future: impl Future<Output = T> + Send + 'static,
-    ) -> Result<T> {
-        wait_for(
-            self.runtime.as_ref().expect("present until dropped"),
-            future,
-        )
-    }
-
-    pub(super) fn get(&self, key: Vec<u8>) -> Result<Option<Bytes>> {
-        let mut response = self.call(move |mut kv| {
-            let key = key.clone();
-            async move { kv.get(key, None).await }
-        })?;
+    /// What `key` holds.
+    pub(super) async fn get(&self, key: Vec<u8>) -> Result<Option<Vec<u8>>> {
+        let mut response = self
+            .retry(&self.kv, |mut kv| {
+                let key = key.clone();
+                async move { kv.get(key, None).await }
+            })
+            .await?;
         Ok(response
             .take_kvs()
             .into_iter()
             .next()
-            .map(|kv| Bytes::from(kv.value())))
+            .map(|kv| kv.into_key_value().1))
     }
-}
 
-/// Runs `future` on `runtime` and waits for it: on this thread where it is outside any
-/// runtime (one thread hop fewer), else handed to one of the runtime's workers, since a thread
-/// of another runtime (tokio's blocking pool, say) may not block on one.
-pub(super) fn wait_for<T: Send + 'static>(
-    runtime: &tokio::runtime::Runtime,
-    future: impl Future<Output = T> + Send + 'static,
-) -> Result<T> {
-    if tokio::runtime::Handle::try_current().is_err() {
-        return Ok(runtime.block_on(future));
+    /// `future`, polled inside the engine's runtime: the connections, timers and retries it
+    /// makes belong to that runtime, whichever runtime (or none) the caller's task runs on.
+    /// The caller's task polls it; the runtime's two threads only drive the sockets.
+    pub(super) fn on_runtime<'a, T>(
+        &self,
+        future: impl Future<Output = T> + Send + 'a,
+    ) -> impl Future<Output = T> + Send + 'a {
+        let handle = self.handle.clone();
+        let mut future = Box::pin(future);
+        std::future::poll_fn(move |cx| {
+            let _entered = handle.enter();
+            future.as_mut().poll(cx)
+        })
     }
-    let (answer, answered) = mpsc::sync_channel(1);
-    runtime.spawn(async move {
-        let _ = answer.send(future.await);
-    });
-    answered
-        .recv()
-        .map_err(|_| Error::Storage("the etcd engine's runtime stopped".into()))
+
+    /// Runs `future` inside the engine's runtime and waits for it, on this thread.
+    pub(super) fn run<T>(&self, future: impl Future<Output = T> + Send) -> T {
+        block_on(self.on_runtime(future))
+    }
 }
 
 /// Whether a failed request may succeed when sent again: the member was unreachable or lost,

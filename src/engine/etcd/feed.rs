@@ -81,10 +81,11 @@ impl EtcdFeed {
     fn watch(&self, from: i64) -> Result<WatchStream> {
         let options = WatchOptions::new().with_start_revision(from);
         let key = self.key.clone();
-        self.cluster.retry(&self.cluster.watch, move |mut watch| {
-            let (key, options) = (key.clone(), options.clone());
-            async move { watch.watch(key, Some(options)).await }
-        })
+        self.cluster
+            .run(self.cluster.retry(&self.cluster.watch, move |mut watch| {
+                let (key, options) = (key.clone(), options.clone());
+                async move { watch.watch(key, Some(options)).await }
+            }))
     }
 }
 
@@ -131,7 +132,7 @@ impl ChangeFeed for EtcdFeed {
                 tokio::time::timeout(left, wait)
                     .await
                     .unwrap_or(Ok(Waited::TimedOut))
-            })??;
+            })?;
             match waited {
                 Waited::Changed => return Ok(true),
                 Waited::TimedOut => return Ok(false),
@@ -215,7 +216,7 @@ impl Reader {
             let (stream, message) = self.feed.cluster.run(async move {
                 let message = stream.message().await;
                 (stream, message)
-            })?;
+            });
             let response = message.map_err(storage_error)?.ok_or_else(ended)?;
             if response.compact_revision() > 0 {
                 self.from = self.feed.resume(self.from, response.compact_revision())?;

@@ -4,31 +4,36 @@
 //! Correctness rests on etcd's compares alone, so any number of processes may share one
 //! namespace. An etcd key is the namespace, the keyspace's name, a zero byte, and the key.
 //!
-//! Calls block: each request runs on a small tokio runtime owned by the engine, so the engine
-//! may be called from any thread, from tokio's blocking pool included, without a runtime of
-//! the caller's.
+//! The engine owns a small tokio runtime whose threads drive its connections. A request is
+//! polled by the caller's own task (an async caller's, on whatever runtime it runs) or thread
+//! (a blocking caller's, inside a runtime or not), inside that runtime's context, so the caller
+//! needs no runtime of its own and no request hops to another thread.
 //!
 //! A request that fails in transport may or may not have been applied. Reads are retried; a
 //! commit is retried too, and if the retry finds its compares failing because its own record
 //! is already there (every record write carries a version never written before), it counts
 //! as applied.
 
+use std::future::ready;
 use std::sync::Arc;
 use std::time::Duration;
 
 use etcd_client::{
     Client, Compare, CompareOp, ConnectOptions, DeleteOptions, GetOptions, Txn, TxnOp,
 };
+use futures::future::BoxFuture;
 use parking_lot::Mutex;
 
 use crate::backend::{Bytes, Entries, Tree};
+use crate::blocking::block_on;
 use crate::engine::commit::Commit;
 use crate::engine::contract::{Engine, Paused, check_format};
 use crate::engine::etcd::cluster::{
-    ATTEMPT_TIMEOUT, Cluster, MAX_REQUEST_BYTES, MAX_TXN_OPS, etcd_key, storage_error, wait_for,
+    ATTEMPT_TIMEOUT, Cluster, MAX_REQUEST_BYTES, MAX_TXN_OPS, etcd_key, storage_error,
 };
 use crate::engine::etcd::feed::EtcdFeed;
 use crate::engine::feed::ChangeFeed;
+use crate::engine::keyspace::Keyspace;
 use crate::meta::Meta;
 use crate::{Error, Result, Version};
 
@@ -85,8 +90,12 @@ impl EtcdEngine {
             .with_keep_alive(Duration::from_secs(2), Duration::from_secs(2))
             .with_require_leader(true);
         let endpoints = endpoints.to_vec();
-        let client = wait_for(&runtime, Client::connect(endpoints, Some(options)))?
-            .map_err(storage_error)?;
+        let handle = runtime.handle().clone();
+        let client = block_on(async {
+            let _entered = handle.enter();
+            Client::connect(endpoints, Some(options)).await
+        })
+        .map_err(storage_error)?;
         let mut prefix = b"revkv\0".to_vec();
         prefix.extend_from_slice(namespace.as_bytes());
         prefix.push(0);
@@ -94,6 +103,7 @@ impl EtcdEngine {
             kv: client.kv_client(),
             watch: client.watch_client(),
             runtime: Some(runtime),
+            handle,
             deadline,
         });
         let meta = Arc::new(Meta::new(keyspace(&cluster, &prefix, "revkv/meta")));
@@ -190,8 +200,24 @@ impl Engine for EtcdEngine {
         true
     }
 
-    fn commit_if(&self, commit: &Commit<'_>) -> Result<bool> {
-        let txn = self.txn(commit)?;
+    fn read<'a>(
+        &'a self,
+        keyspace: &'a Keyspace,
+        key: &'a [u8],
+    ) -> BoxFuture<'a, Result<Option<Bytes>>> {
+        let key = etcd_key(&self.namespace, &keyspace.name, key);
+        let read = self.cluster.get(key);
+        Box::pin(
+            self.cluster
+                .on_runtime(async move { Ok(read.await?.map(Bytes::from)) }),
+        )
+    }
+
+    fn commit<'a>(&'a self, commit: &'a Commit<'_>) -> BoxFuture<'a, Result<bool>> {
+        let txn = match self.txn(commit) {
+            Ok(txn) => txn,
+            Err(e) => return Box::pin(ready(Err(e))),
+        };
         // What shows that an attempt whose answer was lost was applied: a record it writes
         // (whose bytes carry a version never written before), else its first write.
         let evidence = commit
@@ -200,13 +226,19 @@ impl Engine for EtcdEngine {
             .find(|w| w.record.is_some() && w.value.is_some())
             .or_else(|| commit.writes.first())
             .filter(|w| w.value.is_some())
-            .map(|w| (etcd_key(&self.namespace, &w.keyspace.name, w.key), w.value));
-        self.cluster.txn(&txn, evidence)
+            .map(|w| {
+                let key = etcd_key(&self.namespace, &w.keyspace.name, w.key);
+                (key, w.value.map(<[u8]>::to_vec))
+            });
+        Box::pin(self.cluster.on_runtime(self.cluster.txn(txn, evidence)))
     }
 
     /// Greater than `above`, from this process's block of the shared lease: unique across
     /// every process of the store.
-    fn next_version(&self, above: Option<Version>) -> Result<Version> {
+    /// Greater than `above`, from this process's block of the shared lease: unique across
+    /// every process of the store. A new block is leased, by a blocking round trip, once per
+    /// [`VERSION_BLOCK`] versions.
+    fn next_version(&self, above: Option<Version>) -> BoxFuture<'_, Result<Version>> {
         let floor = above.map_or(0, Version::get);
         let mut block = self.versions.lock();
         if block.next <= floor {
@@ -215,11 +247,14 @@ impl Engine for EtcdEngine {
             block.next = floor + 1;
         }
         if block.next >= block.end {
-            *block = self.lease_versions(floor)?;
+            match self.lease_versions(floor) {
+                Ok(leased) => *block = leased,
+                Err(e) => return Box::pin(ready(Err(e))),
+            }
         }
         let version = block.next;
         block.next += 1;
-        Ok(Version::new(version))
+        Box::pin(ready(Ok(Version::new(version))))
     }
 
     fn check_writable(&self) -> Result<()> {
@@ -326,7 +361,8 @@ impl EtcdTree {
 
 impl Tree for EtcdTree {
     fn get(&self, key: &[u8]) -> Result<Option<Bytes>> {
-        self.cluster.get(self.key(key))
+        let value = self.cluster.run(self.cluster.get(self.key(key)))?;
+        Ok(value.map(Bytes::from))
     }
 
     fn put(&self, key: &[u8], value: &[u8]) -> Result<()> {
@@ -344,8 +380,8 @@ impl Tree for EtcdTree {
             .when([holds(key.clone(), old)])
             .and_then([write(key.clone(), new)]);
         // Writing what is there already leaves no evidence of having been applied.
-        let evidence = (old != new).then_some((key, new));
-        self.cluster.txn(&txn, evidence)
+        let evidence = (old != new).then(|| (key, new.map(<[u8]>::to_vec)));
+        self.cluster.run(self.cluster.txn(txn, evidence))
     }
 
     fn remove(&self, key: &[u8]) -> Result<()> {

@@ -7,9 +7,12 @@
 //! frame that lists all of its writes, or behind an intent when several records change (see
 //! [`intent`]). Versions come from a store-wide leased [`Sequence`].
 
+use std::future::ready;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use futures::future::BoxFuture;
 
 use serde::Serialize;
 
@@ -22,12 +25,13 @@ use self::feed::{Feed, Recorded};
 use self::intent::{IntentWrite, OwnedWrite};
 use self::journal::Journal;
 use self::sequence::Sequence;
-use crate::backend::{Backend, SledBackend, Tree};
+use crate::backend::{Backend, Bytes, SledBackend, Tree};
 use crate::clock::StoreClock;
 use crate::durability::{Durability, GroupCommit};
 use crate::engine::commit::{Commit, Route};
 use crate::engine::contract::{Engine, Paused, check_format};
 use crate::engine::feed::{ChangeFeed, Retention};
+use crate::engine::keyspace::Keyspace;
 use crate::locks::LockTable;
 use crate::meta::Meta;
 use crate::{Error, Result, Version};
@@ -193,19 +197,9 @@ impl LocalEngine {
             .map(Some)
     }
 
-    fn mark_feed_applied(&self) -> Result<()> {
-        mark_applied(self.feed.as_ref(), &self.clock)
-    }
-}
-
-impl Engine for LocalEngine {
-    fn tree(&self, name: &str) -> Result<Arc<dyn Tree>> {
-        self.backend.tree(name)
-    }
-
     /// Holds the lock of every key the commit compares or writes from the first compare
     /// until the last write; see the module docs for crashes.
-    fn commit_if(&self, commit: &Commit<'_>) -> Result<bool> {
+    fn commit_now(&self, commit: &Commit<'_>) -> Result<bool> {
         let locks = &self.locks;
         let ids = commit
             .compares
@@ -271,10 +265,38 @@ impl Engine for LocalEngine {
         Ok(true)
     }
 
+    fn mark_feed_applied(&self) -> Result<()> {
+        mark_applied(self.feed.as_ref(), &self.clock)
+    }
+}
+
+impl Engine for LocalEngine {
+    fn tree(&self, name: &str) -> Result<Arc<dyn Tree>> {
+        self.backend.tree(name)
+    }
+
+    /// At once: the key is in sled.
+    fn read<'a>(
+        &'a self,
+        keyspace: &'a Keyspace,
+        key: &'a [u8],
+    ) -> BoxFuture<'a, Result<Option<Bytes>>> {
+        Box::pin(ready(keyspace.tree.get(key)))
+    }
+
+    /// At once, but for the group commit of a durable write, which this thread joins.
+    fn commit<'a>(&'a self, commit: &'a Commit<'_>) -> BoxFuture<'a, Result<bool>> {
+        Box::pin(ready(self.commit_now(commit)))
+    }
+
+    fn commit_if(&self, commit: &Commit<'_>) -> Result<bool> {
+        self.commit_now(commit)
+    }
+
     /// From the store-wide sequence: above every version issued before, so above `above`,
     /// which was read before this call.
-    fn next_version(&self, _above: Option<Version>) -> Result<Version> {
-        self.versions.next()
+    fn next_version(&self, _above: Option<Version>) -> BoxFuture<'_, Result<Version>> {
+        Box::pin(ready(self.versions.next()))
     }
 
     /// Fails fast once a multi-key write has failed halfway (see [`Error::Poisoned`]).
