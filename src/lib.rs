@@ -133,6 +133,7 @@
 //! names are 1 to 64 ASCII letters, digits, `_`, `-` or `.`. Anything outside is a typed
 //! [`Error`], checked before anything is stored.
 
+mod async_api;
 mod backend;
 mod blocking;
 mod clock;
@@ -157,6 +158,7 @@ mod verify;
 mod version;
 mod watch;
 
+pub use async_api::{AsyncCollection, AsyncStore, AsyncTransaction, ChangeStream};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use collection::{Collection, CollectionBuilder, Iter};
 pub use conflict::{Conflict, ConflictKind, Snapshot};

@@ -3,6 +3,10 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
+use futures::future::{Either, select};
+use futures_timer::Delay;
+
+use crate::blocking::block_on;
 use crate::{Change, Result, Store};
 
 /// Follows the change feed from a position, from [`Store::watch`]: each call returns the next
@@ -47,8 +51,10 @@ impl Watch {
     /// As [`Store::changes_since`].
     pub fn next_timeout(&mut self, timeout: Duration) -> Result<Option<Change>> {
         if self.ready.is_empty() {
-            if !self.store.feed()?.wait_past(self.position, timeout)? {
-                return Ok(None);
+            let changed = self.store.feed()?.changed_past(self.position);
+            match block_on(select(changed, Delay::new(timeout))) {
+                Either::Left((changed, _)) => changed?,
+                Either::Right(_) => return Ok(None),
             }
             self.ready = self
                 .store

@@ -13,8 +13,9 @@ use serde::de::DeserializeOwned;
 
 use super::Collection;
 use super::schema::Expect;
+use crate::blocking::block_on;
 use crate::engine::REMOVALS_PER_COMMIT;
-use crate::{Result, Version};
+use crate::{Result, Transaction, Version};
 
 impl<T> Collection<T>
 where
@@ -60,8 +61,11 @@ where
 
     /// Removes `key` if it has expired, running the expiry handler, in one transaction;
     /// whether it did.
-    pub(crate) fn expire(&self, key: &str) -> Result<bool> {
-        self.store().transaction(|tx| tx.expire(self, key))
+    pub(crate) async fn expire(&self, key: &str) -> Result<bool> {
+        let store = self.store();
+        store
+            .run_transaction::<Transaction<'_>, _, _>(|tx| Box::pin(tx.expire(self, key)))
+            .await
     }
 
     /// Sweeps every record that has expired by `now`; returns how many it removed.
@@ -77,7 +81,7 @@ where
                     break; // entries are in expiry order
                 }
                 if let Ok(key) = std::str::from_utf8(key)
-                    && self.expire(key)?
+                    && block_on(self.expire(key))?
                 {
                     swept += 1;
                 }

@@ -150,7 +150,7 @@ where
     /// is then `None`), [`Conflict::Unique`] and [`Conflict::Transition`] as the collection
     /// declares; other errors as [`Collection::insert`].
     pub fn update(&self, key: &str, expected: Version, value: impl Borrow<T>) -> Result<Version> {
-        block_on(self.replace(key, expected, value.borrow()))
+        block_on(self.replace(key, expected, value.borrow(), None))
     }
 
     /// Deletes the record `key` if it is still at version `expected`, freeing its unique
@@ -281,10 +281,16 @@ where
         self.store.shared.observe(written.await.map(|w| w.version))
     }
 
-    /// [`Collection::update`].
-    pub(crate) async fn replace(&self, key: &str, expected: Version, value: &T) -> Result<Version> {
+    /// [`Collection::update`], and the expiring update.
+    pub(crate) async fn replace(
+        &self,
+        key: &str,
+        expected: Version,
+        value: &T,
+        ttl: Option<Duration>,
+    ) -> Result<Version> {
         let expect = Expect::Version(expected);
-        let written = self.checked_write(key, expect, Some(value), None, Route::Logged);
+        let written = self.checked_write(key, expect, Some(value), ttl, Route::Logged);
         self.store.shared.observe(written.await.map(|w| w.version))
     }
 
@@ -293,6 +299,18 @@ where
         let expect = Expect::Version(expected);
         let written = self.checked_write(key, expect, None, None, Route::Logged);
         self.store.shared.observe(written.await.map(drop))
+    }
+
+    /// [`Collection::update_with`] for a task, which waits for its turn without blocking.
+    pub(crate) async fn update_with_async<F>(&self, key: &str, change: F) -> Result<Versioned<T>>
+    where
+        F: FnMut(&T) -> T,
+    {
+        let turns = &self.store.shared.turns;
+        let _turn = turns
+            .take(self.schema.records.lock_id(turns.table(), key.as_bytes()))
+            .await;
+        self.update_in_turn(key, change).await
     }
 
     /// [`Collection::update_with`] once the caller holds the key's turn: read, change, write,
@@ -386,7 +404,7 @@ where
                 current
             };
             if current.as_ref().is_some_and(|s| s.header.expired(now)) {
-                if !self.expire(key)? {
+                if !self.expire(key).await? {
                     now = shared.clock.now(); // the clock went back: it is live again
                 }
                 continue;

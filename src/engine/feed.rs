@@ -5,6 +5,8 @@
 
 use std::time::Duration;
 
+use futures::future::BoxFuture;
+
 use crate::Result;
 use crate::engine::commit::EntryWrite;
 
@@ -47,9 +49,9 @@ pub(crate) trait ChangeFeed: Send + Sync {
     /// The changes committed after position `since`, up to the last commit finished now.
     fn since(&self, since: u64) -> Result<FeedChanges>;
 
-    /// Waits until a change after `position` is committed, or `timeout` passes; whether one
-    /// is (or the feed no longer holds `position`, which reading from it reports).
-    fn wait_past(&self, position: u64, timeout: Duration) -> Result<bool>;
+    /// Resolves once a change after `position` is committed (or the feed no longer holds
+    /// `position`, which reading from it reports).
+    fn changed_past(&self, position: u64) -> BoxFuture<'_, Result<()>>;
 }
 
 /// The record changes among a commit's `writes`, at positions counted from `first`, that come

@@ -11,6 +11,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use futures::future::BoxFuture;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -42,6 +43,8 @@ pub struct Transaction<'s> {
     /// records written, for collections that keep what they saw.
     guessed: Vec<(Arc<Recent>, String)>,
     written: Vec<(Arc<Recent>, Slot)>,
+    /// Keys a pass read that are not read yet (see [`Self::settle`]).
+    missing: Vec<(Keyspace, Vec<u8>)>,
     modified: SystemTime,
 }
 
@@ -108,26 +111,38 @@ impl Store {
     where
         F: FnMut(&mut Transaction<'_>) -> Result<R>,
     {
+        // What the run that commits returned; outside the futures, which must be `Send`.
+        let mut output = None;
+        let run = self.run_transaction::<Transaction<'_>, _, _>(|tx| {
+            let ran = body(tx).map(|value| output = Some(value));
+            Box::pin(std::future::ready(ran))
+        });
+        block_on(run)?;
+        output.ok_or_else(|| Error::Storage("a transaction committed without a result".into()))
+    }
+
+    /// Runs `body` as a transaction until it commits, fails on a consistent state, or loses
+    /// too many races; for both APIs, whose handle `H` `body` gets.
+    pub(crate) async fn run_transaction<'s, H, R, F>(&'s self, mut body: F) -> Result<R>
+    where
+        H: Handle<'s>,
+        F: FnMut(&mut H) -> BoxFuture<'_, Result<R>>,
+    {
+        let shared = &self.shared;
         let mut backoff = Backoff::new();
         let result = loop {
-            let mut tx = Transaction {
-                shared: &self.shared,
-                reads: HashMap::new(),
-                writes: BTreeMap::new(),
-                histories: Vec::new(),
-                guessed: Vec::new(),
-                written: Vec::new(),
-                modified: self.shared.clock.now(),
-            };
-            match body(&mut tx) {
-                Ok(value) => match tx.commit() {
+            let mut handle = H::from(Transaction::begin(shared));
+            let outcome = body(&mut handle).await;
+            let tx = handle.into();
+            match outcome {
+                Ok(value) => match tx.commit().await {
                     Ok(true) => break Ok(value),
                     Ok(false) => {}
                     Err(e) => break Err(e),
                 },
                 Err(Error::Conflict(conflict)) => {
                     // Only a conflict seen on a consistent state is the caller's to handle.
-                    match self.shared.engine.commit_if(&tx.unchanged(Vec::new())) {
+                    match shared.engine.commit(&tx.unchanged(Vec::new())).await {
                         Ok(true) => break Err(conflict.into()),
                         Ok(false) => tx.forget_guesses(),
                         Err(e) => break Err(e),
@@ -135,14 +150,35 @@ impl Store {
                 }
                 Err(other) => break Err(other),
             }
-            self.shared.observer.transaction_rerun();
-            if !backoff.wait() {
+            shared.observer.transaction_rerun();
+            if !backoff.wait_async().await {
                 break Err(Error::Contention {
                     attempts: MAX_ATTEMPTS,
                 });
             }
         };
-        self.shared.observe(result)
+        shared.observe(result)
+    }
+}
+
+/// What the body of a transaction works with: a [`Transaction`] for the blocking API, an
+/// [`AsyncTransaction`](crate::AsyncTransaction) for the async one.
+pub(crate) trait Handle<'s>: From<Transaction<'s>> + Into<Transaction<'s>> {}
+
+impl<'s, H: From<Transaction<'s>> + Into<Transaction<'s>>> Handle<'s> for H {}
+
+impl<'s> Transaction<'s> {
+    fn begin(shared: &'s Arc<Shared>) -> Self {
+        Self {
+            shared,
+            reads: HashMap::new(),
+            writes: BTreeMap::new(),
+            histories: Vec::new(),
+            guessed: Vec::new(),
+            written: Vec::new(),
+            missing: Vec::new(),
+            modified: shared.clock.now(),
+        }
     }
 }
 
@@ -155,12 +191,7 @@ impl Transaction<'_> {
     where
         T: Serialize + DeserializeOwned + Send + Sync + 'static,
     {
-        let schema = self.schema_of(collection)?;
-        schema.check_key(key, self.shared.limits)?;
-        schema
-            .read_live(self, key)?
-            .map(|stored| schema.versioned(key, &stored))
-            .transpose()
+        block_on(self.fetch(collection, key))
     }
 
     /// The record whose unique index `index` holds `value`, as this transaction sees it.
@@ -176,12 +207,7 @@ impl Transaction<'_> {
     where
         T: Serialize + DeserializeOwned + Send + Sync + 'static,
     {
-        let schema = self.schema_of(collection)?;
-        let position = schema.index_position(index)?;
-        schema
-            .holder(self, position, value)?
-            .map(|(key, stored)| schema.versioned(&key, &stored))
-            .transpose()
+        block_on(self.find(collection, index, value))
     }
 
     /// Creates `key`, as [`Collection::insert`]. Returns the version it will have.
@@ -197,7 +223,7 @@ impl Transaction<'_> {
     where
         T: Serialize + DeserializeOwned + Send + Sync + 'static,
     {
-        self.stage(collection, key, Expect::Absent, Some(value.borrow()), None)
+        block_on(self.stage(collection, key, Expect::Absent, Some(value.borrow()), None))
     }
 
     /// Replaces `key` if it is at `expected`, as [`Collection::update`]. Returns the version
@@ -216,7 +242,7 @@ impl Transaction<'_> {
         T: Serialize + DeserializeOwned + Send + Sync + 'static,
     {
         let value = Some(value.borrow());
-        self.stage(collection, key, Expect::Version(expected), value, None)
+        block_on(self.stage(collection, key, Expect::Version(expected), value, None))
     }
 
     /// Deletes `key` if it is at `expected`, as [`Collection::delete`].
@@ -232,8 +258,7 @@ impl Transaction<'_> {
     where
         T: Serialize + DeserializeOwned + Send + Sync + 'static,
     {
-        self.stage(collection, key, Expect::Version(expected), None, None)
-            .map(drop)
+        block_on(self.stage(collection, key, Expect::Version(expected), None, None)).map(drop)
     }
 
     fn schema_of<'c, T>(&self, collection: &'c Collection<T>) -> Result<&'c Schema<T>>
@@ -264,13 +289,8 @@ impl Transaction<'_> {
     where
         T: Serialize + DeserializeOwned + Send + Sync + 'static,
     {
-        self.stage(
-            collection,
-            key,
-            Expect::Absent,
-            Some(value.borrow()),
-            Some(ttl),
-        )
+        let value = Some(value.borrow());
+        block_on(self.stage(collection, key, Expect::Absent, value, Some(ttl)))
     }
 
     /// Replaces `key` if it is at `expected`, expiring `ttl` from the transaction's start, as
@@ -290,17 +310,74 @@ impl Transaction<'_> {
         T: Serialize + DeserializeOwned + Send + Sync + 'static,
     {
         let value = Some(value.borrow());
-        self.stage(collection, key, Expect::Version(expected), value, Some(ttl))
+        block_on(self.stage(collection, key, Expect::Version(expected), value, Some(ttl)))
     }
 
-    /// Removes `key` if it has expired, running the collection's expiry handler in this
-    /// transaction; whether it did.
-    pub(crate) fn expire<T>(&mut self, collection: &Collection<T>, key: &str) -> Result<bool>
+    /// Runs `pass` until it reads nothing this transaction has not read, reading what each
+    /// pass missed in between (see [`Recording::settle`](crate::collection::view::Recording)).
+    async fn settle<R>(&mut self, mut pass: impl FnMut(&mut Self) -> R) -> Result<R> {
+        loop {
+            let outcome = pass(self);
+            if self.missing.is_empty() {
+                return Ok(outcome);
+            }
+            drop(outcome);
+            let missing = std::mem::take(&mut self.missing);
+            let engine = self.shared.engine.as_ref();
+            let reads = missing
+                .iter()
+                .map(|(keyspace, key)| engine.read(keyspace, key));
+            let seen = futures::future::try_join_all(reads).await?;
+            for ((keyspace, key), seen) in missing.into_iter().zip(seen) {
+                let id = (Arc::clone(&keyspace.name), key);
+                self.reads.insert(id, Read { keyspace, seen });
+            }
+        }
+    }
+
+    /// [`Transaction::get`].
+    pub(crate) async fn fetch<T>(
+        &mut self,
+        collection: &Collection<T>,
+        key: &str,
+    ) -> Result<Option<Versioned<T>>>
     where
         T: Serialize + DeserializeOwned + Send + Sync + 'static,
     {
         let schema = self.schema_of(collection)?;
-        let Some(current) = schema.read(self, key)? else {
+        schema.check_key(key, self.shared.limits)?;
+        self.settle(|tx| schema.read_live(tx, key))
+            .await??
+            .map(|stored| schema.versioned(key, &stored))
+            .transpose()
+    }
+
+    /// [`Transaction::find_unique`].
+    pub(crate) async fn find<T>(
+        &mut self,
+        collection: &Collection<T>,
+        index: &str,
+        value: &str,
+    ) -> Result<Option<Versioned<T>>>
+    where
+        T: Serialize + DeserializeOwned + Send + Sync + 'static,
+    {
+        let schema = self.schema_of(collection)?;
+        let position = schema.index_position(index)?;
+        self.settle(|tx| schema.holder(tx, position, value))
+            .await??
+            .map(|(key, stored)| schema.versioned(&key, &stored))
+            .transpose()
+    }
+
+    /// Removes `key` if it has expired, running the collection's expiry handler in this
+    /// transaction; whether it did.
+    pub(crate) async fn expire<T>(&mut self, collection: &Collection<T>, key: &str) -> Result<bool>
+    where
+        T: Serialize + DeserializeOwned + Send + Sync + 'static,
+    {
+        let schema = self.schema_of(collection)?;
+        let Some(current) = self.settle(|tx| schema.read(tx, key)).await?? else {
             return Ok(false);
         };
         let Some(expires) = current.header.expires.filter(|at| *at <= self.modified) else {
@@ -309,12 +386,11 @@ impl Transaction<'_> {
         let value = schema.decode(key, &current)?;
         let expected = Expect::Version(current.header.version);
         let old = (Some(&current), Some(&value));
-        let mut change = schema.prepare(self, key, expected, old, None)?;
-        let version = block_on(
-            self.shared
-                .engine
-                .next_version(Some(current.header.version)),
-        )?;
+        let mut change = self
+            .settle(|tx| schema.prepare(tx, key, expected, old, None))
+            .await??;
+        let floor = Some(current.header.version);
+        let version = self.shared.engine.next_version(floor).await?;
         change.stamp(version, self.modified);
         self.stage_change(schema, &change, true, version);
         self.stage_write(&schema.expiry, expiry_entry(expires, key), None, None);
@@ -324,7 +400,8 @@ impl Transaction<'_> {
         Ok(true)
     }
 
-    fn stage<T>(
+    /// A write of `key`, staged: [`Transaction::insert`], [`Transaction::update`] and the rest.
+    pub(crate) async fn stage<T>(
         &mut self,
         collection: &Collection<T>,
         key: &str,
@@ -345,14 +422,16 @@ impl Transaction<'_> {
             self.guess(schema, key, version);
         }
         // An expired record in the way is swept in this transaction first.
-        self.expire(collection, key)?;
-        let current = schema.read(self, key)?;
+        self.expire(collection, key).await?;
+        let current = self.settle(|tx| schema.read(tx, key)).await??;
         let existed = current.is_some();
         let old = schema.old_value(key, current.as_ref())?;
-        let mut change =
-            schema.prepare(self, key, expect, (current.as_ref(), old.as_ref()), new)?;
+        let before = (current.as_ref(), old.as_ref());
+        let mut change = self
+            .settle(|tx| schema.prepare(tx, key, expect, before, new.clone()))
+            .await??;
         let floor = current.as_ref().map(|s| s.header.version);
-        let version = block_on(self.shared.engine.next_version(floor))?;
+        let version = self.shared.engine.next_version(floor).await?;
         change.stamp(version, self.modified);
         self.stage_change(schema, &change, existed, version);
         Ok(version)
@@ -460,7 +539,7 @@ impl Transaction<'_> {
     }
 
     /// Applies the staged writes if nothing read has changed; `Ok(false)` asks for a rerun.
-    fn commit(self) -> Result<bool> {
+    async fn commit(self) -> Result<bool> {
         // Index entries taken first and freed last, as in a single write: with at most one
         // record written, that order alone keeps a crash from leaving a visible half.
         let rank = |s: &Staged| match (s.record.is_some(), &s.value) {
@@ -479,7 +558,7 @@ impl Transaction<'_> {
                 record: staged.record,
             })
             .collect();
-        if !self.shared.engine.commit_if(&self.unchanged(writes))? {
+        if !self.shared.engine.commit(&self.unchanged(writes)).await? {
             self.forget_guesses();
             return Ok(false);
         }
@@ -507,15 +586,15 @@ impl View<'_> for Transaction<'_> {
         if let Some(read) = self.reads.get(&id) {
             return Ok(read.seen.clone());
         }
-        let seen = keyspace.tree.get(key)?;
-        self.reads.insert(
-            id,
-            Read {
-                keyspace: keyspace.clone(),
-                seen: seen.clone(),
-            },
-        );
-        Ok(seen)
+        // Not read yet: absent for this pass, read before the next (see `Self::settle`).
+        let noted = self
+            .missing
+            .iter()
+            .any(|(space, k)| space.name == keyspace.name && *k == key);
+        if !noted {
+            self.missing.push((keyspace.clone(), key.to_vec()));
+        }
+        Ok(None)
     }
 
     fn now(&self) -> SystemTime {

@@ -14,9 +14,10 @@
 //! the compaction shows when it last changed.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use etcd_client::{EventType, GetOptions, WatchOptions, WatchResponse, WatchStream};
+
+use futures::future::BoxFuture;
 
 use crate::codec::{self, FEED};
 use crate::engine::commit::{Commit, EntryWrite};
@@ -54,13 +55,14 @@ impl EtcdFeed {
     }
 
     /// The revision of the feed's last change as of `revision` (`None`: now), if any.
-    fn last_change(&self, revision: Option<i64>) -> Result<Option<i64>> {
+    async fn last_change(&self, revision: Option<i64>) -> Result<Option<i64>> {
         let key = self.key.clone();
         let options = revision.map(|r| GetOptions::new().with_revision(r));
-        let answer = self.cluster.call(move |mut kv| {
+        let request = self.cluster.retry(&self.cluster.kv, move |mut kv| {
             let (key, options) = (key.clone(), options.clone());
             async move { kv.get(key, options).await }
-        })?;
+        });
+        let answer = request.await?;
         Ok(answer
             .kvs()
             .first()
@@ -69,8 +71,8 @@ impl EtcdFeed {
 
     /// Where a watch from revision `from` that etcd refused, having compacted its history up to
     /// `compacted`, can start instead: at `compacted`, if the feed did not change in between.
-    fn resume(&self, from: i64, compacted: i64) -> Result<i64> {
-        match self.last_change(Some(compacted))? {
+    async fn resume(&self, from: i64, compacted: i64) -> Result<i64> {
+        match self.last_change(Some(compacted)).await? {
             Some(changed) if changed >= from => Err(Error::HistoryCompacted {
                 oldest: first_position(compacted),
             }),
@@ -78,26 +80,27 @@ impl EtcdFeed {
         }
     }
 
-    fn watch(&self, from: i64) -> Result<WatchStream> {
+    async fn watch(&self, from: i64) -> Result<WatchStream> {
         let options = WatchOptions::new().with_start_revision(from);
         let key = self.key.clone();
-        self.cluster
-            .run(self.cluster.retry(&self.cluster.watch, move |mut watch| {
-                let (key, options) = (key.clone(), options.clone());
-                async move { watch.watch(key, Some(options)).await }
-            }))
+        let request = self.cluster.retry(&self.cluster.watch, move |mut watch| {
+            let (key, options) = (key.clone(), options.clone());
+            async move { watch.watch(key, Some(options)).await }
+        });
+        request.await
     }
 }
 
 impl ChangeFeed for EtcdFeed {
     fn since(&self, since: u64) -> Result<FeedChanges> {
         let from = first_revision(since);
-        let Some(last) = self.last_change(None)?.filter(|&last| last >= from) else {
+        let last = self.cluster.run(self.last_change(None))?;
+        let Some(last) = last.filter(|&last| last >= from) else {
             return Ok(Box::new(std::iter::empty()));
         };
         let mut reader = Reader {
             feed: self.clone(),
-            stream: Some(self.watch(from)?),
+            stream: Some(self.cluster.run(self.watch(from))?),
             from,
             since,
             last,
@@ -108,51 +111,34 @@ impl ChangeFeed for EtcdFeed {
         Ok(Box::new(reader))
     }
 
-    fn wait_past(&self, position: u64, timeout: Duration) -> Result<bool> {
-        let deadline = Instant::now() + timeout;
-        let mut from = first_revision(position);
-        loop {
-            let mut stream = self.watch(from)?;
-            let left = deadline.saturating_duration_since(Instant::now());
-            let waited = self.cluster.run(async move {
-                let wait = async move {
-                    while let Some(response) = stream.message().await.map_err(storage_error)? {
-                        if response.compact_revision() > 0 {
-                            return Ok(Waited::Compacted(response.compact_revision()));
-                        }
-                        if response.canceled() {
-                            return Err(cancelled(&response));
-                        }
-                        if !changes(&response, position)?.is_empty() {
-                            return Ok(Waited::Changed);
-                        }
+    fn changed_past(&self, position: u64) -> BoxFuture<'_, Result<()>> {
+        Box::pin(self.cluster.on_runtime(async move {
+            let mut from = first_revision(position);
+            loop {
+                let mut stream = self.watch(from).await?;
+                let compacted = loop {
+                    let Some(response) = stream.message().await.map_err(storage_error)? else {
+                        return Err(ended());
+                    };
+                    if response.compact_revision() > 0 {
+                        break response.compact_revision();
                     }
-                    Err(ended())
+                    if response.canceled() {
+                        return Err(cancelled(&response));
+                    }
+                    if !changes(&response, position)?.is_empty() {
+                        return Ok(());
+                    }
                 };
-                tokio::time::timeout(left, wait)
-                    .await
-                    .unwrap_or(Ok(Waited::TimedOut))
-            })?;
-            match waited {
-                Waited::Changed => return Ok(true),
-                Waited::TimedOut => return Ok(false),
-                Waited::Compacted(compacted) => match self.resume(from, compacted) {
+                match self.resume(from, compacted).await {
                     Ok(resumed) => from = resumed,
                     // Reading from `position` says so.
-                    Err(Error::HistoryCompacted { .. }) => return Ok(true),
+                    Err(Error::HistoryCompacted { .. }) => return Ok(()),
                     Err(e) => return Err(e),
-                },
+                }
             }
-        }
+        }))
     }
-}
-
-/// How a wait for a change ended.
-enum Waited {
-    Changed,
-    TimedOut,
-    /// The watch's start was compacted away, up to this revision.
-    Compacted(i64),
 }
 
 /// The revision of the first position after `since`.
@@ -219,8 +205,10 @@ impl Reader {
             });
             let response = message.map_err(storage_error)?.ok_or_else(ended)?;
             if response.compact_revision() > 0 {
-                self.from = self.feed.resume(self.from, response.compact_revision())?;
-                self.stream = Some(self.feed.watch(self.from)?);
+                let cluster = &self.feed.cluster;
+                self.from =
+                    cluster.run(self.feed.resume(self.from, response.compact_revision()))?;
+                self.stream = Some(cluster.run(self.feed.watch(self.from))?);
                 continue;
             }
             if response.canceled() {

@@ -18,9 +18,11 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
-use parking_lot::{Condvar, Mutex};
+use event_listener::Event;
+use futures::future::BoxFuture;
+use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 
 use crate::backend::{Backend, Entries, Tree};
@@ -55,7 +57,8 @@ pub(crate) struct Feed {
     retention: Retention,
     meta: Arc<Meta>,
     state: Mutex<InFlight>,
-    advanced: Condvar,
+    /// Notified whenever a commit finishes.
+    advanced: Event,
     /// Every entry up to this position is known applied and durable (persisted at flush and
     /// close); older entries may be pruned, newer ones are replayed after a crash.
     applied: AtomicU64,
@@ -109,7 +112,7 @@ impl Drop for Recorded<'_> {
         let mut state = self.feed.state.lock();
         state.commits.remove(&self.first);
         drop(state);
-        self.feed.advanced.notify_all();
+        self.feed.advanced.notify(usize::MAX);
     }
 }
 
@@ -145,7 +148,7 @@ impl Feed {
                 commits: BTreeSet::new(),
                 issued,
             }),
-            advanced: Condvar::new(),
+            advanced: Event::new(),
             applied: AtomicU64::new(applied),
             pruned: AtomicU64::new(pruned),
             commits: AtomicU64::new(0),
@@ -236,15 +239,20 @@ impl Feed {
 }
 
 impl ChangeFeed for Feed {
-    fn wait_past(&self, position: u64, timeout: Duration) -> Result<bool> {
-        let mut state = self.state.lock();
-        let deadline = std::time::Instant::now() + timeout;
-        while state.stable() <= position {
-            if self.advanced.wait_until(&mut state, deadline).timed_out() {
-                return Ok(state.stable() > position);
+    fn changed_past(&self, position: u64) -> BoxFuture<'_, Result<()>> {
+        Box::pin(async move {
+            loop {
+                if self.stable() > position {
+                    return Ok(());
+                }
+                // Listening before the second look: a commit in between still wakes it.
+                let advanced = self.advanced.listen();
+                if self.stable() > position {
+                    return Ok(());
+                }
+                advanced.await;
             }
-        }
-        Ok(true)
+        })
     }
 
     fn since(&self, since: u64) -> Result<FeedChanges> {

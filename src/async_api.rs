@@ -1,0 +1,512 @@
+//! The async API: a collection's and a store's operations as futures, for services on an async
+//! runtime (tokio or any other), with no `spawn_blocking`.
+//!
+//! They are the very operations of the blocking API (which runs these futures to completion on
+//! the calling thread), so both behave alike and raise the same conflicts. On etcd a future
+//! awaits the cluster's answer without holding a thread; on the local engine an operation
+//! completes when first polled, as it takes microseconds. Every future is `Send`, and works on
+//! a current-thread runtime as on a multi-thread one.
+//!
+//! Not async yet: a write in [`Durability::Immediate`](crate::Durability::Immediate) mode on the
+//! local engine joins its group commit on the polling thread (a millisecond or so, the time of
+//! one `fdatasync`), and transactions, scans, history and the expiry of a record a write finds
+//! in its way run their reads blocking.
+
+use std::borrow::Borrow;
+use std::fmt;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use futures::Stream;
+use futures::future::BoxFuture;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::collection::Collection;
+use crate::collection::schema::Expect;
+use crate::{Change, Result, Store, Transaction, Version, Versioned};
+
+/// A collection for async code, from [`Collection::to_async`]: the same records and the same
+/// rules, each operation a future. Cheap to clone; `Send`, `Sync` and `'static`.
+///
+/// ```
+/// # use serde::{Deserialize, Serialize};
+/// #[derive(Serialize, Deserialize, Clone)]
+/// struct Counter { hits: u64 }
+///
+/// # let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+/// # runtime.block_on(async {
+/// let store = revkv::Store::temporary()?;
+/// let counters = store.collection::<Counter>("counters").open()?.to_async();
+/// counters.insert("home", Counter { hits: 0 }).await?;
+/// let bumped = counters.update_with("home", |c: &Counter| Counter { hits: c.hits + 1 }).await?;
+/// assert_eq!(bumped.value.hits, 1);
+/// # Ok::<(), revkv::Error>(())
+/// # }).unwrap();
+/// ```
+pub struct AsyncCollection<T> {
+    collection: Collection<T>,
+}
+
+impl<T> Clone for AsyncCollection<T> {
+    fn clone(&self) -> Self {
+        Self {
+            collection: self.collection.clone(),
+        }
+    }
+}
+
+impl<T> fmt::Debug for AsyncCollection<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("AsyncCollection")
+            .field(&self.collection)
+            .finish()
+    }
+}
+
+impl<T> Collection<T> {
+    /// This collection for async code.
+    #[must_use]
+    pub fn to_async(&self) -> AsyncCollection<T> {
+        AsyncCollection {
+            collection: self.clone(),
+        }
+    }
+}
+
+impl<T> AsyncCollection<T>
+where
+    T: Serialize + DeserializeOwned + Send + Sync + 'static,
+{
+    /// The collection's name.
+    #[must_use]
+    pub fn name(&self) -> &str {
+        self.collection.name()
+    }
+
+    /// The same collection, for blocking code (scans, loads, history).
+    #[must_use]
+    pub fn blocking(&self) -> &Collection<T> {
+        &self.collection
+    }
+
+    /// [`Collection::get`]: the record under `key`, or `None`.
+    ///
+    /// # Errors
+    /// As [`Collection::get`].
+    pub async fn get(&self, key: &str) -> Result<Option<Versioned<T>>> {
+        self.collection.fetch(key).await
+    }
+
+    /// [`Collection::insert`]: creates the record `key`, which must not exist yet.
+    ///
+    /// # Errors
+    /// As [`Collection::insert`].
+    pub async fn insert(&self, key: &str, value: impl Borrow<T> + Send) -> Result<Version> {
+        let value = value.borrow();
+        self.collection.create_observed(key, value, None).await
+    }
+
+    /// [`Collection::insert_expiring`]: creates the record `key`, expiring `ttl` from now.
+    ///
+    /// # Errors
+    /// As [`Collection::insert`].
+    pub async fn insert_expiring(
+        &self,
+        key: &str,
+        value: impl Borrow<T> + Send,
+        ttl: Duration,
+    ) -> Result<Version> {
+        let value = value.borrow();
+        self.collection.create_observed(key, value, Some(ttl)).await
+    }
+
+    /// [`Collection::update`]: replaces the record `key` if it is still at `expected`.
+    ///
+    /// # Errors
+    /// As [`Collection::update`]: [`Conflict::VersionMismatch`](crate::Conflict::VersionMismatch)
+    /// carrying the current version and record, unique and transition conflicts.
+    pub async fn update(
+        &self,
+        key: &str,
+        expected: Version,
+        value: impl Borrow<T> + Send,
+    ) -> Result<Version> {
+        let value = value.borrow();
+        self.collection.replace(key, expected, value, None).await
+    }
+
+    /// [`Collection::update_expiring`]: [`Self::update`], expiring `ttl` from now.
+    ///
+    /// # Errors
+    /// As [`Collection::update`].
+    pub async fn update_expiring(
+        &self,
+        key: &str,
+        expected: Version,
+        value: impl Borrow<T> + Send,
+        ttl: Duration,
+    ) -> Result<Version> {
+        let value = value.borrow();
+        self.collection
+            .replace(key, expected, value, Some(ttl))
+            .await
+    }
+
+    /// [`Collection::delete`]: deletes the record `key` if it is still at `expected`.
+    ///
+    /// # Errors
+    /// As [`Collection::delete`].
+    pub async fn delete(&self, key: &str, expected: Version) -> Result<()> {
+        self.collection.remove(key, expected).await
+    }
+
+    /// [`Collection::update_with`]: applies `change` to the current value and writes the
+    /// result with a compare-and-swap, again on the newer value while others win. Callers on
+    /// one key, async or blocking, take turns; a task waits for its turn without blocking its
+    /// thread.
+    ///
+    /// # Errors
+    /// As [`Collection::update_with`].
+    pub async fn update_with<F>(&self, key: &str, change: F) -> Result<Versioned<T>>
+    where
+        F: FnMut(&T) -> T + Send,
+    {
+        self.collection.update_with_async(key, change).await
+    }
+
+    /// [`Collection::find_unique`]: the record whose unique index `index` holds `value`.
+    ///
+    /// # Errors
+    /// As [`Collection::find_unique`].
+    pub async fn find_unique(&self, index: &str, value: &str) -> Result<Option<Versioned<T>>> {
+        self.collection.find(index, value).await
+    }
+}
+
+/// A store for async code, from [`Store::to_async`]: transactions and the change feed as a
+/// [`Stream`]. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct AsyncStore {
+    store: Store,
+}
+
+impl Store {
+    /// This store for async code.
+    #[must_use]
+    pub fn to_async(&self) -> AsyncStore {
+        AsyncStore {
+            store: self.clone(),
+        }
+    }
+}
+
+impl AsyncStore {
+    /// The same store, for blocking code (opening collections, flushes, verification).
+    #[must_use]
+    pub fn blocking(&self) -> &Store {
+        &self.store
+    }
+
+    /// [`Store::transaction`] for async code: runs `body` as one atomic, serializable
+    /// transaction across any records and collections of this store, and returns what it
+    /// returns. `body` may run more than once (when what it read changes before it commits),
+    /// so it should have no other side effects. It returns its future boxed:
+    ///
+    /// ```
+    /// # use serde::{Deserialize, Serialize};
+    /// #[derive(Serialize, Deserialize, Clone)]
+    /// struct Item { stock: u32 }
+    /// #[derive(Serialize, Deserialize)]
+    /// struct Order { sku: String }
+    ///
+    /// # let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    /// # runtime.block_on(async {
+    /// let store = revkv::Store::temporary()?;
+    /// let items = store.collection::<Item>("items").open()?.to_async();
+    /// let orders = store.collection::<Order>("orders").open()?.to_async();
+    /// items.insert("sku-1", Item { stock: 1 }).await?;
+    ///
+    /// let store = store.to_async();
+    /// let (items, orders) = (&items, &orders);
+    /// let buy = |order_id: &'static str| store.transaction(move |tx| Box::pin(async move {
+    ///     let item = tx.get(items, "sku-1").await?.expect("exists");
+    ///     if item.value.stock == 0 {
+    ///         return Err(revkv::Conflict::rule("out_of_stock", "sku-1 is sold out").into());
+    ///     }
+    ///     tx.update(items, "sku-1", item.version, Item { stock: item.value.stock - 1 }).await?;
+    ///     tx.insert(orders, order_id, Order { sku: "sku-1".into() }).await?;
+    ///     Ok(())
+    /// }));
+    /// buy("o-1").await?;
+    /// let sold_out = buy("o-2").await.unwrap_err();
+    /// assert_eq!(sold_out.to_string(), "out_of_stock: sku-1 is sold out");
+    /// assert!(orders.get("o-2").await?.is_none());
+    /// # Ok::<(), revkv::Error>(())
+    /// # }).unwrap();
+    /// ```
+    ///
+    /// # Errors
+    /// As [`Store::transaction`].
+    pub async fn transaction<'s, R, F>(&'s self, body: F) -> Result<R>
+    where
+        F: for<'t> FnMut(&'t mut AsyncTransaction<'s>) -> BoxFuture<'t, Result<R>>,
+    {
+        self.store.run_transaction(body).await
+    }
+
+    /// Every change committed after position `since`, in order, and then each new one as it
+    /// is committed: a stream that ends only with an error (the first error it yields, such as
+    /// [`Error::HistoryCompacted`](crate::Error::HistoryCompacted) when the feed no longer holds
+    /// `since`, is its last item). [`Change::seq`] of the last change taken is where a later
+    /// stream resumes.
+    ///
+    /// # Errors
+    /// [`Error::NoChangeFeed`](crate::Error::NoChangeFeed) if the store keeps no change feed.
+    pub fn changes(&self, since: u64) -> Result<ChangeStream> {
+        self.store.feed()?;
+        Ok(ChangeStream {
+            store: self.store.clone(),
+            position: since,
+            ready: Vec::new().into_iter(),
+            waiting: None,
+            ended: false,
+        })
+    }
+}
+
+/// A transaction in progress, for async code: handed to the body of
+/// [`AsyncStore::transaction`]. Its operations behave as those of [`Transaction`] (and of the
+/// collection), against the state the transaction has seen plus its own writes.
+pub struct AsyncTransaction<'s> {
+    tx: Transaction<'s>,
+}
+
+impl<'s> From<Transaction<'s>> for AsyncTransaction<'s> {
+    fn from(tx: Transaction<'s>) -> Self {
+        Self { tx }
+    }
+}
+
+impl<'s> From<AsyncTransaction<'s>> for Transaction<'s> {
+    fn from(tx: AsyncTransaction<'s>) -> Self {
+        tx.tx
+    }
+}
+
+impl fmt::Debug for AsyncTransaction<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AsyncTransaction").finish_non_exhaustive()
+    }
+}
+
+impl AsyncTransaction<'_> {
+    /// [`Transaction::get`]: the record under `key` as this transaction sees it.
+    ///
+    /// # Errors
+    /// As [`Transaction::get`].
+    pub async fn get<T>(
+        &mut self,
+        collection: &AsyncCollection<T>,
+        key: &str,
+    ) -> Result<Option<Versioned<T>>>
+    where
+        T: Serialize + DeserializeOwned + Send + Sync + 'static,
+    {
+        self.tx.fetch(&collection.collection, key).await
+    }
+
+    /// [`Transaction::find_unique`]: the record whose unique index `index` holds `value`, as
+    /// this transaction sees it.
+    ///
+    /// # Errors
+    /// As [`Transaction::find_unique`].
+    pub async fn find_unique<T>(
+        &mut self,
+        collection: &AsyncCollection<T>,
+        index: &str,
+        value: &str,
+    ) -> Result<Option<Versioned<T>>>
+    where
+        T: Serialize + DeserializeOwned + Send + Sync + 'static,
+    {
+        self.tx.find(&collection.collection, index, value).await
+    }
+
+    /// [`Transaction::insert`]: creates `key`; returns the version it will have.
+    ///
+    /// # Errors
+    /// As [`Transaction::insert`].
+    pub async fn insert<T>(
+        &mut self,
+        collection: &AsyncCollection<T>,
+        key: &str,
+        value: impl Borrow<T> + Send,
+    ) -> Result<Version>
+    where
+        T: Serialize + DeserializeOwned + Send + Sync + 'static,
+    {
+        let value = Some(value.borrow());
+        let collection = &collection.collection;
+        self.tx
+            .stage(collection, key, Expect::Absent, value, None)
+            .await
+    }
+
+    /// [`Transaction::insert_expiring`]: creates `key`, expiring `ttl` from the
+    /// transaction's start.
+    ///
+    /// # Errors
+    /// As [`Transaction::insert`].
+    pub async fn insert_expiring<T>(
+        &mut self,
+        collection: &AsyncCollection<T>,
+        key: &str,
+        value: impl Borrow<T> + Send,
+        ttl: Duration,
+    ) -> Result<Version>
+    where
+        T: Serialize + DeserializeOwned + Send + Sync + 'static,
+    {
+        let value = Some(value.borrow());
+        let collection = &collection.collection;
+        self.tx
+            .stage(collection, key, Expect::Absent, value, Some(ttl))
+            .await
+    }
+
+    /// [`Transaction::update`]: replaces `key` if it is at `expected`; returns the version it
+    /// will have.
+    ///
+    /// # Errors
+    /// As [`Transaction::update`].
+    pub async fn update<T>(
+        &mut self,
+        collection: &AsyncCollection<T>,
+        key: &str,
+        expected: Version,
+        value: impl Borrow<T> + Send,
+    ) -> Result<Version>
+    where
+        T: Serialize + DeserializeOwned + Send + Sync + 'static,
+    {
+        let value = Some(value.borrow());
+        let expect = Expect::Version(expected);
+        let collection = &collection.collection;
+        self.tx.stage(collection, key, expect, value, None).await
+    }
+
+    /// [`Transaction::update_expiring`]: [`Self::update`], expiring `ttl` from the
+    /// transaction's start.
+    ///
+    /// # Errors
+    /// As [`Transaction::update`].
+    pub async fn update_expiring<T>(
+        &mut self,
+        collection: &AsyncCollection<T>,
+        key: &str,
+        expected: Version,
+        value: impl Borrow<T> + Send,
+        ttl: Duration,
+    ) -> Result<Version>
+    where
+        T: Serialize + DeserializeOwned + Send + Sync + 'static,
+    {
+        let value = Some(value.borrow());
+        let expect = Expect::Version(expected);
+        let collection = &collection.collection;
+        self.tx
+            .stage(collection, key, expect, value, Some(ttl))
+            .await
+    }
+
+    /// [`Transaction::delete`]: deletes `key` if it is at `expected`.
+    ///
+    /// # Errors
+    /// As [`Transaction::delete`].
+    pub async fn delete<T>(
+        &mut self,
+        collection: &AsyncCollection<T>,
+        key: &str,
+        expected: Version,
+    ) -> Result<()>
+    where
+        T: Serialize + DeserializeOwned + Send + Sync + 'static,
+    {
+        let expect = Expect::Version(expected);
+        let collection = &collection.collection;
+        self.tx
+            .stage(collection, key, expect, None, None)
+            .await
+            .map(drop)
+    }
+}
+
+/// The change feed as a [`Stream`], from [`AsyncStore::changes`].
+pub struct ChangeStream {
+    store: Store,
+    /// The position of the last change yielded.
+    position: u64,
+    ready: std::vec::IntoIter<Change>,
+    /// Resolves once a change after `position` is committed.
+    waiting: Option<BoxFuture<'static, Result<()>>>,
+    ended: bool,
+}
+
+impl fmt::Debug for ChangeStream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ChangeStream")
+            .field("position", &self.position)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ChangeStream {
+    /// The position of the last change yielded (or the starting position).
+    #[must_use]
+    pub fn position(&self) -> u64 {
+        self.position
+    }
+
+    /// Reads the changes after the current position that are committed now.
+    fn read_ready(&mut self) -> Result<()> {
+        let changes: Vec<Change> = self
+            .store
+            .changes_since(self.position)?
+            .collect::<Result<_>>()?;
+        self.ready = changes.into_iter();
+        Ok(())
+    }
+}
+
+impl Stream for ChangeStream {
+    type Item = Result<Change>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        loop {
+            if this.ended {
+                return Poll::Ready(None);
+            }
+            if let Some(change) = this.ready.next() {
+                this.position = change.seq;
+                return Poll::Ready(Some(Ok(change)));
+            }
+            if let Some(waiting) = &mut this.waiting {
+                let waited = std::task::ready!(waiting.as_mut().poll(cx));
+                this.waiting = None;
+                if let Err(e) = waited.and_then(|()| this.read_ready()) {
+                    this.ended = true;
+                    return Poll::Ready(Some(Err(e)));
+                }
+                continue;
+            }
+            let store = this.store.clone();
+            let position = this.position;
+            this.waiting = Some(Box::pin(async move {
+                store.feed()?.changed_past(position).await
+            }));
+        }
+    }
+}
