@@ -25,7 +25,7 @@ use serde::de::DeserializeOwned;
 
 use crate::collection::Collection;
 use crate::collection::schema::Expect;
-use crate::{Change, Result, Store, Transaction, Version, Versioned};
+use crate::{Change, Changes, Result, Store, Transaction, Version, Versioned};
 
 /// A collection for async code, from [`Collection::to_async`]: the same records and the same
 /// rules, each operation a future. Cheap to clone; `Send`, `Sync` and `'static`.
@@ -209,6 +209,21 @@ impl AsyncStore {
         &self.store
     }
 
+    /// [`Store::flush`] for async code: resolves once every write that returned before this
+    /// call is durable. The `fdatasync` runs on a thread of the store's, shared by every task
+    /// flushing at the time; the task waits without blocking its thread. On etcd a write is
+    /// durable when it returns, and this resolves at once.
+    ///
+    /// # Errors
+    /// [`Error::Poisoned`](crate::Error::Poisoned) if the flush failed (the store then refuses
+    /// writes until reopened); [`Error::Io`](crate::Error::Io) if no thread could be started.
+    pub async fn flush(&self) -> Result<()> {
+        if self.store.shared.engine.commits_are_durable() {
+            return Ok(());
+        }
+        self.store.shared.flusher.flush(&self.store).await
+    }
+
     /// [`Store::transaction`] for async code: runs `body` as one atomic, serializable
     /// transaction across any records and collections of this store, and returns what it
     /// returns. `body` may run more than once (when what it read changes before it commits),
@@ -269,7 +284,7 @@ impl AsyncStore {
         Ok(ChangeStream {
             store: self.store.clone(),
             position: since,
-            ready: Vec::new().into_iter(),
+            ready: None,
             waiting: None,
             ended: false,
         })
@@ -301,7 +316,15 @@ impl fmt::Debug for AsyncTransaction<'_> {
     }
 }
 
-impl AsyncTransaction<'_> {
+impl<'s> AsyncTransaction<'s> {
+    /// The same transaction, for blocking code shared with an expiry handler
+    /// ([`CollectionBuilder::on_expiry`](crate::CollectionBuilder::on_expiry)), which gets a
+    /// [`Transaction`]. Its reads block the task's thread until the engine answers: a poll of
+    /// a few microseconds on the local engine, a round trip on etcd.
+    pub fn blocking(&mut self) -> &mut Transaction<'s> {
+        &mut self.tx
+    }
+
     /// [`Transaction::get`]: the record under `key` as this transaction sees it.
     ///
     /// # Errors
@@ -448,7 +471,8 @@ pub struct ChangeStream {
     store: Store,
     /// The position of the last change yielded.
     position: u64,
-    ready: std::vec::IntoIter<Change>,
+    /// The changes committed when it was last read, read as the stream is polled.
+    ready: Option<Changes>,
     /// Resolves once a change after `position` is committed.
     waiting: Option<BoxFuture<'static, Result<()>>>,
     ended: bool,
@@ -468,16 +492,6 @@ impl ChangeStream {
     pub fn position(&self) -> u64 {
         self.position
     }
-
-    /// Reads the changes after the current position that are committed now.
-    fn read_ready(&mut self) -> Result<()> {
-        let changes: Vec<Change> = self
-            .store
-            .changes_since(self.position)?
-            .collect::<Result<_>>()?;
-        self.ready = changes.into_iter();
-        Ok(())
-    }
 }
 
 impl Stream for ChangeStream {
@@ -489,16 +503,27 @@ impl Stream for ChangeStream {
             if this.ended {
                 return Poll::Ready(None);
             }
-            if let Some(change) = this.ready.next() {
-                this.position = change.seq;
-                return Poll::Ready(Some(Ok(change)));
+            match this.ready.as_mut().map(Iterator::next) {
+                Some(Some(Ok(change))) => {
+                    this.position = change.seq;
+                    return Poll::Ready(Some(Ok(change)));
+                }
+                Some(Some(Err(e))) => {
+                    this.ended = true;
+                    return Poll::Ready(Some(Err(e)));
+                }
+                Some(None) => this.ready = None,
+                None => {}
             }
             if let Some(waiting) = &mut this.waiting {
                 let waited = std::task::ready!(waiting.as_mut().poll(cx));
                 this.waiting = None;
-                if let Err(e) = waited.and_then(|()| this.read_ready()) {
-                    this.ended = true;
-                    return Poll::Ready(Some(Err(e)));
+                match waited.and_then(|()| this.store.changes_since(this.position)) {
+                    Ok(changes) => this.ready = Some(changes),
+                    Err(e) => {
+                        this.ended = true;
+                        return Poll::Ready(Some(Err(e)));
+                    }
                 }
                 continue;
             }

@@ -59,6 +59,49 @@
 //! For read-modify-write without the bookkeeping, [`Collection::update_with`] retries the
 //! closure on conflicts (bounded, with jittered backoff).
 //!
+//! # The same story, async
+//!
+//! A service on an async runtime awaits the same operations: [`Collection::to_async`] gives an
+//! [`AsyncCollection`] and [`Store::to_async`] an [`AsyncStore`] (transactions, the change feed
+//! as a `Stream`). They are the operations above, written once as futures and run to completion
+//! by the blocking API, so they raise the same conflicts. Every future is `Send`; none needs
+//! `spawn_blocking`.
+//!
+//! ```
+//! use revkv::{Conflict, Error, Store};
+//! # use serde::{Deserialize, Serialize};
+//! # #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+//! # struct Doc { title: String, tags: Vec<String> }
+//!
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+//! let store = Store::temporary()?;
+//! let docs = store.collection::<Doc>("docs").open()?.to_async();
+//! let v1 = docs.insert("d1", Doc { title: "Draft".into(), tags: vec![] }).await?;
+//!
+//! // Alice and Bob both read version 1; Alice writes first.
+//! let alice = docs.get("d1").await?.expect("exists");
+//! let bob = docs.get("d1").await?.expect("exists");
+//! let v2 = docs.update("d1", alice.version, Doc { title: "Final".into(), ..alice.value }).await?;
+//!
+//! // Bob's write against version 1 conflicts, carrying the record as it is now.
+//! let mut bobs_doc = bob.value.clone();
+//! bobs_doc.tags.push("urgent".into());
+//! let err = docs.update("d1", bob.version, bobs_doc).await.unwrap_err();
+//! let Error::Conflict(conflict @ Conflict::VersionMismatch { current, .. }) = &err else {
+//!     panic!("expected a version conflict, got {err}");
+//! };
+//! assert_eq!(*current, Some(v2));
+//!
+//! // Merge into what is there now and retry; over HTTP, that first answer was a 409.
+//! let theirs = conflict.current_record::<Doc>()?.expect("still exists");
+//! let mut merged = theirs.value;
+//! merged.tags.push("urgent".into());
+//! let v3 = docs.update("d1", theirs.version, merged).await?;
+//! assert_eq!(docs.get("d1").await?.expect("exists").version, v3);
+//! # Ok::<(), revkv::Error>(())
+//! # }).unwrap();
+//! ```
+//!
 //! # Versions
 //!
 //! Versions come from one store-wide sequence, so for any key they only grow: across updates,
@@ -144,6 +187,7 @@ mod durability;
 mod engine;
 mod error;
 mod feed;
+mod flusher;
 mod guard;
 #[cfg(feature = "http")]
 pub mod http;

@@ -19,6 +19,7 @@ use crate::engine::{ChangeFeed, Retention};
 use crate::engine::{ETCD_DEADLINE, EtcdEngine};
 use crate::engine::{Engine, LocalEngine, LocalOptions};
 use crate::feed::Changes;
+use crate::flusher::Flusher;
 use crate::locks::Turns;
 use crate::meta::Meta;
 use crate::stats::{Observer, Stats};
@@ -70,6 +71,7 @@ pub(crate) struct Shared {
     pub(crate) limits: Limits,
     pub(crate) clock: StoreClock,
     pub(crate) observer: Observer,
+    pub(crate) flusher: Flusher,
     /// Open collections by name, for `verify`, sweeping and opening a name a second time.
     /// Weak: a collection is open while a handle on it lives, and an expiry handler that holds
     /// another collection must not keep the store alive through the store itself.
@@ -416,6 +418,7 @@ impl StoreBuilder {
                 limits: self.limits,
                 clock,
                 observer: Observer::default(),
+                flusher: Flusher::default(),
                 registry: Mutex::new(BTreeMap::new()),
                 _temporary: temporary,
             }),

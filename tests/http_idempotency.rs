@@ -8,6 +8,7 @@ mod app;
 mod support;
 
 use axum::http::Uri;
+use futures::executor::block_on;
 use revkv::Store;
 use revkv::http::Policy;
 use serde_json::{Value, json};
@@ -81,12 +82,8 @@ fn a_retry_while_the_first_request_runs_is_409() {
     // Claim the key as the service does when a request with it arrives, and hold it.
     let request =
         app::idempotency::fingerprint(&Uri::from_static("/items"), body.to_string().as_bytes());
-    let app::idempotency::Admission::Run(Some(claim)) = service
-        .app
-        .keys
-        .admit(Some("k".to_owned()), request)
-        .expect("admitted")
-    else {
+    let admit = service.app.keys.admit(Some("k".to_owned()), request);
+    let app::idempotency::Admission::Run(Some(claim)) = block_on(admit).expect("admitted") else {
         panic!("a fresh key is claimed");
     };
 
@@ -100,7 +97,7 @@ fn a_retry_while_the_first_request_runs_is_409() {
     assert_eq!(retry.header("retry-after"), "1");
     assert_eq!(client.get("/items/tea-1", &[]).status, 404);
 
-    service.app.keys.release(claim);
+    block_on(service.app.keys.release(claim));
     let after = client.send_json("POST", "/items", &[("idempotency-key", "k")], &body);
     assert_eq!(after.status, 201);
 }
@@ -154,11 +151,8 @@ fn a_key_left_in_flight_by_a_stopped_service_is_freed_when_it_starts() {
         app::idempotency::fingerprint(&Uri::from_static("/items"), body.to_string().as_bytes());
 
     let service = open();
-    let admitted = service
-        .app
-        .keys
-        .admit(Some("k".to_owned()), request)
-        .expect("admitted");
+    let admitted = block_on(service.app.keys.admit(Some("k".to_owned()), request));
+    let admitted = admitted.expect("admitted");
     assert!(matches!(
         admitted,
         app::idempotency::Admission::Run(Some(_))

@@ -2,8 +2,9 @@
 //! and the conflict statistics, every failure answered as an RFC 9457 problem. `main.rs` serves
 //! it; the tests in `tests/http_*.rs` include this file to drive it over real HTTP.
 //!
-//! Store calls block (on locks, on backoff, on `fsync`), so each request's store work runs on
-//! tokio's blocking pool. Every write is flushed to disk before it is answered.
+//! Handlers await revkv's async API (`AsyncCollection`, `AsyncStore`): no store call blocks a
+//! runtime thread, and none needs `spawn_blocking`. Every write is flushed to disk before it
+//! is answered (`AsyncStore::flush`, whose `fdatasync` runs on a thread of the store's).
 //!
 //! Two things expire by the store's time to live, removed by its sweeper: an unpaid order's
 //! hold on stock (`Settings::hold`) and the answers kept for idempotency keys
@@ -26,6 +27,7 @@ mod reply;
 #[path = "stats.rs"]
 mod stats;
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -34,12 +36,13 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::middleware::{from_fn, from_fn_with_state};
 use axum::{Extension, Router};
+use futures::future::BoxFuture;
 use revkv::http::axum::{no_store_by_default, problems, read_body_first};
 use revkv::http::{
     Caching, HttpError, HttpProblem, PROBLEM_JSON, Policy, Preconditions, ProblemKind, ReadOutcome,
     Validators, json_body,
 };
-use revkv::{Collection, Store, Transaction, Version, Versioned};
+use revkv::{AsyncCollection, AsyncStore, AsyncTransaction, Store, Version, Versioned};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use utoipa::OpenApi;
@@ -92,10 +95,11 @@ impl Default for Settings {
 #[derive(Clone)]
 pub struct App {
     pub store: Store,
-    users: Collection<User>,
-    items: Collection<Item>,
-    orders: Collection<Order>,
-    docs: Collection<Doc>,
+    writes: AsyncStore,
+    users: AsyncCollection<User>,
+    items: AsyncCollection<Item>,
+    orders: AsyncCollection<Order>,
+    docs: AsyncCollection<Doc>,
     hold: Duration,
     pub keys: IdempotencyKeys,
 }
@@ -121,11 +125,12 @@ impl App {
         let docs = store.collection::<Doc>(DOCS).history(DOC_HISTORY).open()?;
         let keys = IdempotencyKeys::open(&store, settings.idempotency_ttl)?;
         Ok(Self {
+            writes: store.to_async(),
             store,
-            users,
-            items,
-            orders,
-            docs,
+            users: users.to_async(),
+            items: items.to_async(),
+            orders: orders.to_async(),
+            docs: docs.to_async(),
             hold: settings.hold,
             keys,
         })
@@ -133,39 +138,48 @@ impl App {
 
     /// Runs a POST: admits it by its `Idempotency-Key`, runs `effect` in one transaction
     /// together with recording its answer, and makes both durable before answering.
-    async fn post<E>(&self, uri: &Uri, headers: &HeaderMap, body: &[u8], effect: E) -> Outcome
+    async fn post<'a, E>(
+        &'a self,
+        uri: &Uri,
+        headers: &HeaderMap,
+        body: &[u8],
+        effect: E,
+    ) -> Outcome
     where
-        E: FnMut(&mut Transaction<'_>) -> revkv::Result<Outcome> + Send + 'static,
+        E: for<'t> Fn(&'t mut AsyncTransaction<'a>) -> BoxFuture<'t, revkv::Result<Outcome>>
+            + Send
+            + Sync
+            + 'a,
     {
         let key = idempotency::key(headers)?;
         let request = idempotency::fingerprint(uri, body);
-        let app = self.clone();
-        blocking(move || app.run_post(key, request, effect)).await
-    }
-
-    fn run_post<E>(&self, key: Option<String>, request: String, mut effect: E) -> Outcome
-    where
-        E: FnMut(&mut Transaction<'_>) -> revkv::Result<Outcome>,
-    {
-        let claim = match self.keys.admit(key, request)? {
+        let claim = match self.keys.admit(key, request).await? {
             Admission::Replay(reply) => return Ok(reply),
             Admission::Run(claim) => claim,
         };
-        let outcome = self.store.transaction(|tx| {
-            let outcome = effect(tx)?;
-            if let (Ok(reply), Some(claim)) = (&outcome, &claim) {
-                self.keys.complete(tx, claim, reply)?;
-            }
-            Ok(outcome)
-        });
+        // Each run's future owns what it uses: it may outlive this call's locals.
+        let effect = Arc::new(effect);
+        let outcome = self
+            .writes
+            .transaction(|tx| {
+                let (effect, keys, claim) = (Arc::clone(&effect), self.keys.clone(), claim.clone());
+                Box::pin(async move {
+                    let outcome = effect(tx).await?;
+                    if let (Ok(reply), Some(claim)) = (&outcome, &claim) {
+                        keys.complete(tx, claim, reply).await?;
+                    }
+                    Ok(outcome)
+                })
+            })
+            .await;
         match outcome.unwrap_or_else(|error| Err(error.into())) {
             Ok(reply) => {
-                self.store.flush()?;
+                self.writes.flush().await?;
                 Ok(reply)
             }
             Err(refused) => {
                 if let Some(claim) = claim {
-                    self.keys.release(claim);
+                    self.keys.release(claim).await;
                 }
                 Err(refused)
             }
@@ -213,11 +227,13 @@ pub fn router(app: App, policy: Policy) -> Router {
 )]
 async fn create_user(State(app): State<App>, uri: Uri, headers: HeaderMap, body: Bytes) -> Outcome {
     let user = json_body::<UserInput>(&headers, &body)?.user()?;
-    let users = app.users.clone();
+    let (users, user) = (&app.users, &user);
     app.post(&uri, &headers, &body, move |tx| {
-        let id = new_id("u_");
-        let version = tx.insert(&users, &id, &user)?;
-        Ok(Ok(created(&users, &id, &user, version, user_view)))
+        Box::pin(async move {
+            let id = new_id("u_");
+            let version = tx.insert(users, &id, user).await?;
+            Ok(Ok(created(users, &id, user, version, user_view)))
+        })
     })
     .await
 }
@@ -261,15 +277,14 @@ async fn replace_user(
     let user = input.user()?;
     let body_version = input.version;
     require_guard(body_version, &pre)?;
-    blocking(move || {
-        let version = guarded_write(&pre, &app.users, &id, |current| {
-            app.users
-                .update(&id, body_version.unwrap_or(current.version), &user)
-        })?;
-        app.store.flush()?;
-        Ok(Reply::json(StatusCode::OK, &user_view(&id, &user, version)))
+    let (users, id, user) = (&app.users, &id, &user);
+    let version = guarded_write(&pre, users, id, |current| async move {
+        let expected = body_version.unwrap_or(current.version);
+        users.update(id, expected, user).await
     })
-    .await
+    .await?;
+    app.writes.flush().await?;
+    Ok(Reply::json(StatusCode::OK, &user_view(id, user, version)))
 }
 
 /// `DELETE /users/{id}`: as `PUT`, with the version in `If-Match` or in an optional body.
@@ -297,15 +312,14 @@ async fn delete_user(
         json_body::<VersionInput>(&headers, &body)?.version
     };
     require_guard(body_version, &pre)?;
-    blocking(move || {
-        guarded_write(&pre, &app.users, &id, |current| {
-            app.users
-                .delete(&id, body_version.unwrap_or(current.version))
-        })?;
-        app.store.flush()?;
-        Ok(Reply::empty(StatusCode::NO_CONTENT))
+    let (users, id) = (&app.users, &id);
+    guarded_write(&pre, users, id, |current| async move {
+        let expected = body_version.unwrap_or(current.version);
+        users.delete(id, expected).await
     })
-    .await
+    .await?;
+    app.writes.flush().await?;
+    Ok(Reply::empty(StatusCode::NO_CONTENT))
 }
 
 #[utoipa::path(
@@ -323,11 +337,13 @@ async fn delete_user(
 async fn create_item(State(app): State<App>, uri: Uri, headers: HeaderMap, body: Bytes) -> Outcome {
     let input = json_body::<ItemInput>(&headers, &body)?;
     input.validate()?;
-    let items = app.items.clone();
+    let (items, input) = (&app.items, &input);
     app.post(&uri, &headers, &body, move |tx| {
-        let item = Item { stock: input.stock };
-        let version = tx.insert(&items, &input.sku, &item)?;
-        Ok(Ok(created(&items, &input.sku, &item, version, item_view)))
+        Box::pin(async move {
+            let item = Item { stock: input.stock };
+            let version = tx.insert(items, &input.sku, &item).await?;
+            Ok(Ok(created(items, &input.sku, &item, version, item_view)))
+        })
     })
     .await
 }
@@ -348,7 +364,7 @@ async fn get_item(State(app): State<App>, Path(sku): Path<String>, pre: Precondi
 /// says, `304` when `If-None-Match` or `If-Modified-Since` says the client has it, `412` when
 /// `If-Match` or `If-Unmodified-Since` fails.
 async fn read<T, V>(
-    collection: Collection<T>,
+    collection: AsyncCollection<T>,
     key: String,
     pre: &Preconditions,
     caching: Caching,
@@ -358,11 +374,7 @@ where
     T: Serialize + DeserializeOwned + Send + Sync + 'static,
     V: Serialize,
 {
-    let record = blocking(move || {
-        let record = existing(&collection, &key)?;
-        Ok((key, record))
-    });
-    let (key, record) = record.await?;
+    let record = existing(&collection, &key).await?;
     let validators = Validators::of(&record);
     Ok(match pre.evaluate_read(Some(validators))? {
         ReadOutcome::NotModified => Reply::empty(StatusCode::NOT_MODIFIED),
@@ -375,11 +387,11 @@ where
 
 /// The record under `key`; a missing one is `404`, and so is a key the store could not hold
 /// (empty or too long), since no record can be there.
-fn existing<T>(collection: &Collection<T>, key: &str) -> revkv::Result<Versioned<T>>
+async fn existing<T>(collection: &AsyncCollection<T>, key: &str) -> revkv::Result<Versioned<T>>
 where
     T: Serialize + DeserializeOwned + Send + Sync + 'static,
 {
-    match collection.get(key) {
+    match collection.get(key).await {
         Ok(Some(record)) => Ok(record),
         Ok(None) | Err(revkv::Error::EmptyKey { .. } | revkv::Error::KeyTooLong { .. }) => {
             Err(not_found(collection, key))
@@ -390,20 +402,28 @@ where
 
 /// A write of the existing record `key` under the request's preconditions (`412` when they
 /// fail, `404` when the record does not exist); `write` gets the current record.
-fn guarded_write<T, R>(
+async fn guarded_write<T, R, W>(
     pre: &Preconditions,
-    collection: &Collection<T>,
+    collection: &AsyncCollection<T>,
     key: &str,
-    mut write: impl FnMut(&Versioned<T>) -> revkv::Result<R>,
+    write: impl Fn(Versioned<T>) -> W,
 ) -> Result<R, HttpError>
 where
     T: Serialize + DeserializeOwned + Send + Sync + 'static,
+    W: Future<Output = revkv::Result<R>>,
 {
-    pre.guard_write(
-        || existing(collection, key).map(Some),
+    let write = &write;
+    pre.guard_write_async(
+        || async { existing(collection, key).await.map(Some) },
         // `existing` never reads `None`: an absent record is a 404 before this runs.
-        |current| current.map_or_else(|| Err(not_found(collection, key)), &mut write),
+        |current| async move {
+            match current {
+                Some(current) => write(current).await,
+                None => Err(not_found(collection, key)),
+            }
+        },
     )
+    .await
 }
 
 /// `428 Precondition Required` for a write that names no version: neither `version` in the
@@ -420,7 +440,7 @@ fn require_guard(body_version: Option<Version>, pre: &Preconditions) -> Result<(
 /// `201 Created` for the record `id` just written to `collection`, whose route is the
 /// collection's name: `Location`, `ETag` and the record as `view` shows it.
 fn created<T, V: Serialize>(
-    collection: &Collection<T>,
+    collection: &AsyncCollection<T>,
     id: &str,
     value: &T,
     version: Version,
@@ -440,7 +460,7 @@ fn bad_request(detail: impl Into<String>) -> HttpError {
         .into()
 }
 
-fn not_found<T>(collection: &Collection<T>, key: &str) -> revkv::Error
+fn not_found<T>(collection: &AsyncCollection<T>, key: &str) -> revkv::Error
 where
     T: Serialize + DeserializeOwned + Send + Sync + 'static,
 {
@@ -448,15 +468,4 @@ where
         collection: collection.name().to_owned(),
         key: key.to_owned(),
     }
-}
-
-/// Runs store work on the blocking pool; a panic in it is answered with `500`.
-async fn blocking<R, F>(work: F) -> Result<R, HttpError>
-where
-    R: Send + 'static,
-    F: FnOnce() -> Result<R, HttpError> + Send + 'static,
-{
-    tokio::task::spawn_blocking(work)
-        .await
-        .unwrap_or_else(|_| Err(HttpError::internal()))
 }

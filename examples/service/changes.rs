@@ -12,10 +12,11 @@
 //! or with an empty list when the wait ends. A `since` older than the feed retains is
 //! `410 Gone` with the member `oldest`.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::{StatusCode, Uri};
+use futures::{FutureExt, StreamExt};
 use revkv::http::{Caching, HttpError, HttpProblem, PROBLEM_JSON};
 use revkv::{Change, ChangeKind, Version};
 use serde::Serialize;
@@ -26,7 +27,7 @@ use super::model::{
     DocView, ItemView, OrderView, PublicUserView, doc_view, item_view, order_view, public_user_view,
 };
 use super::reply::Reply;
-use super::{App, DOCS, ITEMS, ORDERS, Outcome, USERS, bad_request, blocking};
+use super::{App, DOCS, ITEMS, ORDERS, Outcome, USERS, bad_request};
 
 /// The longest a request may wait for a change.
 const MAX_WAIT_SECONDS: u64 = 30;
@@ -89,40 +90,33 @@ enum RecordView {
 )]
 pub async fn changes(State(app): State<App>, uri: Uri) -> Outcome {
     let query = FeedQuery::parse(uri.query().unwrap_or_default())?;
-    let page = blocking(move || app.changes_after(&query)).await?;
+    let page = app.changes_after(&query).await?;
     Ok(Reply::json(StatusCode::OK, &page).with_caching(Caching::NoStore))
 }
 
 impl App {
     /// Up to `limit` visible changes after `since`, waiting up to `wait` for the first.
-    fn changes_after(&self, query: &FeedQuery) -> Result<Page, HttpError> {
+    async fn changes_after(&self, query: &FeedQuery) -> Result<Page, HttpError> {
         let mut page = Page {
             changes: Vec::new(),
             next: query.since,
         };
-        // What is there already, read lazily: the backlog after `since` may be long.
-        for change in self.store.changes_since(query.since)? {
+        let deadline = tokio::time::Instant::now() + query.wait;
+        // The backlog after `since` comes first, read as it is taken (it may be long).
+        let mut changes = self.writes.changes(query.since)?;
+        while page.changes.len() < query.limit {
+            let next = changes.next();
+            // Wait only for the first change shown; then take what is committed already.
+            let change = if page.changes.is_empty() {
+                tokio::time::timeout_at(deadline, next).await.ok()
+            } else {
+                next.now_or_never()
+            };
+            let Some(Some(change)) = change else {
+                break;
+            };
             let change = change?;
             page.take(&change, ChangeView::of(&change)?);
-            if page.changes.len() == query.limit {
-                return Ok(page);
-            }
-        }
-        if page.changes.is_empty() && !query.wait.is_zero() {
-            let deadline = Instant::now() + query.wait;
-            let mut watch = self.store.watch(page.next)?;
-            while page.changes.len() < query.limit {
-                // Wait only for the first change; then take what is committed already.
-                let timeout = if page.changes.is_empty() {
-                    deadline.saturating_duration_since(Instant::now())
-                } else {
-                    Duration::ZERO
-                };
-                let Some(change) = watch.next_timeout(timeout)? else {
-                    break;
-                };
-                page.take(&change, ChangeView::of(&change)?);
-            }
         }
         Ok(page)
     }

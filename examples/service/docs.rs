@@ -16,7 +16,7 @@ use revkv::http::{Caching, HttpProblem, PROBLEM_JSON, Preconditions, json_body};
 use super::model::{Doc, DocInput, DocView, doc_view, new_id};
 use super::openapi::{ConditionalWriteFailures, RecordRead, WriteFailures};
 use super::reply::Reply;
-use super::{App, Outcome, bad_request, blocking, created, guarded_write, read, require_guard};
+use super::{App, Outcome, bad_request, created, guarded_write, read, require_guard};
 
 /// How many earlier versions of each document are kept to merge against.
 pub const DOC_HISTORY: usize = 16;
@@ -41,11 +41,13 @@ pub async fn create_doc(
     body: Bytes,
 ) -> Outcome {
     let doc = json_body::<DocInput>(&headers, &body)?.doc()?;
-    let docs = app.docs.clone();
+    let (docs, doc) = (&app.docs, &doc);
     app.post(&uri, &headers, &body, move |tx| {
-        let id = new_id("d_");
-        let version = tx.insert(&docs, &id, &doc)?;
-        Ok(Ok(created(&docs, &id, &doc, version, doc_view)))
+        Box::pin(async move {
+            let id = new_id("d_");
+            let version = tx.insert(docs, &id, doc).await?;
+            Ok(Ok(created(docs, &id, doc, version, doc_view)))
+        })
     })
     .await
 }
@@ -101,26 +103,27 @@ pub async fn edit_doc(
         ));
     }
     require_guard(base, &pre)?;
-    blocking(move || {
-        let docs = &app.docs;
-        let (doc, version) = match base {
-            Some(base) => {
-                let merged = docs.update_merge(&id, base, mine, |base, theirs, mine| {
-                    merge(base, theirs, mine).map_err(|conflict| conflict.at(docs.name(), &id))
-                })?;
-                (merged.value, merged.version)
-            }
-            None => {
-                let version = guarded_write(&pre, docs, &id, |current| {
-                    docs.update(&id, current.version, &mine)
-                })?;
-                (mine, version)
-            }
-        };
-        app.store.flush()?;
-        Ok(Reply::json(StatusCode::OK, &doc_view(&id, &doc, version)).with_etag(version))
-    })
-    .await
+    let docs = &app.docs;
+    let (doc, version) = match base {
+        Some(base) => {
+            // The history is read blocking: a few microseconds on the embedded store.
+            let history = docs.blocking();
+            let merged = history.update_merge(&id, base, mine, |base, theirs, mine| {
+                merge(base, theirs, mine).map_err(|conflict| conflict.at(docs.name(), &id))
+            })?;
+            (merged.value, merged.version)
+        }
+        None => {
+            let (id, mine) = (&id, &mine);
+            let version = guarded_write(&pre, docs, id, |current| async move {
+                docs.update(id, current.version, mine).await
+            })
+            .await?;
+            (mine.clone(), version)
+        }
+    };
+    app.writes.flush().await?;
+    Ok(Reply::json(StatusCode::OK, &doc_view(&id, &doc, version)).with_etag(version))
 }
 
 /// The client's edit (`mine`, made to `base`) applied to the current document (`theirs`),

@@ -11,7 +11,7 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, Uri};
 use revkv::http::{HeaderError, HttpError, HttpProblem, Members};
 use std::time::Duration;
 
-use revkv::{Collection, Conflict, Store, Transaction, Version};
+use revkv::{AsyncCollection, AsyncTransaction, Conflict, Store, Version};
 use serde::{Deserialize, Serialize};
 
 use super::reply::Reply;
@@ -34,12 +34,13 @@ pub struct Entry {
 /// The keys seen within their time to live, kept in the collection [`KEYS`].
 #[derive(Clone)]
 pub struct IdempotencyKeys {
-    entries: Collection<Entry>,
+    entries: AsyncCollection<Entry>,
     ttl: Duration,
 }
 
 /// A key claimed by a request in flight; [`IdempotencyKeys::complete`] or
 /// [`IdempotencyKeys::release`] ends the claim.
+#[derive(Clone)]
 pub struct Claim {
     key: String,
     request: String,
@@ -66,11 +67,18 @@ impl IdempotencyKeys {
                 entries.delete(&key, entry.version)?;
             }
         }
-        Ok(Self { entries, ttl })
+        Ok(Self {
+            entries: entries.to_async(),
+            ttl,
+        })
     }
 
     /// Claims the request's key, or says to replay the answer already given to it.
-    pub fn admit(&self, key: Option<String>, request: String) -> Result<Admission, HttpError> {
+    pub async fn admit(
+        &self,
+        key: Option<String>,
+        request: String,
+    ) -> Result<Admission, HttpError> {
         let Some(key) = key else {
             return Ok(Admission::Run(None));
         };
@@ -79,7 +87,8 @@ impl IdempotencyKeys {
             reply: None,
         };
         // A claim expires too, should the request never finish.
-        let conflict = match self.entries.insert_expiring(&key, &in_flight, self.ttl) {
+        let claimed = self.entries.insert_expiring(&key, &in_flight, self.ttl);
+        let conflict = match claimed.await {
             Ok(version) => {
                 return Ok(Admission::Run(Some(Claim {
                     key,
@@ -117,9 +126,9 @@ impl IdempotencyKeys {
 
     /// Records `reply` as the answer to the claimed key, inside the transaction that makes
     /// the request's effect, so that the effect and its answer are stored together.
-    pub fn complete(
+    pub async fn complete(
         &self,
-        tx: &mut Transaction<'_>,
+        tx: &mut AsyncTransaction<'_>,
         claim: &Claim,
         reply: &Reply,
     ) -> revkv::Result<()> {
@@ -129,14 +138,15 @@ impl IdempotencyKeys {
         };
         // The answer keeps the key for a time to live of its own, counted from now.
         tx.update_expiring(&self.entries, &claim.key, claim.version, done, self.ttl)
+            .await
             .map(drop)
     }
 
     /// Frees the key of a request that failed, so that a retry runs again. Should this fail,
     /// the next start of the service frees it.
-    pub fn release(&self, claim: Claim) {
+    pub async fn release(&self, claim: Claim) {
         let Claim { key, version, .. } = claim;
-        drop(self.entries.delete(&key, version));
+        drop(self.entries.delete(&key, version).await);
     }
 }
 

@@ -52,35 +52,37 @@ pub async fn create_order(
     if !sku_fits(&input.sku) {
         return Err(HttpError::invalid_body("there is no item with that sku"));
     }
-    let (items, orders, hold) = (app.items.clone(), app.orders.clone(), app.hold);
+    let (items, orders, hold, input) = (&app.items, &app.orders, app.hold, &input);
     app.post(&uri, &headers, &body, move |tx| {
-        let sku = &input.sku;
-        let Some(item) = tx.get(&items, sku)? else {
-            let unknown = format!("there is no item with sku {sku:?}");
-            return Ok(Err(HttpError::invalid_body(unknown)));
-        };
-        let stock = item.value.stock;
-        if stock < input.quantity {
-            let detail = format!(
-                "{sku} has {stock} in stock; the order asks for {}",
-                input.quantity
-            );
-            return Err(Conflict::rule("out_of_stock", detail)
-                .at(items.name(), sku)
-                .into());
-        }
-        let left = Item {
-            stock: stock - input.quantity,
-        };
-        tx.update(&items, sku, item.version, left)?;
-        let id = new_id("o_");
-        let order = Order {
-            sku: sku.clone(),
-            quantity: input.quantity,
-            status: "pending".to_owned(),
-        };
-        let version = tx.insert_expiring(&orders, &id, &order, hold)?;
-        Ok(Ok(created(&orders, &id, &order, version, order_view)))
+        Box::pin(async move {
+            let sku = &input.sku;
+            let Some(item) = tx.get(items, sku).await? else {
+                let unknown = format!("there is no item with sku {sku:?}");
+                return Ok(Err(HttpError::invalid_body(unknown)));
+            };
+            let stock = item.value.stock;
+            if stock < input.quantity {
+                let detail = format!(
+                    "{sku} has {stock} in stock; the order asks for {}",
+                    input.quantity
+                );
+                return Err(Conflict::rule("out_of_stock", detail)
+                    .at(items.name(), sku)
+                    .into());
+            }
+            let left = Item {
+                stock: stock - input.quantity,
+            };
+            tx.update(items, sku, item.version, left).await?;
+            let id = new_id("o_");
+            let order = Order {
+                sku: sku.clone(),
+                quantity: input.quantity,
+                status: "pending".to_owned(),
+            };
+            let version = tx.insert_expiring(orders, &id, &order, hold).await?;
+            Ok(Ok(created(orders, &id, &order, version, order_view)))
+        })
     })
     .await
 }
@@ -131,30 +133,35 @@ pub async fn transition_order(
     body: Bytes,
 ) -> Outcome {
     let to = json_body::<TransitionInput>(&headers, &body)?.to;
-    let (items, orders) = (app.items.clone(), app.orders.clone());
+    let to = &to;
+    let (items, orders, id, pre) = (&app.items, &app.orders, &id, &pre);
     app.post(&uri, &headers, &body, move |tx| {
-        let order = tx
-            .get(&orders, &id)?
-            .ok_or_else(|| not_found(&orders, &id))?;
-        if let Err(failed) = pre.evaluate_write(Some(Validators::of(&order))) {
-            return Ok(Err(failed.into()));
-        }
-        if order.value.status == to {
-            // The store's state machine lets an update stay in its state (to change other
-            // fields); a transition route does not.
-            return Ok(Err(already_in(&order.value.status, order.version)));
-        }
-        let moved = Order {
-            status: to.clone(),
-            ..order.value.clone()
-        };
-        // A plain update: it clears the hold's time to live.
-        let version = tx.update(&orders, &id, order.version, &moved)?;
-        if to == "cancelled" {
-            return_stock(tx, &items, &order.value)?;
-        }
-        let view = order_view(&id, &moved, version);
-        Ok(Ok(Reply::json(StatusCode::OK, &view).with_etag(version)))
+        Box::pin(async move {
+            let order = tx
+                .get(orders, id)
+                .await?
+                .ok_or_else(|| not_found(orders, id))?;
+            if let Err(failed) = pre.evaluate_write(Some(Validators::of(&order))) {
+                return Ok(Err(failed.into()));
+            }
+            if order.value.status == *to {
+                // The store's state machine lets an update stay in its state (to change other
+                // fields); a transition route does not.
+                return Ok(Err(already_in(&order.value.status, order.version)));
+            }
+            let moved = Order {
+                status: to.clone(),
+                ..order.value.clone()
+            };
+            // A plain update: it clears the hold's time to live.
+            let version = tx.update(orders, id, order.version, &moved).await?;
+            if to == "cancelled" {
+                // Shared with the expiry handler, which runs in a blocking transaction.
+                return_stock(tx.blocking(), items.blocking(), &order.value)?;
+            }
+            let view = order_view(id, &moved, version);
+            Ok(Ok(Reply::json(StatusCode::OK, &view).with_etag(version)))
+        })
     })
     .await
 }
@@ -189,7 +196,10 @@ pub fn return_stock(
         return Ok(());
     }
     let sku = &order.sku;
-    let item = tx.get(items, sku)?.ok_or_else(|| not_found(items, sku))?;
+    let item = tx.get(items, sku)?.ok_or_else(|| revkv::Error::NotFound {
+        collection: items.name().to_owned(),
+        key: sku.clone(),
+    })?;
     // Stock plus open orders never exceeds what the item was created with.
     let restocked = Item {
         stock: item.value.stock.saturating_add(order.quantity),

@@ -89,6 +89,11 @@ pub(crate) trait Engine: Send + Sync {
         false
     }
 
+    /// Whether a commit is durable once it returns, so that [`Engine::sync`] has nothing to do.
+    fn commits_are_durable(&self) -> bool {
+        false
+    }
+
     /// Fails fast when the engine refuses writes (after a failed write or sync, say).
     fn check_writable(&self) -> Result<()>;
 

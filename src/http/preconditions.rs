@@ -2,6 +2,7 @@
 //! against a record's [`Validators`], in the order of RFC 9110 §13.2.2.
 
 use std::fmt;
+use std::future::{Future, ready};
 use std::time::SystemTime;
 
 use http::HeaderMap;
@@ -9,6 +10,7 @@ use http::header::{HeaderName, IF_MATCH, IF_MODIFIED_SINCE, IF_NONE_MATCH, IF_UN
 
 use super::HttpError;
 use super::etag::{EntityTag, Validators, parse_tag_list, trim_ows};
+use crate::blocking::block_on;
 use crate::{Conflict, ConflictKind, Version, Versioned};
 
 /// How many times [`Preconditions::guard_write`] re-reads a record that changed under it.
@@ -318,11 +320,29 @@ impl Preconditions {
         mut read: impl FnMut() -> crate::Result<Option<Versioned<T>>>,
         mut write: impl FnMut(Option<&Versioned<T>>) -> crate::Result<R>,
     ) -> Result<R, HttpError> {
+        block_on(self.guard_write_async(|| ready(read()), |current| ready(write(current.as_ref()))))
+    }
+
+    /// [`Self::guard_write`] for async handlers: `read` and `write` return futures (of the
+    /// [`AsyncCollection`](crate::AsyncCollection)'s operations, say), and `write` gets the
+    /// record it checked.
+    ///
+    /// # Errors
+    /// As [`Self::guard_write`].
+    pub async fn guard_write_async<T, R, Read, Write>(
+        &self,
+        mut read: impl FnMut() -> Read,
+        mut write: impl FnMut(Option<Versioned<T>>) -> Write,
+    ) -> Result<R, HttpError>
+    where
+        Read: Future<Output = crate::Result<Option<Versioned<T>>>>,
+        Write: Future<Output = crate::Result<R>>,
+    {
         for _ in 0..WRITE_ATTEMPTS {
-            let current = read()?;
+            let current = read().await?;
             let validators = current.as_ref().map(Validators::of);
             self.evaluate_write(validators)?;
-            match write(current.as_ref()) {
+            match write(current).await {
                 Err(crate::Error::Conflict(conflict)) if moved_since(&conflict, validators) => {}
                 done => return done.map_err(HttpError::from),
             }

@@ -257,6 +257,11 @@ impl Engine for EtcdEngine {
         Box::pin(ready(Ok(Version::new(version))))
     }
 
+    /// A quorum of members has a commit on disk when etcd answers it.
+    fn commits_are_durable(&self) -> bool {
+        true
+    }
+
     fn check_writable(&self) -> Result<()> {
         Ok(())
     }
