@@ -286,6 +286,7 @@ impl AsyncStore {
             position: since,
             ready: None,
             waiting: None,
+            started: false,
             ended: false,
         })
     }
@@ -475,6 +476,9 @@ pub struct ChangeStream {
     ready: Option<Changes>,
     /// Resolves once a change after `position` is committed.
     waiting: Option<BoxFuture<'static, Result<()>>>,
+    /// Whether the changes committed before the first poll were read: they are read without
+    /// waiting for a newer one.
+    started: bool,
     ended: bool,
 }
 
@@ -529,8 +533,12 @@ impl Stream for ChangeStream {
             }
             let store = this.store.clone();
             let position = this.position;
+            let started = std::mem::replace(&mut this.started, true);
             this.waiting = Some(Box::pin(async move {
-                store.feed()?.changed_past(position).await
+                if started {
+                    store.feed()?.changed_past(position).await?;
+                }
+                Ok(())
             }));
         }
     }

@@ -2,7 +2,9 @@
 //! transactions, history, expiry, statistics, the HTTP adapter) need from whatever stores the
 //! bytes, at the level of an atomic conditional commit.
 //!
-//! Reads go to keyspaces ([`Tree`](crate::backend::Tree)s) directly. Every change of records is a [`Commit`]: compares
+//! Reads and commits are futures ([`Engine::read`], [`Engine::commit`]), awaited by the async API
+//! and run to completion by the blocking one; scans and bookkeeping read keyspaces
+//! ([`Tree`](crate::backend::Tree)s) directly. Every change of records is a [`Commit`]: compares
 //! (a key holds these bytes, or nothing) and single-key writes, applied all together if every
 //! compare holds, or not at all. The layers above decide what to compare and write from reads
 //! taken without locks and read again when a compare fails, so their correctness rests only on

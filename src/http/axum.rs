@@ -5,20 +5,26 @@
 //! is read; a third, [`no_store_by_default`], keeps shared caches from storing answers that do
 //! not say how they may be cached.
 //!
+//! Handlers await the [`AsyncCollection`](crate::AsyncCollection): no `spawn_blocking`.
+//!
 //! ```no_run
 //! use axum::extract::{Path, State};
 //! use axum::middleware::from_fn_with_state;
-//! use axum::response::IntoResponse;
+//! use axum::response::{IntoResponse, Response};
 //! use axum::routing::get;
 //! use revkv::http::{HttpError, Policy, Preconditions, ReadOutcome, Validators};
-//! use revkv::{Collection, Error};
+//! use revkv::{AsyncCollection, Error};
+//!
+//! fn missing(id: &str) -> Error {
+//!     Error::NotFound { collection: "docs".into(), key: id.into() }
+//! }
 //!
 //! async fn get_doc(
-//!     State(docs): State<Collection<String>>,
+//!     State(docs): State<AsyncCollection<String>>,
 //!     Path(id): Path<String>,
 //!     preconditions: Preconditions,
-//! ) -> Result<axum::response::Response, HttpError> {
-//!     let doc = docs.get(&id)?.ok_or(Error::NotFound { collection: "docs".into(), key: id })?;
+//! ) -> Result<Response, HttpError> {
+//!     let doc = docs.get(&id).await?.ok_or_else(|| missing(&id))?;
 //!     let validators = Validators::of(&doc);
 //!     Ok(match preconditions.evaluate_read(Some(validators))? {
 //!         ReadOutcome::NotModified => {
@@ -28,11 +34,35 @@
 //!     })
 //! }
 //!
+//! /// Replaces the document only at the version `If-Match` names: `428` without one, `412`
+//! /// when it is stale, `409` when another write got in between.
+//! async fn put_doc(
+//!     State(docs): State<AsyncCollection<String>>,
+//!     Path(id): Path<String>,
+//!     preconditions: Preconditions,
+//!     body: String,
+//! ) -> Result<Response, HttpError> {
+//!     if !preconditions.guards_write() {
+//!         return Err(HttpError::precondition_required());
+//!     }
+//!     let (docs, id, body) = (&docs, &id, &body);
+//!     let version = preconditions
+//!         .guard_write_async(
+//!             || docs.get(id),
+//!             |current| async move {
+//!                 let current = current.ok_or_else(|| missing(id))?;
+//!                 docs.update(id, current.version, body).await
+//!             },
+//!         )
+//!         .await?;
+//!     Ok(format!("stored as version {version}").into_response())
+//! }
+//!
 //! # fn main() -> revkv::Result<()> {
 //! let store = revkv::Store::temporary()?;
-//! let docs = store.collection::<String>("docs").open()?;
+//! let docs = store.collection::<String>("docs").open()?.to_async();
 //! let app: axum::Router = axum::Router::new()
-//!     .route("/docs/{id}", get(get_doc))
+//!     .route("/docs/{id}", get(get_doc).put(put_doc))
 //!     .with_state(docs)
 //!     .layer(from_fn_with_state(64 * 1024, revkv::http::axum::read_body_first))
 //!     .layer(from_fn_with_state(Policy::default(), revkv::http::axum::problems))
