@@ -1,7 +1,8 @@
 //! revkv on etcd, on a private 3-member cluster on 127.0.0.1 (started by the bench, as the
 //! tests start theirs): a CAS update (also with the change feed) and a unique insert against
 //! raw `etcd-client` transactions that make the same compares and writes, each in one
-//! criterion group; then CAS updates from 4 processes against 1.
+//! criterion group; get then update from 1, 16 and 64 callers at once, on revkv's async and
+//! blocking APIs and on raw `etcd-client`; then CAS updates from 4 processes against 1.
 //!
 //! A CAS update comes two ways, each against the raw client doing the same user-visible work:
 //! a get then an update of the version read (two round trips: raw reads the key, then swaps
@@ -16,13 +17,15 @@ mod common;
 #[path = "../tests/etcd/mod.rs"]
 mod etcd;
 
+use std::future::Future;
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{Payload, keys};
-use criterion::{Criterion, Throughput};
+use criterion::{BenchmarkId, Criterion, Throughput};
 use etcd_client::{Compare, CompareOp, KvClient, Txn, TxnOp};
+use revkv::AsyncCollection;
 use serde::{Deserialize, Serialize};
 
 const KEYS: usize = 100;
@@ -187,6 +190,151 @@ fn unique_insert(c: &mut Criterion, cluster: &etcd::Cluster) {
     group.finish();
 }
 
+/// T callers at once in one process, each doing get then update of a key of its own, for
+/// T = 1, 16 and 64: revkv's async API (T tasks), its blocking API (T threads), and raw
+/// `etcd-client` (T tasks: a get, then a `Txn` comparing the `mod_revision` read). The tasks
+/// run on a multi-thread runtime of two workers, one per core of this machine.
+fn concurrent(c: &mut Criterion, cluster: &etcd::Cluster) {
+    let mut group = c.benchmark_group("etcd_get_then_update_concurrent");
+    group.throughput(Throughput::Elements(1));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let store = cluster.store("bench-concurrent");
+    let docs = store.collection::<Payload>("docs").open().expect("docs");
+    let tasks = docs.to_async();
+    let client = runtime
+        .block_on(etcd_client::Client::connect(cluster.endpoints(), None))
+        .expect("connect");
+    let kv = client.kv_client();
+    let mut most_threads = 0;
+    for callers in [1_usize, 16, 64] {
+        let keys: Vec<String> = (0..callers).map(|i| format!("t{callers}-{i}")).collect();
+        let raw_keys: Vec<Vec<u8>> = keys
+            .iter()
+            .map(|k| format!("raw-t/{k}").into_bytes())
+            .collect();
+        for (key, raw_key) in keys.iter().zip(&raw_keys) {
+            docs.insert(key, Payload::new(0)).expect("insert");
+            let mut kv = kv.clone();
+            runtime
+                .block_on(kv.put(raw_key.clone(), Payload::raw(0), None))
+                .expect("put");
+        }
+        let per_caller = move |iters: u64| iters.div_ceil(callers as u64);
+
+        group.bench_with_input(
+            BenchmarkId::new("revkv_async", callers),
+            &callers,
+            |b, _| {
+                b.iter_custom(|iters| {
+                    let rounds = per_caller(iters);
+                    let callers = keys
+                        .iter()
+                        .map(|key| revkv_rounds(tasks.clone(), key.clone(), rounds));
+                    let (elapsed, threads) = run_tasks(&runtime, callers);
+                    most_threads = most_threads.max(threads);
+                    elapsed
+                });
+            },
+        );
+
+        group.bench_with_input(
+            BenchmarkId::new("revkv_blocking", callers),
+            &callers,
+            |b, _| {
+                b.iter_custom(|iters| {
+                    let start = Instant::now();
+                    std::thread::scope(|s| {
+                        for key in &keys {
+                            let docs = &docs;
+                            s.spawn(move || {
+                                for n in 0..per_caller(iters) {
+                                    let read = docs.get(key).expect("get").expect("there");
+                                    docs.update(key, read.version, Payload::new(n))
+                                        .expect("update");
+                                }
+                            });
+                        }
+                    });
+                    start.elapsed()
+                });
+            },
+        );
+
+        group.bench_with_input(
+            BenchmarkId::new("etcd_client_async", callers),
+            &callers,
+            |b, _| {
+                b.iter_custom(|iters| {
+                    let rounds = per_caller(iters);
+                    let callers = raw_keys
+                        .iter()
+                        .map(|key| raw_rounds(kv.clone(), key.clone(), rounds));
+                    run_tasks(&runtime, callers).0
+                });
+            },
+        );
+    }
+    group.finish();
+    println!("threads of this process with 64 async callers in flight: {most_threads}");
+}
+
+/// Runs `callers` as tasks of `runtime` at once; how long they took, and how many threads the
+/// process held while all of them were in flight.
+fn run_tasks(
+    runtime: &tokio::runtime::Runtime,
+    callers: impl Iterator<Item = impl Future<Output = ()> + Send + 'static>,
+) -> (Duration, usize) {
+    let start = Instant::now();
+    let threads = runtime.block_on(async {
+        let running: Vec<_> = callers.map(tokio::spawn).collect();
+        let threads = threads_now();
+        for task in running {
+            task.await.expect("task");
+        }
+        threads
+    });
+    (start.elapsed(), threads)
+}
+
+/// `rounds` of get, then update of the version read, on revkv's async API.
+async fn revkv_rounds(docs: AsyncCollection<Payload>, key: String, rounds: u64) {
+    for n in 0..rounds {
+        let read = docs.get(&key).await.expect("get").expect("there");
+        let next = Payload::new(n);
+        docs.update(&key, read.version, next).await.expect("update");
+    }
+}
+
+/// `rounds` of get, then a `Txn` comparing the `mod_revision` read, on raw `etcd-client`.
+async fn raw_rounds(mut kv: KvClient, key: Vec<u8>, rounds: u64) {
+    for n in 0..rounds {
+        let read = kv.get(key.clone(), None).await.expect("get");
+        let revision = read.kvs()[0].mod_revision();
+        let txn = Txn::new()
+            .when([Compare::mod_revision(
+                key.clone(),
+                CompareOp::Equal,
+                revision,
+            )])
+            .and_then([TxnOp::put(key.clone(), Payload::raw(n), None)]);
+        assert!(kv.txn(txn).await.expect("txn").succeeded());
+    }
+}
+
+/// The threads of this process now, from `/proc/self/status`.
+fn threads_now() -> usize {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("Threads:"))
+        .and_then(|count| count.trim().parse().ok())
+        .unwrap_or(0)
+}
+
 /// CAS updates from `processes` worker processes at once, each on keys of its own.
 fn processes(c: &mut Criterion, cluster: &etcd::Cluster) {
     let mut group = c.benchmark_group("etcd_cas_update_processes");
@@ -259,6 +407,7 @@ fn main() {
     let mut c = common::criterion();
     cas_update(&mut c, &cluster);
     unique_insert(&mut c, &cluster);
+    concurrent(&mut c, &cluster);
     processes(&mut c, &cluster);
     c.final_summary();
 }

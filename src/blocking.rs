@@ -31,8 +31,17 @@ thread_local! {
 }
 
 /// Polls `future` on this thread until it completes, sleeping while it waits.
+#[inline]
 pub(crate) fn block_on<F: Future>(future: F) -> F::Output {
     let mut future = pin!(future);
+    // Most futures here are done at their first poll, which needs no waker of this thread's.
+    if let Poll::Ready(output) = future
+        .as_mut()
+        .poll(&mut Context::from_waker(Waker::noop()))
+    {
+        return output;
+    }
+    // Polled again at once with a waker that works: a wake meant for the first poll was lost.
     let waker = WAKER.with(Waker::clone);
     let mut cx = Context::from_waker(&waker);
     loop {

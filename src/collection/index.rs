@@ -47,7 +47,7 @@ impl<T: Serialize + DeserializeOwned> Schema<T> {
     ) -> Result<bool> {
         let unique = &self.indexes[index];
         // Records that expired still hold their values until they are swept.
-        let mut view = Recording::at(SystemTime::UNIX_EPOCH);
+        let mut view = Recording::at(SystemTime::UNIX_EPOCH, engine);
         if let Some(bytes) = scanned {
             view.assume(&self.records, key.as_bytes(), Some(bytes));
         }
@@ -114,7 +114,7 @@ impl<T: Serialize + DeserializeOwned> Schema<T> {
         scanned: Option<Bytes>,
     ) -> Result<bool> {
         let unique = &self.indexes[index];
-        let mut view = Recording::at(SystemTime::UNIX_EPOCH);
+        let mut view = Recording::at(SystemTime::UNIX_EPOCH, engine);
         if let Some(claim) = scanned {
             view.assume(&unique.keyspace, value, Some(claim));
         }

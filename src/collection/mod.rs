@@ -12,6 +12,7 @@ pub(crate) mod view;
 use std::any::Any;
 use std::borrow::Borrow;
 use std::fmt;
+use std::pin::pin;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -87,7 +88,7 @@ where
     /// [`Error::EmptyKey`] / [`Error::KeyTooLong`] for a bad key, [`Error::Corrupt`] if the
     /// stored bytes do not decode as `T`, [`Error::Io`] on storage failure.
     pub fn get(&self, key: &str) -> Result<Option<Versioned<T>>> {
-        block_on(self.fetch(key))
+        block_on(pin!(self.fetch(key)))
     }
 
     /// Creates the record `key`; it must not exist yet. Returns its first version.
@@ -103,7 +104,11 @@ where
 
     /// [`Self::create`], observed, for the public inserts.
     fn insert_observed(&self, key: &str, value: &T, ttl: Option<Duration>) -> Result<Version> {
-        block_on(self.create_observed(key, value, ttl))
+        // The write's own future, not one that wraps it: a smaller future to move.
+        let written = self.checked_write(key, Expect::Absent, Some(value), ttl, Route::Logged);
+        self.store
+            .shared
+            .observe(block_on(pin!(written)).map(|w| w.version))
     }
 
     /// Inserts many new records, as [`Collection::insert`] does one by one, but with one
@@ -150,7 +155,8 @@ where
     /// is then `None`), [`Conflict::Unique`] and [`Conflict::Transition`] as the collection
     /// declares; other errors as [`Collection::insert`].
     pub fn update(&self, key: &str, expected: Version, value: impl Borrow<T>) -> Result<Version> {
-        block_on(self.replace(key, expected, value.borrow(), None))
+        let written = self.write(key, Expect::Version(expected), Some(value.borrow()), None);
+        self.store.shared.observe(written.map(|w| w.version))
     }
 
     /// Deletes the record `key` if it is still at version `expected`, freeing its unique
@@ -159,7 +165,8 @@ where
     /// # Errors
     /// [`Conflict::VersionMismatch`] as [`Collection::update`]; storage errors.
     pub fn delete(&self, key: &str, expected: Version) -> Result<()> {
-        block_on(self.remove(key, expected))
+        let written = self.write(key, Expect::Version(expected), None, None);
+        self.store.shared.observe(written.map(drop))
     }
 
     /// Read-modify-write: applies `change` to the current value and stores the result with a
@@ -229,7 +236,14 @@ where
         value: Option<&T>,
         ttl: Option<Duration>,
     ) -> Result<Written> {
-        block_on(self.checked_write(key, expect, value, ttl, Route::Logged))
+        // Pinned here, so that the write's large future is never moved.
+        block_on(pin!(self.checked_write(
+            key,
+            expect,
+            value,
+            ttl,
+            Route::Logged
+        )))
     }
 }
 
@@ -244,7 +258,7 @@ where
     pub(crate) async fn fetch(&self, key: &str) -> Result<Option<Versioned<T>>> {
         let shared = &self.store.shared;
         self.schema.check_key(key, shared.limits)?;
-        let mut view = Recording::at(shared.clock.now());
+        let mut view = Recording::at(shared.clock.now(), shared.engine.as_ref());
         let stored = view
             .settle(shared.engine.as_ref(), |view| {
                 self.schema.read_live(view, key)
@@ -261,7 +275,7 @@ where
     pub(crate) async fn find(&self, index: &str, value: &str) -> Result<Option<Versioned<T>>> {
         let position = self.schema.index_position(index)?;
         let shared = &self.store.shared;
-        let mut view = Recording::at(shared.clock.now());
+        let mut view = Recording::at(shared.clock.now(), shared.engine.as_ref());
         view.settle(shared.engine.as_ref(), |view| {
             self.schema.holder(view, position, value)
         })
@@ -384,7 +398,7 @@ where
         };
         loop {
             let guessed = std::mem::take(&mut guess_free) || guess_seen.is_some();
-            let mut view = Recording::at(now);
+            let mut view = Recording::at(now, engine);
             let current = if let Some(seen) = guess_seen.take() {
                 let bytes = Some(seen.bytes().clone());
                 view.assume(&self.schema.records, key.as_bytes(), bytes);

@@ -5,8 +5,10 @@
 //! has been read so far, a key not read yet reads as absent and is noted, and
 //! [`Recording::settle`] reads the noted keys from the engine (awaiting it, all at once) and
 //! runs the pass again, until a pass needs nothing new. The checks are therefore written once,
-//! as plain functions, for the async API and the blocking one alike.
+//! as plain functions, for the async API and the blocking one alike. Where a read is no round
+//! trip (the local engine), a pass reads at once instead and the first pass is the last.
 
+use std::borrow::Borrow;
 use std::time::SystemTime;
 
 use crate::Result;
@@ -44,6 +46,21 @@ impl<'s> View<'s> for Committed {
     }
 }
 
+/// What `keys` hold, read from `engine` all at once.
+pub(crate) async fn read_all<K: Borrow<Keyspace>>(
+    engine: &dyn Engine,
+    keys: &[(K, Vec<u8>)],
+) -> Result<Vec<Option<Bytes>>> {
+    if let [(keyspace, key)] = keys {
+        // The common case, without the joining.
+        return Ok(vec![engine.read(keyspace.borrow(), key).await?]);
+    }
+    let reads = keys
+        .iter()
+        .map(|(keyspace, key)| engine.read(keyspace.borrow(), key));
+    futures::future::try_join_all(reads).await
+}
+
 /// Remembers what a write's checks read, so that a commit can require it unchanged. A key read
 /// twice reads the same, as in a transaction.
 pub(crate) struct Recording<'s> {
@@ -51,14 +68,18 @@ pub(crate) struct Recording<'s> {
     reads: Vec<(&'s Keyspace, Vec<u8>, Option<Bytes>)>,
     /// Keys a pass read that are not read yet (see the module docs).
     missing: Vec<(&'s Keyspace, Vec<u8>)>,
+    /// Whether a pass reads the keyspace at once, the engine's reads being no round trips.
+    reads_at_once: bool,
 }
 
 impl<'s> Recording<'s> {
-    pub(crate) fn at(now: SystemTime) -> Self {
+    /// A view at `now` of what `engine` holds.
+    pub(crate) fn at(now: SystemTime, engine: &dyn Engine) -> Self {
         Self {
             now,
             reads: Vec::new(),
             missing: Vec::new(),
+            reads_at_once: !engine.reads_are_round_trips(),
         }
     }
 
@@ -76,10 +97,7 @@ impl<'s> Recording<'s> {
             }
             drop(outcome);
             let missing = std::mem::take(&mut self.missing);
-            let reads = missing
-                .iter()
-                .map(|(keyspace, key)| engine.read(keyspace, key));
-            let seen = futures::future::try_join_all(reads).await?;
+            let seen = read_all(engine, &missing).await?;
             let read = missing.into_iter().zip(seen);
             self.reads
                 .extend(read.map(|((keyspace, key), seen)| (keyspace, key, seen)));
@@ -132,6 +150,11 @@ impl<'s> View<'s> for Recording<'s> {
             .find(|(space, k, _)| space.name == keyspace.name && k == key);
         if let Some((_, _, seen)) = seen {
             return Ok(seen.clone());
+        }
+        if self.reads_at_once {
+            let seen = keyspace.tree.get(key)?;
+            self.reads.push((keyspace, key.to_vec(), seen.clone()));
+            return Ok(seen);
         }
         let noted = self
             .missing

@@ -1,10 +1,11 @@
 //! What every engine does for the layers above: store bytes in keyspaces, apply conditional
 //! commits, issue versions, make commits durable, keep a change feed.
 
+use std::future::{Future, Ready, ready};
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use futures::future::BoxFuture;
+use futures::future::{BoxFuture, Either};
 
 use crate::backend::{Bytes, Tree};
 use crate::blocking::block_on;
@@ -21,6 +22,22 @@ const STORE_FORMAT: u8 = 1;
 /// The most removals [`Engine::remove_all`] puts in one commit: well within an etcd
 /// transaction's 128 operations.
 pub(crate) const REMOVALS_PER_COMMIT: usize = 64;
+
+/// What an engine's reads and commits return: done already (the local engine's, with no
+/// allocation), or a request under way (etcd's).
+pub(crate) type EngineFuture<'a, T> = Either<Ready<Result<T>>, BoxFuture<'a, Result<T>>>;
+
+/// An [`EngineFuture`] that is done already.
+pub(crate) fn done<'a, T>(result: Result<T>) -> EngineFuture<'a, T> {
+    Either::Left(ready(result))
+}
+
+/// An [`EngineFuture`] still under way.
+pub(crate) fn under_way<'a, T>(
+    future: impl Future<Output = Result<T>> + Send + 'a,
+) -> EngineFuture<'a, T> {
+    Either::Right(Box::pin(future))
+}
 
 /// What [`Engine::pause_commits`] holds: nothing where the engine cannot pause writers.
 pub(crate) type Paused<'a> = Option<Held<'a>>;
@@ -41,15 +58,12 @@ pub(crate) trait Engine: Send + Sync {
     }
 
     /// What `key` of `keyspace` holds.
-    fn read<'a>(
-        &'a self,
-        keyspace: &'a Keyspace,
-        key: &'a [u8],
-    ) -> BoxFuture<'a, Result<Option<Bytes>>>;
+    fn read<'a>(&'a self, keyspace: &'a Keyspace, key: &'a [u8])
+    -> EngineFuture<'a, Option<Bytes>>;
 
     /// Applies `commit` if every one of its compares holds, atomically with respect to other
     /// commits and to crashes. `Ok(false)`: a compare failed, and nothing was written.
-    fn commit<'a>(&'a self, commit: &'a Commit<'_>) -> BoxFuture<'a, Result<bool>>;
+    fn commit<'a>(&'a self, commit: &'a Commit<'_>) -> EngineFuture<'a, bool>;
 
     /// [`Engine::commit`], waited for.
     fn commit_if(&self, commit: &Commit<'_>) -> Result<bool> {
@@ -81,7 +95,7 @@ pub(crate) trait Engine: Send + Sync {
 
     /// A version for a write of a record now at `above` (`None`: absent): greater than
     /// `above`, and never issued before.
-    fn next_version(&self, above: Option<Version>) -> BoxFuture<'_, Result<Version>>;
+    fn next_version(&self, above: Option<Version>) -> EngineFuture<'_, Version>;
 
     /// Whether a read of a key is a round trip to another machine, which a write saves by
     /// guessing what it last saw and letting its commit's compares check the guess.

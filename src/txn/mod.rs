@@ -19,7 +19,7 @@ use crate::backend::Bytes;
 use crate::blocking::block_on;
 use crate::collection::recent::Recent;
 use crate::collection::schema::{Expect, Plan, Schema, expiry_entry};
-use crate::collection::view::View;
+use crate::collection::view::{View, read_all};
 use crate::collection::{Collection, History};
 use crate::engine::{Commit, Compare, Keyspace, RecordChange, Route, Write};
 use crate::retry::{Backoff, MAX_ATTEMPTS};
@@ -45,6 +45,8 @@ pub struct Transaction<'s> {
     written: Vec<(Arc<Recent>, Slot)>,
     /// Keys a pass read that are not read yet (see [`Self::settle`]).
     missing: Vec<(Keyspace, Vec<u8>)>,
+    /// Whether a pass reads the keyspace at once, the engine's reads being no round trips.
+    reads_at_once: bool,
     modified: SystemTime,
 }
 
@@ -177,6 +179,7 @@ impl<'s> Transaction<'s> {
             guessed: Vec::new(),
             written: Vec::new(),
             missing: Vec::new(),
+            reads_at_once: !shared.engine.reads_are_round_trips(),
             modified: shared.clock.now(),
         }
     }
@@ -323,11 +326,7 @@ impl Transaction<'_> {
             }
             drop(outcome);
             let missing = std::mem::take(&mut self.missing);
-            let engine = self.shared.engine.as_ref();
-            let reads = missing
-                .iter()
-                .map(|(keyspace, key)| engine.read(keyspace, key));
-            let seen = futures::future::try_join_all(reads).await?;
+            let seen = read_all(self.shared.engine.as_ref(), &missing).await?;
             for ((keyspace, key), seen) in missing.into_iter().zip(seen) {
                 let id = (Arc::clone(&keyspace.name), key);
                 self.reads.insert(id, Read { keyspace, seen });
@@ -585,6 +584,15 @@ impl View<'_> for Transaction<'_> {
         }
         if let Some(read) = self.reads.get(&id) {
             return Ok(read.seen.clone());
+        }
+        if self.reads_at_once {
+            let seen = keyspace.tree.get(key)?;
+            let read = Read {
+                keyspace: keyspace.clone(),
+                seen: seen.clone(),
+            };
+            self.reads.insert(id, read);
+            return Ok(seen);
         }
         // Not read yet: absent for this pass, read before the next (see `Self::settle`).
         let noted = self

@@ -14,20 +14,18 @@
 //! is already there (every record write carries a version never written before), it counts
 //! as applied.
 
-use std::future::ready;
 use std::sync::Arc;
 use std::time::Duration;
 
 use etcd_client::{
     Client, Compare, CompareOp, ConnectOptions, DeleteOptions, GetOptions, Txn, TxnOp,
 };
-use futures::future::BoxFuture;
 use parking_lot::Mutex;
 
 use crate::backend::{Bytes, Entries, Tree};
 use crate::blocking::block_on;
 use crate::engine::commit::Commit;
-use crate::engine::contract::{Engine, Paused, check_format};
+use crate::engine::contract::{Engine, EngineFuture, Paused, check_format, done, under_way};
 use crate::engine::etcd::cluster::{
     ATTEMPT_TIMEOUT, Cluster, MAX_REQUEST_BYTES, MAX_TXN_OPS, etcd_key, storage_error,
 };
@@ -204,19 +202,19 @@ impl Engine for EtcdEngine {
         &'a self,
         keyspace: &'a Keyspace,
         key: &'a [u8],
-    ) -> BoxFuture<'a, Result<Option<Bytes>>> {
+    ) -> EngineFuture<'a, Option<Bytes>> {
         let key = etcd_key(&self.namespace, &keyspace.name, key);
         let read = self.cluster.get(key);
-        Box::pin(
+        under_way(
             self.cluster
                 .on_runtime(async move { Ok(read.await?.map(Bytes::from)) }),
         )
     }
 
-    fn commit<'a>(&'a self, commit: &'a Commit<'_>) -> BoxFuture<'a, Result<bool>> {
+    fn commit<'a>(&'a self, commit: &'a Commit<'_>) -> EngineFuture<'a, bool> {
         let txn = match self.txn(commit) {
             Ok(txn) => txn,
-            Err(e) => return Box::pin(ready(Err(e))),
+            Err(e) => return done(Err(e)),
         };
         // What shows that an attempt whose answer was lost was applied: a record it writes
         // (whose bytes carry a version never written before), else its first write.
@@ -230,7 +228,7 @@ impl Engine for EtcdEngine {
                 let key = etcd_key(&self.namespace, &w.keyspace.name, w.key);
                 (key, w.value.map(<[u8]>::to_vec))
             });
-        Box::pin(self.cluster.on_runtime(self.cluster.txn(txn, evidence)))
+        under_way(self.cluster.on_runtime(self.cluster.txn(txn, evidence)))
     }
 
     /// Greater than `above`, from this process's block of the shared lease: unique across
@@ -238,7 +236,7 @@ impl Engine for EtcdEngine {
     /// Greater than `above`, from this process's block of the shared lease: unique across
     /// every process of the store. A new block is leased, by a blocking round trip, once per
     /// [`VERSION_BLOCK`] versions.
-    fn next_version(&self, above: Option<Version>) -> BoxFuture<'_, Result<Version>> {
+    fn next_version(&self, above: Option<Version>) -> EngineFuture<'_, Version> {
         let floor = above.map_or(0, Version::get);
         let mut block = self.versions.lock();
         if block.next <= floor {
@@ -249,12 +247,12 @@ impl Engine for EtcdEngine {
         if block.next >= block.end {
             match self.lease_versions(floor) {
                 Ok(leased) => *block = leased,
-                Err(e) => return Box::pin(ready(Err(e))),
+                Err(e) => return done(Err(e)),
             }
         }
         let version = block.next;
         block.next += 1;
-        Box::pin(ready(Ok(Version::new(version))))
+        done(Ok(Version::new(version)))
     }
 
     /// A quorum of members has a commit on disk when etcd answers it.

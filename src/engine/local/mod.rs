@@ -7,12 +7,9 @@
 //! frame that lists all of its writes, or behind an intent when several records change (see
 //! [`intent`]). Versions come from a store-wide leased [`Sequence`].
 
-use std::future::ready;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-
-use futures::future::BoxFuture;
 
 use serde::Serialize;
 
@@ -29,7 +26,7 @@ use crate::backend::{Backend, Bytes, SledBackend, Tree};
 use crate::clock::StoreClock;
 use crate::durability::{Durability, GroupCommit};
 use crate::engine::commit::{Commit, Route};
-use crate::engine::contract::{Engine, Paused, check_format};
+use crate::engine::contract::{Engine, EngineFuture, Paused, check_format, done};
 use crate::engine::feed::{ChangeFeed, Retention};
 use crate::engine::keyspace::Keyspace;
 use crate::locks::LockTable;
@@ -280,13 +277,13 @@ impl Engine for LocalEngine {
         &'a self,
         keyspace: &'a Keyspace,
         key: &'a [u8],
-    ) -> BoxFuture<'a, Result<Option<Bytes>>> {
-        Box::pin(ready(keyspace.tree.get(key)))
+    ) -> EngineFuture<'a, Option<Bytes>> {
+        done(keyspace.tree.get(key))
     }
 
     /// At once, but for the group commit of a durable write, which this thread joins.
-    fn commit<'a>(&'a self, commit: &'a Commit<'_>) -> BoxFuture<'a, Result<bool>> {
-        Box::pin(ready(self.commit_now(commit)))
+    fn commit<'a>(&'a self, commit: &'a Commit<'_>) -> EngineFuture<'a, bool> {
+        done(self.commit_now(commit))
     }
 
     fn commit_if(&self, commit: &Commit<'_>) -> Result<bool> {
@@ -295,8 +292,8 @@ impl Engine for LocalEngine {
 
     /// From the store-wide sequence: above every version issued before, so above `above`,
     /// which was read before this call.
-    fn next_version(&self, _above: Option<Version>) -> BoxFuture<'_, Result<Version>> {
-        Box::pin(ready(self.versions.next()))
+    fn next_version(&self, _above: Option<Version>) -> EngineFuture<'_, Version> {
+        done(self.versions.next())
     }
 
     /// Fails fast once a multi-key write has failed halfway (see [`Error::Poisoned`]).

@@ -1,0 +1,46 @@
+-- wrk script: PUT /users/{id}, each thread replacing a user of its own at the version it last
+-- got back, so that every write is a successful compare-and-swap. Run one connection per
+-- thread, with one user id per thread after `--`:
+--
+--   wrk -t2 -c2 -d10s -s benches/wrk/put_user.lua http://127.0.0.1:8080 -- u_1 u_2
+--
+-- The answer's body carries the new version (a PUT answer has no ETag); an answer other than
+-- 200 is counted by status, and the next request re-sends the version it last knew.
+
+local threads = {}
+local next_thread = 0
+
+function setup(thread)
+  thread:set("thread_number", next_thread)
+  next_thread = next_thread + 1
+  table.insert(threads, thread)
+end
+
+function init(args)
+  id = args[thread_number + 1]
+  version = 0
+  refused = {}
+end
+
+function request()
+  local body = string.format(
+    '{"username":"load-%s","email":"load-%s@example.com","version":%d}', id, id, version)
+  return wrk.format("PUT", "/users/" .. id, { ["Content-Type"] = "application/json" }, body)
+end
+
+function response(status, headers, body)
+  if status == 200 then
+    version = tonumber(string.match(body, '"version":(%d+)')) or version
+  else
+    refused[status] = (refused[status] or 0) + 1
+  end
+end
+
+function done(summary, latency, requests)
+  for _, thread in ipairs(threads) do
+    local counts = thread:get("refused")
+    for status, count in pairs(counts) do
+      io.write(string.format("thread %d: %d answers %d\n", thread:get("thread_number"), count, status))
+    end
+  end
+end
