@@ -418,7 +418,9 @@ where
                 current
             };
             if current.as_ref().is_some_and(|s| s.header.expired(now)) {
-                if !self.expire(key).await? {
+                // Boxed: a rare path, whose transaction would otherwise swell every write's
+                // future (and the copying of it).
+                if !Box::pin(self.expire(key)).await? {
                     now = shared.clock.now(); // the clock went back: it is live again
                 }
                 continue;
