@@ -4,8 +4,9 @@
 --
 --   wrk -t2 -c2 -d10s -s benches/wrk/put_user.lua http://127.0.0.1:8080 -- u_1 u_2
 --
--- The answer's body carries the new version (a PUT answer has no ETag); an answer other than
--- 200 is counted by status, and the next request re-sends the version it last knew.
+-- The answer's body carries the new version (a PUT answer has no ETag). The first request of a
+-- thread sends version 0 and gets 409, whose problem names the current version; from then on
+-- every write should succeed. Answers other than 200 are counted by status.
 
 local threads = {}
 local next_thread = 0
@@ -33,6 +34,7 @@ function response(status, headers, body)
     version = tonumber(string.match(body, '"version":(%d+)')) or version
   else
     refused[status] = (refused[status] or 0) + 1
+    version = tonumber(string.match(body, '"current_version":(%d+)')) or version
   end
 end
 
