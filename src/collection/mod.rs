@@ -20,7 +20,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use self::schema::{Expect, Schema, Stored};
-use self::view::Recording;
+use self::view::{Recording, settle};
 use crate::backend::{Bytes, Entries};
 use crate::blocking::block_on;
 use crate::engine::{Commit, Route};
@@ -259,11 +259,8 @@ where
         let shared = &self.store.shared;
         self.schema.check_key(key, shared.limits)?;
         let mut view = Recording::at(shared.clock.now(), shared.engine.as_ref());
-        let stored = view
-            .settle(shared.engine.as_ref(), |view| {
-                self.schema.read_live(view, key)
-            })
-            .await??;
+        let engine = shared.engine.as_ref();
+        let stored = settle(&mut view, engine, |view| self.schema.read_live(view, key)).await??;
         self.schema
             .remember(key, stored.as_ref().map(Stored::bytes));
         stored
@@ -276,7 +273,8 @@ where
         let position = self.schema.index_position(index)?;
         let shared = &self.store.shared;
         let mut view = Recording::at(shared.clock.now(), shared.engine.as_ref());
-        view.settle(shared.engine.as_ref(), |view| {
+        let engine = shared.engine.as_ref();
+        settle(&mut view, engine, |view| {
             self.schema.holder(view, position, value)
         })
         .await??
@@ -410,9 +408,8 @@ where
                 }
                 None
             } else {
-                let current = view
-                    .settle(engine, |view| self.schema.read(view, key))
-                    .await??;
+                let current =
+                    settle(&mut view, engine, |view| self.schema.read(view, key)).await??;
                 self.schema
                     .remember(key, current.as_ref().map(Stored::bytes));
                 current
@@ -426,12 +423,11 @@ where
                 continue;
             }
             let old = self.schema.old_value(key, current.as_ref())?;
-            let decided = view
-                .settle(engine, |view| {
-                    let before = (current.as_ref(), old.as_ref());
-                    self.schema.prepare(view, key, expect, before, new.clone())
-                })
-                .await?;
+            let before = (current.as_ref(), old.as_ref());
+            let decided = settle(&mut view, engine, |view| {
+                self.schema.prepare(view, key, expect, before, new.clone())
+            })
+            .await?;
             let mut plan = match decided {
                 Ok(plan) => plan,
                 // A conflict counts only if it is on what the engine holds: not on a guess,

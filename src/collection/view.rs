@@ -3,7 +3,7 @@
 //!
 //! A [`Recording`] is how the checks of a write stay free of I/O: they run as a pass over what
 //! has been read so far, a key not read yet reads as absent and is noted, and
-//! [`Recording::settle`] reads the noted keys from the engine (awaiting it, all at once) and
+//! [`settle`] reads the noted keys from the engine (awaiting it, all at once) and
 //! runs the pass again, until a pass needs nothing new. The checks are therefore written once,
 //! as plain functions, for the async API and the blocking one alike. Where a read is no round
 //! trip (the local engine), a pass reads at once instead and the first pass is the last.
@@ -46,8 +46,42 @@ impl<'s> View<'s> for Committed {
     }
 }
 
+/// A view whose passes note the keys they read that are not read yet (see the module docs):
+/// a write's [`Recording`], and a transaction.
+pub(crate) trait Settling: Send {
+    /// How the view holds a keyspace it has still to read.
+    type Space: Borrow<Keyspace> + Send + Sync;
+
+    /// The keys the last pass read that are not read yet, taken.
+    fn take_missing(&mut self) -> Vec<(Self::Space, Vec<u8>)>;
+
+    /// Records what `key` of `keyspace` holds, as read from the engine.
+    fn record(&mut self, keyspace: Self::Space, key: Vec<u8>, seen: Option<Bytes>);
+}
+
+/// Runs `pass` over `view` until it reads nothing that is not read yet, reading what each pass
+/// missed from `engine` in between; what the last pass returned.
+pub(crate) async fn settle<V: Settling, R>(
+    view: &mut V,
+    engine: &dyn Engine,
+    mut pass: impl FnMut(&mut V) -> R,
+) -> Result<R> {
+    loop {
+        let outcome = pass(view);
+        let missing = view.take_missing();
+        if missing.is_empty() {
+            return Ok(outcome);
+        }
+        drop(outcome);
+        let seen = read_all(engine, &missing).await?;
+        for ((keyspace, key), seen) in missing.into_iter().zip(seen) {
+            view.record(keyspace, key, seen);
+        }
+    }
+}
+
 /// What `keys` hold, read from `engine` all at once.
-pub(crate) async fn read_all<K: Borrow<Keyspace>>(
+async fn read_all<K: Borrow<Keyspace>>(
     engine: &dyn Engine,
     keys: &[(K, Vec<u8>)],
 ) -> Result<Vec<Option<Bytes>>> {
@@ -83,34 +117,13 @@ impl<'s> Recording<'s> {
         }
     }
 
-    /// Runs `pass` until it reads nothing that is not read yet, reading what each pass missed
-    /// from `engine` in between; what the last pass returned.
-    pub(crate) async fn settle<R>(
-        &mut self,
-        engine: &dyn Engine,
-        mut pass: impl FnMut(&mut Self) -> R,
-    ) -> Result<R> {
-        loop {
-            let outcome = pass(self);
-            if self.missing.is_empty() {
-                return Ok(outcome);
-            }
-            drop(outcome);
-            let missing = std::mem::take(&mut self.missing);
-            let seen = read_all(engine, &missing).await?;
-            let read = missing.into_iter().zip(seen);
-            self.reads
-                .extend(read.map(|((keyspace, key), seen)| (keyspace, key, seen)));
-        }
-    }
-
-    /// [`Self::settle`], waited for: for the blocking maintenance of indexes.
+    /// [`settle`], waited for: for the blocking maintenance of indexes.
     pub(crate) fn settle_now<R>(
         &mut self,
         engine: &dyn Engine,
         pass: impl FnMut(&mut Self) -> R,
     ) -> Result<R> {
-        block_on(self.settle(engine, pass))
+        block_on(settle(self, engine, pass))
     }
 
     /// Takes `key` to hold `seen` (`None`: nothing) without reading it: the commit checks
@@ -139,6 +152,18 @@ impl<'s> Recording<'s> {
     /// again before it is reported.
     pub(crate) fn read_several(&self) -> bool {
         self.reads.len() > 1
+    }
+}
+
+impl<'s> Settling for Recording<'s> {
+    type Space = &'s Keyspace;
+
+    fn take_missing(&mut self) -> Vec<(&'s Keyspace, Vec<u8>)> {
+        std::mem::take(&mut self.missing)
+    }
+
+    fn record(&mut self, keyspace: &'s Keyspace, key: Vec<u8>, seen: Option<Bytes>) {
+        self.reads.push((keyspace, key, seen));
     }
 }
 

@@ -19,7 +19,7 @@ use crate::backend::Bytes;
 use crate::blocking::block_on;
 use crate::collection::recent::Recent;
 use crate::collection::schema::{Expect, Plan, Schema, expiry_entry};
-use crate::collection::view::{View, read_all};
+use crate::collection::view::{Settling, View, settle};
 use crate::collection::{Collection, History};
 use crate::engine::{Commit, Compare, Keyspace, RecordChange, Route, Write};
 use crate::retry::{Backoff, MAX_ATTEMPTS};
@@ -316,22 +316,10 @@ impl Transaction<'_> {
         block_on(self.stage(collection, key, Expect::Version(expected), value, Some(ttl)))
     }
 
-    /// Runs `pass` until it reads nothing this transaction has not read, reading what each
-    /// pass missed in between (see [`Recording::settle`](crate::collection::view::Recording)).
-    async fn settle<R>(&mut self, mut pass: impl FnMut(&mut Self) -> R) -> Result<R> {
-        loop {
-            let outcome = pass(self);
-            if self.missing.is_empty() {
-                return Ok(outcome);
-            }
-            drop(outcome);
-            let missing = std::mem::take(&mut self.missing);
-            let seen = read_all(self.shared.engine.as_ref(), &missing).await?;
-            for ((keyspace, key), seen) in missing.into_iter().zip(seen) {
-                let id = (Arc::clone(&keyspace.name), key);
-                self.reads.insert(id, Read { keyspace, seen });
-            }
-        }
+    /// Runs `pass` until it reads nothing this transaction has not read (see [`settle`]).
+    async fn settle<R>(&mut self, pass: impl FnMut(&mut Self) -> R) -> Result<R> {
+        let shared = self.shared;
+        settle(self, shared.engine.as_ref(), pass).await
     }
 
     /// [`Transaction::get`].
@@ -572,6 +560,19 @@ impl Transaction<'_> {
             .iter()
             .try_for_each(|(history, key)| history.prune(engine, key, self.modified))?;
         Ok(true)
+    }
+}
+
+impl Settling for Transaction<'_> {
+    type Space = Keyspace;
+
+    fn take_missing(&mut self) -> Vec<(Keyspace, Vec<u8>)> {
+        std::mem::take(&mut self.missing)
+    }
+
+    fn record(&mut self, keyspace: Keyspace, key: Vec<u8>, seen: Option<Bytes>) {
+        let id = (Arc::clone(&keyspace.name), key);
+        self.reads.insert(id, Read { keyspace, seen });
     }
 }
 
