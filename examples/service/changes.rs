@@ -8,7 +8,7 @@
 //! (idempotency keys) is not shown, but `next` moves past it.
 //!
 //! With `wait`, a request that finds no change waits up to that many seconds (at most
-//! `MAX_WAIT_SECONDS`) for one, on the blocking pool, and answers as soon as one is committed,
+//! `MAX_WAIT_SECONDS`) for one, awaiting the feed's stream, and answers as soon as one is committed,
 //! or with an empty list when the wait ends. A `since` older than the feed retains is
 //! `410 Gone` with the member `oldest`.
 
