@@ -244,6 +244,118 @@ fn the_change_feed_is_a_stream_that_waits_for_new_changes() {
     });
 }
 
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+struct Item {
+    stock: u32,
+}
+
+#[test]
+fn sixteen_tasks_buying_from_a_stock_of_five_make_five_orders() {
+    on_both_runtimes(|store| async move {
+        let items = store.collection::<Item>("items").open()?.to_async();
+        let orders = store.collection::<String>("orders").open()?.to_async();
+        items.insert("sku", Item { stock: 5 }).await?;
+        let start = Arc::new(Barrier::new(16));
+        let buyers: Vec<_> = (0..16)
+            .map(|i| {
+                let (store, items, orders) = (store.to_async(), items.clone(), orders.clone());
+                let start = Arc::clone(&start);
+                tokio::spawn(assert_send(async move {
+                    start.wait().await;
+                    let order = format!("order-{i}");
+                    let (items, orders, order) = (&items, &orders, &order);
+                    store
+                        .transaction(move |tx| {
+                            Box::pin(async move {
+                                let item = tx.get(items, "sku").await?.expect("the item");
+                                // Lets the other buyers read the same stock before this one
+                                // writes, on either runtime: the commit must tell.
+                                tokio::task::yield_now().await;
+                                if item.value.stock == 0 {
+                                    let sold_out = Conflict::rule("out_of_stock", "sold out");
+                                    return Err(sold_out.into());
+                                }
+                                let left = Item {
+                                    stock: item.value.stock - 1,
+                                };
+                                tx.update(items, "sku", item.version, left).await?;
+                                tx.insert(orders, order, "sku".to_owned()).await?;
+                                Ok(())
+                            })
+                        })
+                        .await
+                }))
+            })
+            .collect();
+        let mut bought = 0;
+        for buyer in buyers {
+            match buyer.await.expect("task panicked") {
+                Ok(()) => bought += 1,
+                Err(Error::Conflict(conflict)) => {
+                    assert_eq!(conflict.to_string(), "out_of_stock: sold out");
+                }
+                Err(other) => return Err(other),
+            }
+        }
+        assert_eq!(bought, 5);
+        let left = items.get("sku").await?.expect("the item").value.stock;
+        assert_eq!(left, 0);
+        let placed = orders.blocking().iter().count();
+        assert_eq!(placed, 5, "one order for each unit sold");
+        Ok(())
+    });
+}
+
+#[test]
+fn flushes_from_many_tasks_all_resolve_and_what_they_covered_is_there_after_a_reopen() {
+    let dir = tempfile::tempdir().expect("a directory");
+    for runtime in [current_thread(), multi_thread()] {
+        let store = Store::open(dir.path()).expect("store");
+        let counters = store
+            .collection::<Counter>("counters")
+            .open()
+            .expect("counters");
+        let (writes, counters) = (store.to_async(), counters.to_async());
+        runtime.block_on(async {
+            let tasks: Vec<_> = (0..32)
+                .map(|i| {
+                    let (writes, counters) = (writes.clone(), counters.clone());
+                    tokio::spawn(assert_send(async move {
+                        let key = format!("k{i}");
+                        match counters.get(&key).await? {
+                            Some(now) => {
+                                let next = Counter {
+                                    hits: now.value.hits + 1,
+                                };
+                                counters.update(&key, now.version, next).await?;
+                            }
+                            None => {
+                                counters.insert(&key, Counter { hits: 1 }).await?;
+                            }
+                        }
+                        writes.flush().await
+                    }))
+                })
+                .collect();
+            for task in tasks {
+                task.await.expect("task panicked").expect("flushed");
+            }
+        });
+    }
+    let store = Store::open(dir.path()).expect("reopened");
+    let counters = store
+        .collection::<Counter>("counters")
+        .open()
+        .expect("counters");
+    for i in 0..32 {
+        let counter = counters
+            .get(&format!("k{i}"))
+            .expect("read")
+            .expect("there");
+        assert_eq!(counter.value.hits, 2, "k{i}");
+    }
+}
+
 #[test]
 fn a_store_without_a_change_feed_says_so() {
     let store = Store::temporary().unwrap();
