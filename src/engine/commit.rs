@@ -2,7 +2,7 @@
 //!
 //! A [`Commit`] lists what it requires of keys ([`Compare`]: a key holds these bytes, or
 //! nothing) and the single-key writes to make if every requirement holds; the engine applies
-//! it all or nothing ([`Engine::commit_if`](crate::engine::contract::Engine::commit_if)). Collections, unique
+//! it all or nothing ([`Engine::commit`](crate::engine::contract::Engine::commit)). Collections, unique
 //! indexes, state guards, transactions and expiry all work the same way: read without locks
 //! (a collection's `Recording` remembers what), decide what to write, commit on condition that
 //! what they read is unchanged, and read again when it has changed.

@@ -2,9 +2,11 @@
 //!
 //! A transaction runs optimistically: its reads go to the committed state (and are remembered),
 //! its writes are checked at once, exactly as on a collection, and staged. It commits them
-//! with [`Engine::commit_if`](crate::engine::Engine::commit_if), requiring everything it read
+//! with [`Engine::commit`](crate::engine::Engine::commit), requiring everything it read
 //! to be unchanged (else it runs the caller's closure again), which applies them all or none,
-//! across crashes too.
+//! across crashes too. One driver ([`Store::run_transaction`]) runs a transaction for both
+//! APIs: the blocking [`Transaction`] and the async
+//! [`AsyncTransaction`](crate::AsyncTransaction) hold the same state.
 
 use std::borrow::Borrow;
 use std::collections::{BTreeMap, HashMap};
