@@ -15,9 +15,9 @@ use crate::collection::schema::Limits;
 use crate::collection::{CollectionBuilder, Combiners, Registered};
 use crate::durability::Durability;
 use crate::engine::{ChangeFeed, Retention};
-#[cfg(feature = "etcd")]
-use crate::engine::{ETCD_DEADLINE, EtcdEngine};
 use crate::engine::{Engine, LocalEngine, LocalOptions};
+#[cfg(feature = "etcd")]
+use crate::engine::{EtcdEngine, EtcdOptions};
 use crate::feed::Changes;
 use crate::flusher::Flusher;
 use crate::locks::Turns;
@@ -41,26 +41,13 @@ pub struct Store {
 pub struct StoreBuilder {
     path: Option<PathBuf>,
     limits: Limits,
-    cache_bytes: u64,
-    min_free_bytes: u64,
-    durability: Durability,
     clock: Arc<dyn Clock>,
     sweep_every: Option<Duration>,
     change_feed: Option<Retention>,
-    #[cfg(feature = "fault-injection")]
-    crash_after_writes: Option<u64>,
+    /// Each engine's own options: the one the store opens on reads its own.
+    local: LocalOptions,
     #[cfg(feature = "etcd")]
     etcd: EtcdOptions,
-}
-
-/// Where an etcd store lives: its cluster (none: not on etcd), and its name in it (none: a
-/// temporary store). Set in either order.
-#[cfg(feature = "etcd")]
-#[derive(Default)]
-struct EtcdOptions {
-    endpoints: Option<Vec<String>>,
-    namespace: Option<String>,
-    deadline: Option<Duration>,
 }
 
 pub(crate) struct Shared {
@@ -117,14 +104,10 @@ impl Store {
                 max_key_len: 1024,
                 max_value_len: 16 * 1024 * 1024,
             },
-            cache_bytes: 256 * 1024 * 1024,
-            min_free_bytes: 64 * 1024 * 1024,
-            durability: Durability::OnFlush,
             clock: Arc::new(SystemClock),
             sweep_every: None,
             change_feed: None,
-            #[cfg(feature = "fault-injection")]
-            crash_after_writes: None,
+            local: LocalOptions::default(),
             #[cfg(feature = "etcd")]
             etcd: EtcdOptions::default(),
         }
@@ -251,13 +234,13 @@ impl StoreBuilder {
     /// [`Error::DiskFull`] below it, because the storage engine does not recover cleanly
     /// from a full disk. 0 turns the check off.
     pub fn min_free_bytes(mut self, bytes: u64) -> Self {
-        self.min_free_bytes = bytes;
+        self.local.min_free_bytes = bytes;
         self
     }
 
     /// When writes become durable (default: [`Durability::OnFlush`]).
     pub fn durability(mut self, durability: Durability) -> Self {
-        self.durability = durability;
+        self.local.durability = durability;
         self
     }
 
@@ -288,7 +271,7 @@ impl StoreBuilder {
 
     /// Memory the storage engine may use for its page cache (default 256 MiB).
     pub fn cache_bytes(mut self, bytes: u64) -> Self {
-        self.cache_bytes = bytes;
+        self.local.cache_bytes = bytes;
         self
     }
 
@@ -298,7 +281,7 @@ impl StoreBuilder {
     /// option to run crash recovery. Needs the `fault-injection` feature.
     #[cfg(feature = "fault-injection")]
     pub fn crash_after_writes(mut self, writes: u64) -> Self {
-        self.crash_after_writes = Some(writes);
+        self.local.crash_after_writes = Some(writes);
         self
     }
 
@@ -372,14 +355,8 @@ impl StoreBuilder {
         let clock = StoreClock::new(self.clock.clone());
         #[cfg(feature = "etcd")]
         if let Some(endpoints) = &self.etcd.endpoints {
-            let (namespace, temporary) = match &self.etcd.namespace {
-                Some(name) => (name.clone(), false),
-                None => (format!("temporary-{:016x}", fastrand::u64(..)), true),
-            };
             let feed = self.change_feed.is_some();
-            let deadline = self.etcd.deadline.unwrap_or(ETCD_DEADLINE);
-            let (engine, meta) =
-                EtcdEngine::open(endpoints, &namespace, temporary, feed, deadline)?;
+            let (engine, meta) = EtcdEngine::open(endpoints, &self.etcd, feed)?;
             return self.finish(Box::new(engine), meta, clock, None);
         }
         let (dir, temporary) = match &self.path {
@@ -389,15 +366,7 @@ impl StoreBuilder {
                 (temp.path().to_path_buf(), Some(temp))
             }
         };
-        let options = LocalOptions {
-            cache_bytes: self.cache_bytes,
-            min_free_bytes: self.min_free_bytes,
-            durability: self.durability,
-            change_feed: self.change_feed,
-            #[cfg(feature = "fault-injection")]
-            crash_after_writes: self.crash_after_writes,
-        };
-        let (engine, meta) = LocalEngine::open(&dir, options, clock.clone())?;
+        let (engine, meta) = LocalEngine::open(&dir, self.local, self.change_feed, clock.clone())?;
         self.finish(Box::new(engine), meta, clock, temporary)
     }
 

@@ -1,7 +1,7 @@
 //! What every engine does for the layers above: store bytes in keyspaces, apply conditional
 //! commits, issue versions, make commits durable, keep a change feed.
 
-use std::future::{Future, Ready, ready};
+use std::future::{Ready, ready};
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -33,8 +33,9 @@ pub(crate) fn done<'a, T>(result: Result<T>) -> EngineFuture<'a, T> {
 }
 
 /// An [`EngineFuture`] still under way.
+#[cfg(feature = "etcd")]
 pub(crate) fn under_way<'a, T>(
-    future: impl Future<Output = Result<T>> + Send + 'a,
+    future: impl std::future::Future<Output = Result<T>> + Send + 'a,
 ) -> EngineFuture<'a, T> {
     Either::Right(Box::pin(future))
 }

@@ -25,7 +25,7 @@ mod keyspace;
 pub(crate) mod local;
 
 #[cfg(feature = "etcd")]
-pub(crate) use self::etcd::{ETCD_DEADLINE, EtcdEngine};
+pub(crate) use self::etcd::{EtcdEngine, EtcdOptions};
 #[cfg(feature = "fuzzing")]
 pub(crate) use self::local::Session;
 pub(crate) use self::local::{LocalEngine, LocalOptions};

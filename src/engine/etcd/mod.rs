@@ -38,7 +38,7 @@ use crate::{Error, Result, Version};
 mod cluster;
 mod feed;
 
-pub(crate) use self::cluster::DEFAULT_DEADLINE as ETCD_DEADLINE;
+use self::cluster::DEFAULT_DEADLINE;
 
 /// How many versions a process takes from the shared lease at a time.
 const VERSION_BLOCK: u64 = 1 << 16;
@@ -66,23 +66,37 @@ pub(crate) struct EtcdEngine {
     temporary: bool,
 }
 
+/// The etcd engine's own options (set through [`StoreBuilder`](crate::StoreBuilder)): its
+/// cluster (none: the store is not on etcd), its name there (none: a temporary store), and how
+/// long a request keeps trying (none: [`DEFAULT_DEADLINE`](cluster::DEFAULT_DEADLINE)).
+#[derive(Clone, Default)]
+pub(crate) struct EtcdOptions {
+    pub(crate) endpoints: Option<Vec<String>>,
+    pub(crate) namespace: Option<String>,
+    pub(crate) deadline: Option<Duration>,
+}
+
 impl EtcdEngine {
-    /// Connects to the cluster at `endpoints` and opens the store kept under `namespace`,
-    /// recording a change feed if `feed` or if any process ever opened it with one: a feed
-    /// that only some processes record would miss the others' commits.
+    /// Connects to the cluster at `endpoints` and opens the store `options` name (a new
+    /// temporary one, removed when the engine is dropped, if they name none), recording a
+    /// change feed if `feed` or if any process ever opened it with one: a feed that only some
+    /// processes record would miss the others' commits.
     pub(crate) fn open(
         endpoints: &[String],
-        namespace: &str,
-        temporary: bool,
+        options: &EtcdOptions,
         feed: bool,
-        deadline: Duration,
     ) -> Result<(Self, Arc<Meta>)> {
+        let (namespace, temporary) = match &options.namespace {
+            Some(name) => (name.clone(), false),
+            None => (format!("temporary-{:016x}", fastrand::u64(..)), true),
+        };
+        let deadline = options.deadline.unwrap_or(DEFAULT_DEADLINE);
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("revkv-etcd")
             .enable_all()
             .build()?;
-        let options = ConnectOptions::new()
+        let connect = ConnectOptions::new()
             .with_timeout(ATTEMPT_TIMEOUT)
             .with_connect_timeout(ATTEMPT_TIMEOUT)
             .with_keep_alive(Duration::from_secs(2), Duration::from_secs(2))
@@ -91,7 +105,7 @@ impl EtcdEngine {
         let handle = runtime.handle().clone();
         let client = block_on(async {
             let _entered = handle.enter();
-            Client::connect(endpoints, Some(options)).await
+            Client::connect(endpoints, Some(connect)).await
         })
         .map_err(storage_error)?;
         let mut prefix = b"revkv\0".to_vec();

@@ -33,15 +33,27 @@ use crate::locks::LockTable;
 use crate::meta::Meta;
 use crate::{Error, Result, Version};
 
-/// How to open a [`LocalEngine`].
+/// The local engine's own options (set through [`StoreBuilder`](crate::StoreBuilder)).
 #[derive(Clone, Copy)]
 pub(crate) struct LocalOptions {
     pub(crate) cache_bytes: u64,
     pub(crate) min_free_bytes: u64,
     pub(crate) durability: Durability,
-    pub(crate) change_feed: Option<Retention>,
     #[cfg(feature = "fault-injection")]
     pub(crate) crash_after_writes: Option<u64>,
+}
+
+impl Default for LocalOptions {
+    /// A 256 MiB page cache, a 64 MiB free-space reserve, durable at each flush.
+    fn default() -> Self {
+        Self {
+            cache_bytes: 256 * 1024 * 1024,
+            min_free_bytes: 64 * 1024 * 1024,
+            durability: Durability::OnFlush,
+            #[cfg(feature = "fault-injection")]
+            crash_after_writes: None,
+        }
+    }
 }
 
 /// Whether the previous session ended by closing the store (meta key `session`).
@@ -74,6 +86,7 @@ impl LocalEngine {
     pub(crate) fn open(
         dir: &Path,
         options: LocalOptions,
+        change_feed: Option<Retention>,
         clock: StoreClock,
     ) -> Result<(Self, Arc<Meta>)> {
         let backend: Arc<dyn Backend> = Arc::new(SledBackend::open(
@@ -91,8 +104,7 @@ impl LocalEngine {
         let intents = backend.tree("revkv/intents")?;
         intent::replay(backend.as_ref(), intents.as_ref())?;
         let crashed = meta.get::<Session>("session")? == Some(Session::Open);
-        let feed = options
-            .change_feed
+        let feed = change_feed
             .map(|retention| Feed::open(&backend, Arc::clone(&meta), retention, crashed))
             .transpose()?;
         if crashed {
