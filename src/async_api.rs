@@ -8,9 +8,10 @@
 //! a current-thread runtime as on a multi-thread one.
 //!
 //! Not async yet: a write in [`Durability::Immediate`](crate::Durability::Immediate) mode on the
-//! local engine joins its group commit on the polling thread (a millisecond or so, the time of
-//! one `fdatasync`), and transactions, scans, history and the expiry of a record a write finds
-//! in its way run their reads blocking.
+//! local engine joins its group commit on the polling thread (for the time of one
+//! `fdatasync`); scans, history, an expiry handler and the sweep of an expired record a write
+//! finds in its way, and [`ChangeStream`]'s reading of the changes themselves, read blocking
+//! (on etcd, a round trip each).
 
 use std::borrow::Borrow;
 use std::fmt;

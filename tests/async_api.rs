@@ -307,7 +307,10 @@ fn sixteen_tasks_buying_from_a_stock_of_five_make_five_orders() {
 }
 
 #[test]
-fn flushes_from_many_tasks_all_resolve_and_what_they_covered_is_there_after_a_reopen() {
+fn flushes_from_many_tasks_all_resolve_and_every_acknowledged_write_is_there_after_a_reopen() {
+    // What makes a flush durable is the engine's sync, which the crash tests check; closing a
+    // store syncs too, so the reopen here checks the writes, and the flushes that every task
+    // awaits must resolve, on either runtime.
     let dir = tempfile::tempdir().expect("a directory");
     for runtime in [current_thread(), multi_thread()] {
         let store = Store::open(dir.path()).expect("store");
