@@ -4,6 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::codec;
@@ -370,6 +371,22 @@ impl Snapshot {
             expires,
             payload: payload.into(),
         }
+    }
+
+    /// The snapshot a conflict would carry for a record holding `value` at `version`, last
+    /// modified at `modified`: for tests of code that handles conflicts, such as an HTTP
+    /// handler's mapping of them.
+    ///
+    /// # Errors
+    /// [`Error::Encode`] if the value does not serialize.
+    pub fn of<T: Serialize>(
+        version: Version,
+        modified: SystemTime,
+        value: &T,
+    ) -> Result<Self, Error> {
+        let encoded = codec::EncodedRecord::new(value, false)
+            .map_err(|e| Error::encode(e, "a snapshot's record".to_owned()))?;
+        Ok(Self::new(version, modified, None, encoded.payload()))
     }
 
     /// The record's version.

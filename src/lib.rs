@@ -203,6 +203,7 @@ mod version;
 mod watch;
 
 pub use async_api::{AsyncCollection, AsyncStore, AsyncTransaction, ChangeStream};
+pub use backend::Memory;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use collection::{Collection, CollectionBuilder, Iter};
 pub use conflict::{Conflict, ConflictKind, Snapshot};
@@ -216,7 +217,3 @@ pub use txn::Transaction;
 pub use verify::{Problem, Report};
 pub use version::{Version, Versioned};
 pub use watch::Watch;
-
-#[cfg(feature = "fuzzing")]
-#[doc(hidden)]
-pub mod fuzzing;

@@ -10,12 +10,13 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tempfile::TempDir;
 
+use crate::backend::Memory;
 use crate::clock::{Clock, StoreClock, SystemClock};
 use crate::collection::schema::Limits;
 use crate::collection::{CollectionBuilder, Combiners, Registered};
 use crate::durability::Durability;
 use crate::engine::{ChangeFeed, Retention};
-use crate::engine::{Engine, LocalEngine, LocalOptions};
+use crate::engine::{Engine, LocalEngine, LocalOptions, Storage};
 #[cfg(feature = "etcd")]
 use crate::engine::{EtcdEngine, EtcdOptions};
 use crate::feed::Changes;
@@ -40,6 +41,7 @@ pub struct Store {
 #[must_use]
 pub struct StoreBuilder {
     path: Option<PathBuf>,
+    memory: Option<Memory>,
     limits: Limits,
     clock: Arc<dyn Clock>,
     sweep_every: Option<Duration>,
@@ -100,6 +102,7 @@ impl Store {
     pub fn builder() -> StoreBuilder {
         StoreBuilder {
             path: None,
+            memory: None,
             limits: Limits {
                 max_key_len: 1024,
                 max_value_len: 16 * 1024 * 1024,
@@ -215,6 +218,16 @@ impl StoreBuilder {
     /// as [`Store::temporary`] says.
     pub fn path(mut self, path: impl AsRef<Path>) -> Self {
         self.path = Some(path.as_ref().to_path_buf());
+        self.memory = None;
+        self
+    }
+
+    /// Keep the store in `memory` instead of a directory (see [`Memory`]): nothing is durable
+    /// beyond the process, so the durability mode, cache size and free-space reserve do not
+    /// apply. Replaces an earlier [`StoreBuilder::path`].
+    pub fn memory(mut self, memory: &Memory) -> Self {
+        self.memory = Some(memory.clone());
+        self.path = None;
         self
     }
 
@@ -346,6 +359,7 @@ impl StoreBuilder {
     pub fn open(self) -> Result<Store> {
         #[cfg(feature = "etcd")]
         if self.path.is_none()
+            && self.memory.is_none()
             && self.etcd.endpoints.is_none()
             && let Ok(endpoints) = std::env::var("REVKV_ETCD_ENDPOINTS")
             && !endpoints.is_empty()
@@ -359,14 +373,16 @@ impl StoreBuilder {
             let (engine, meta) = EtcdEngine::open(endpoints, &self.etcd, feed)?;
             return self.finish(Box::new(engine), meta, clock, None);
         }
-        let (dir, temporary) = match &self.path {
-            Some(path) => (path.clone(), None),
-            None => {
+        let open =
+            |storage| LocalEngine::open(storage, self.local, self.change_feed, clock.clone());
+        let ((engine, meta), temporary) = match (&self.memory, &self.path) {
+            (Some(memory), _) => (open(Storage::Memory(memory))?, None),
+            (None, Some(path)) => (open(Storage::Dir(path))?, None),
+            (None, None) => {
                 let temp = tempfile::Builder::new().prefix("revkv-").tempdir()?;
-                (temp.path().to_path_buf(), Some(temp))
+                (open(Storage::Dir(temp.path()))?, Some(temp))
             }
         };
-        let (engine, meta) = LocalEngine::open(&dir, self.local, self.change_feed, clock.clone())?;
         self.finish(Box::new(engine), meta, clock, temporary)
     }
 

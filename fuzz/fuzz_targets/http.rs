@@ -1,5 +1,4 @@
-//! Arbitrary header values and bodies through the HTTP adapter; the body is
-//! `revkv::fuzzing::http`.
+//! Arbitrary header values and bodies through the HTTP adapter; the body is `revkv_fuzz::http` (`fuzz/bodies/http.rs`).
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| revkv::fuzzing::http(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| revkv_fuzz::http(data));

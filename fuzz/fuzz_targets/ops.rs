@@ -1,4 +1,4 @@
-//! Operation sequences checked against a model; the body is `revkv::fuzzing::ops`.
+//! Operation sequences checked against a model; the body is `revkv_fuzz::ops` (`fuzz/bodies/ops.rs`).
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| revkv::fuzzing::ops(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| revkv_fuzz::ops(data));

@@ -6,6 +6,7 @@
 
 #[cfg(feature = "fault-injection")]
 mod crash_point;
+mod memory;
 mod sled;
 mod space;
 
@@ -15,6 +16,7 @@ use crate::Result;
 
 #[cfg(feature = "fault-injection")]
 pub(crate) use self::crash_point::CrashPoint;
+pub use self::memory::Memory;
 pub(crate) use self::sled::SledBackend;
 
 /// A value read from an engine. sled's reference-counted bytes: reading one does not copy

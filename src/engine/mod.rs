@@ -26,9 +26,7 @@ pub(crate) mod local;
 
 #[cfg(feature = "etcd")]
 pub(crate) use self::etcd::{EtcdEngine, EtcdOptions};
-#[cfg(feature = "fuzzing")]
-pub(crate) use self::local::Session;
-pub(crate) use self::local::{LocalEngine, LocalOptions};
+pub(crate) use self::local::{LocalEngine, LocalOptions, Storage};
 
 pub use self::commit::ChangeKind;
 pub(crate) use self::commit::{Commit, Compare, EntryWrite, RecordChange, Route, Write};

@@ -22,7 +22,7 @@ use self::feed::{Feed, Recorded};
 use self::intent::{IntentWrite, OwnedWrite};
 use self::journal::Journal;
 use self::sequence::Sequence;
-use crate::backend::{Backend, Bytes, SledBackend, Tree};
+use crate::backend::{Backend, Bytes, Memory, SledBackend, Tree};
 use crate::clock::StoreClock;
 use crate::durability::{Durability, GroupCommit};
 use crate::engine::commit::{Commit, Route};
@@ -56,6 +56,15 @@ impl Default for LocalOptions {
     }
 }
 
+/// Where the local engine keeps its trees.
+#[derive(Clone, Copy)]
+pub(crate) enum Storage<'a> {
+    /// sled, in this directory.
+    Dir(&'a Path),
+    /// In memory, with nothing durable: no journal, whatever the durability mode.
+    Memory(&'a Memory),
+}
+
 /// Whether the previous session ended by closing the store (meta key `session`).
 #[derive(Serialize, serde::Deserialize, PartialEq, Eq)]
 pub(crate) enum Session {
@@ -81,19 +90,22 @@ pub(crate) struct LocalEngine {
 }
 
 impl LocalEngine {
-    /// Opens the engine in `dir`, completing whatever a crash interrupted: intents, the
+    /// Opens the engine on `storage`, completing whatever a crash interrupted: intents, the
     /// change feed's redo entries and the journal's frames.
     pub(crate) fn open(
-        dir: &Path,
+        storage: Storage<'_>,
         options: LocalOptions,
         change_feed: Option<Retention>,
         clock: StoreClock,
     ) -> Result<(Self, Arc<Meta>)> {
-        let backend: Arc<dyn Backend> = Arc::new(SledBackend::open(
-            dir,
-            options.cache_bytes,
-            options.min_free_bytes,
-        )?);
+        let backend: Arc<dyn Backend> = match storage {
+            Storage::Dir(dir) => Arc::new(SledBackend::open(
+                dir,
+                options.cache_bytes,
+                options.min_free_bytes,
+            )?),
+            Storage::Memory(memory) => Arc::new(memory.claim()?),
+        };
         #[cfg(feature = "fault-injection")]
         let backend: Arc<dyn Backend> = match options.crash_after_writes {
             Some(writes) => Arc::new(crate::backend::CrashPoint::new(backend, writes)),
@@ -114,14 +126,15 @@ impl LocalEngine {
             }
         }
         let mark_feed_applied = || mark_applied(feed.as_ref(), &clock);
-        let journal = match options.durability {
-            Durability::Immediate => Some(Journal::open(
+        let journal = match (storage, options.durability) {
+            (Storage::Memory(_), _) => None,
+            (Storage::Dir(dir), Durability::Immediate) => Some(Journal::open(
                 dir,
                 Arc::clone(&meta),
                 Arc::clone(&backend),
                 &mark_feed_applied,
             )?),
-            Durability::OnFlush => {
+            (Storage::Dir(dir), Durability::OnFlush) => {
                 // Last opened in Immediate mode, its journal may hold writes the engine lost.
                 journal::recover_and_remove(dir, &meta, backend.as_ref(), &mark_feed_applied)?;
                 None

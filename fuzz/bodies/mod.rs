@@ -1,15 +1,18 @@
-//! The bodies of the cargo-fuzz targets in `fuzz/`, behind the `fuzzing` feature.
+//! The bodies of the cargo-fuzz targets: the library of the `revkv-fuzz` crate, which its
+//! targets call, and a module of the corpus replay test (`tests/fuzz_corpus_replay.rs`), which
+//! includes this directory by path. They use revkv's public API only.
 //!
 //! Each target is one plain function of the fuzzer's bytes, so that the fuzz target
-//! (`fuzz/fuzz_targets/<name>.rs`) and the corpus replay test (`tests/fuzz_corpus_replay.rs`)
-//! run exactly the same code, the replay test on the stable toolchain. A function panics only
-//! when revkv broke one of its promises; any other input, however odd, returns normally.
+//! (`fuzz/fuzz_targets/<name>.rs`) and the replay test run exactly the same code, the replay
+//! test on the stable toolchain. A function panics only when revkv broke one of its promises;
+//! any other input, however odd, returns normally. Stores live in a [`revkv::Memory`], so an
+//! input costs microseconds, not a directory and its `fsync`s.
 //!
 //! - [`ops()`]: a sequence of operations on two collections, checked step by step against an
 //!   in-memory model.
 //! - [`decode()`]: arbitrary bytes where revkv expects its own stored bytes.
-//! - [`http()`] (with the `http` feature): arbitrary header values and bodies through the HTTP
-//!   adapter's precondition parsing and problem rendering.
+//! - [`http()`]: arbitrary header values and bodies through the HTTP adapter's precondition
+//!   parsing and problem rendering.
 //!
 //! Both collections share the value type `Item` and the declarations in `SPECS`, so the
 //! targets and the model agree on what is stored.
@@ -20,17 +23,14 @@
 //! `tests/fuzz_corpus_replay.rs`.
 
 mod decode;
-#[cfg(feature = "http")]
 mod http;
 mod model;
 mod ops;
 
+use revkv::{Collection, Result, Store};
 use serde::{Deserialize, Serialize};
 
-use crate::{Collection, Result, Store};
-
 pub use self::decode::decode;
-#[cfg(feature = "http")]
 pub use self::http::http;
 pub use self::ops::ops;
 
@@ -105,7 +105,7 @@ impl Spec {
     /// Opens this collection in `store` with its declared indexes and state machine.
     ///
     /// # Errors
-    /// As [`crate::CollectionBuilder::open`].
+    /// As [`revkv::CollectionBuilder::open`].
     pub(crate) fn open(&self, store: &Store) -> Result<Collection<Item>> {
         let mut builder = store.collection::<Item>(self.name);
         for &(index, value_of) in self.uniques {

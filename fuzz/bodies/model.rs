@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use super::{Item, SPECS, Spec};
-use crate::{Conflict, Error, Version};
+use revkv::{Conflict, Error, Version};
 
 /// The records of both collections, by collection position and key.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -89,8 +89,9 @@ impl Refusal {
                 allowed: allowed.clone(),
             },
             Conflict::Rule { code, .. } => Self::Rule { code: code.clone() },
-            // Only three-way merges raise it, and the targets make none.
-            Conflict::BaseNotRetained { .. } => return None,
+            // `BaseNotRetained`: only three-way merges raise it, and the targets make none.
+            // (`Conflict` is non-exhaustive: a kind added later fails the model's checks.)
+            _ => return None,
         })
     }
 }

@@ -10,12 +10,12 @@ use std::time::{Duration, SystemTime};
 use arbitrary::{Arbitrary, Unstructured};
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 
-use crate::conflict::Snapshot;
-use crate::http::{
+use revkv::Snapshot;
+use revkv::http::{
     EntityTag, HttpError, Policy, PreconditionFailed, Preconditions, ReadOutcome, TagCondition,
     Validators, etag, http_date, json_body, parse_preconditions,
 };
-use crate::{Conflict, Error, Version};
+use revkv::{Conflict, Error, Version};
 
 /// The headers the adapter reads, plus one it does not.
 const HEADERS: [&str; 6] = [
@@ -163,12 +163,8 @@ fn round_trips(version: Version, modified: SystemTime) {
 }
 
 fn conflict(input: &ConflictInput) -> Conflict {
-    let snapshot = Snapshot::new(
-        Version::new(input.version),
-        SystemTime::UNIX_EPOCH,
-        None,
-        b"",
-    );
+    let snapshot =
+        Snapshot::of(Version::new(input.version), SystemTime::UNIX_EPOCH, &()).expect("() encodes");
     let (collection, key) = (input.a.clone(), input.b.clone());
     match input.kind % 7 {
         0 => Conflict::VersionMismatch {

@@ -2,20 +2,20 @@
 //! step against [`Model`].
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::time::Duration;
 
 use arbitrary::{Arbitrary, Unstructured};
 
 use super::model::{Expect, Model, Refusal};
 use super::{Item, SPECS};
-use crate::{
-    Collection, Conflict, Error, Result, Retention, Store, Transaction, Version, Versioned,
+use revkv::{
+    Collection, Conflict, Error, Memory, Result, Retention, Store, Transaction, Version, Versioned,
 };
 
 /// Longest operation sequence one input runs, so that every run stays fast.
 const MAX_OPS: usize = 64;
-/// Most reopens one input makes: each costs several `fsync`s, the rest of an operation far less.
+/// Most reopens one input makes: each runs the recovery an open runs, far more work than an
+/// operation.
 const MAX_REOPENS: usize = 3;
 /// Most writes and reads one transaction makes.
 const MAX_STEPS: usize = 6;
@@ -130,7 +130,7 @@ enum Op {
     /// Steps in one transaction (at most [`MAX_STEPS`]); `true` aborts it with a rule conflict
     /// after the steps.
     Transaction(Vec<Step>, bool),
-    /// Drop every handle and open the store's directory again (at most [`MAX_REOPENS`] times
+    /// Drop every handle and open the store's storage again (at most [`MAX_REOPENS`] times
     /// per input; later ones do nothing).
     Reopen,
 }
@@ -150,10 +150,10 @@ enum Step {
 /// # Panics
 /// When revkv and the model disagree: that is the bug the fuzzer looks for.
 pub fn ops(data: &[u8]) {
-    let dir = tempfile::tempdir().expect("a temporary directory");
+    let memory = Memory::new();
     let mut input = Unstructured::new(data);
     let feed = bool::arbitrary(&mut input).unwrap_or_default();
-    let mut handles = Handles::open(dir.path(), feed);
+    let mut handles = Handles::open(&memory, feed);
     let mut model = Model::default();
     let mut versions = Versions::default();
     let mut reopens = 0;
@@ -171,7 +171,7 @@ pub fn ops(data: &[u8]) {
             Op::Reopen if reopens < MAX_REOPENS => {
                 reopens += 1;
                 drop(handles);
-                handles = Handles::open(dir.path(), feed);
+                handles = Handles::open(&memory, feed);
             }
             Op::Reopen => {}
             Op::Transaction(steps, abort) => {
@@ -193,8 +193,8 @@ struct Handles {
 }
 
 impl Handles {
-    fn open(dir: &Path, feed: bool) -> Self {
-        let mut builder = Store::builder().path(dir);
+    fn open(memory: &Memory, feed: bool) -> Self {
+        let mut builder = Store::builder().memory(memory);
         if feed {
             builder = builder.change_feed(Retention::new(1_000, Duration::from_secs(3_600)));
         }
