@@ -5,6 +5,7 @@
 //! Two more one-writer floors show where a commit's time goes: raw sled's `flush` followed by
 //! `fdatasync` of its log (the commit revkv made before its journal), and a write into a
 //! preallocated file with `fdatasync` (what a commit to revkv's journal costs at the least).
+//! revkv's async API makes the same updates from 1 and 8 tasks of a current-thread runtime.
 
 // Benchmark arithmetic on small counters and ratios: the casts cannot lose anything here.
 #![allow(clippy::cast_possible_truncation, clippy::cast_precision_loss)]
@@ -15,6 +16,7 @@ use std::fs::File;
 use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
+use std::time::Instant;
 
 use common::{Payload, run_threads};
 use criterion::measurement::WallTime;
@@ -54,6 +56,8 @@ fn durable(c: &mut Criterion) {
             });
         });
     }
+
+    async_tasks(&mut group, &docs, &keys);
 
     let log = Mutex::new(File::create(dir.path().join("raw.log")).expect("file"));
     group.bench_function(BenchmarkId::new("raw_write_fdatasync", 1), |b| {
@@ -112,6 +116,49 @@ fn durable(c: &mut Criterion) {
         });
     }
     group.finish();
+}
+
+/// The same updates from tasks of one current-thread runtime through the async API: each waits
+/// for its group commit on a thread of revkv's, the runtime's thread never.
+fn async_tasks(
+    group: &mut BenchmarkGroup<'_, WallTime>,
+    docs: &revkv::Collection<Payload>,
+    keys: &[String],
+) {
+    let tasks = docs.to_async();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
+    for writers in WRITERS {
+        group.bench_function(
+            BenchmarkId::new("revkv_immediate_async_tasks", writers),
+            |b| {
+                b.iter_custom(|iters| {
+                    runtime.block_on(async {
+                        let start = Instant::now();
+                        let running: Vec<_> = (0..writers)
+                            .map(|t| {
+                                let (docs, key) = (tasks.clone(), keys[t].clone());
+                                let share = iters / writers as u64
+                                    + u64::from((t as u64) < iters % writers as u64);
+                                tokio::spawn(async move {
+                                    for _ in 0..share {
+                                        docs.update_with(&key, |p| Payload::new(p.counter + 1))
+                                            .await
+                                            .expect("update");
+                                    }
+                                })
+                            })
+                            .collect();
+                        for task in running {
+                            task.await.expect("task");
+                        }
+                        start.elapsed()
+                    })
+                });
+            },
+        );
+    }
 }
 
 /// What one commit costs at the least, one writer: raw sled's `flush` followed by `fdatasync`

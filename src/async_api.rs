@@ -4,12 +4,13 @@
 //! They are the very operations of the blocking API (which runs these futures to completion on
 //! the calling thread), so both behave alike and raise the same conflicts. On etcd a future
 //! awaits the cluster's answer without holding a thread; on the local engine an operation
-//! completes when first polled, as it takes microseconds. Every future is `Send`, and works on
-//! a current-thread runtime as on a multi-thread one.
+//! completes when first polled, as it takes microseconds, except a write in
+//! [`Durability::Immediate`](crate::Durability::Immediate) mode, which waits for its group
+//! commit (an `fdatasync`) on a thread of a pool that grows with the writers waiting, never on
+//! the runtime's. Every future is `Send`, and works on a current-thread runtime as on a
+//! multi-thread one.
 //!
-//! Not async yet: a write in [`Durability::Immediate`](crate::Durability::Immediate) mode on the
-//! local engine joins its group commit on the polling thread (for the time of one
-//! `fdatasync`); scans, history, an expiry handler and the sweep of an expired record a write
+//! Not async yet: scans, history, an expiry handler and the sweep of an expired record a write
 //! finds in its way, and [`ChangeStream`]'s reading of the changes themselves, read blocking
 //! (on etcd, a round trip each).
 

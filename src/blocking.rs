@@ -1,11 +1,12 @@
 //! The blocking face's driver: runs one of revkv's futures to completion on the calling thread.
 //!
 //! revkv's operations are written once, as futures; the blocking API runs them here. On the
-//! local engine they complete at their first poll (a durable write's group commit aside), so this
-//! costs a poll; on etcd the calling thread sleeps until the engine's runtime, which drives the
+//! local engine they complete at their first poll (a durable write joins its group commit on
+//! the calling thread, see [`on_blocking_thread`]), so this costs a poll; on etcd the calling thread sleeps until the engine's runtime, which drives the
 //! connections, wakes it. Unlike `futures::executor::block_on` it may be nested: a closure run
 //! inside an operation (a transaction's body, an expiry handler) may call the blocking API.
 
+use std::cell::Cell;
 use std::future::Future;
 use std::pin::pin;
 use std::sync::Arc;
@@ -28,11 +29,36 @@ impl Wake for Unpark {
 thread_local! {
     /// This thread's waker, made once: most blocking calls never wait.
     static WAKER: Waker = Waker::from(Arc::new(Unpark(thread::current())));
+    /// How many [`block_on`] calls this thread is inside.
+    static DEPTH: Cell<usize> = const { Cell::new(0) };
+}
+
+/// Whether this thread is inside [`block_on`]: then it is the caller's own thread, free to
+/// wait (for a group commit, say), rather than a thread of some async runtime.
+pub(crate) fn on_blocking_thread() -> bool {
+    DEPTH.get() > 0
+}
+
+/// Counts a [`block_on`] call while it runs.
+struct Inside;
+
+impl Inside {
+    fn enter() -> Self {
+        DEPTH.set(DEPTH.get() + 1);
+        Self
+    }
+}
+
+impl Drop for Inside {
+    fn drop(&mut self) {
+        DEPTH.set(DEPTH.get() - 1);
+    }
 }
 
 /// Polls `future` on this thread until it completes, sleeping while it waits.
 #[inline]
 pub(crate) fn block_on<F: Future>(future: F) -> F::Output {
+    let _inside = Inside::enter();
     let mut future = pin!(future);
     // Most futures here are done at their first poll, which needs no waker of this thread's.
     if let Poll::Ready(output) = future

@@ -2,11 +2,12 @@
 //! the same conflicts as the blocking API, no lost update, one holder per unique value, and the
 //! change feed as a stream. On etcd when `REVKV_ETCD_ENDPOINTS` is set, like every test here.
 
-use std::future::Future;
+use std::future::{Future, poll_fn};
+use std::pin::pin;
 use std::sync::Arc;
 
 use futures::StreamExt;
-use revkv::{AsyncCollection, AsyncStore, Conflict, Error, Retention, Store, Version};
+use revkv::{AsyncCollection, AsyncStore, Conflict, Durability, Error, Retention, Store, Version};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Barrier;
 
@@ -356,6 +357,64 @@ fn flushes_from_many_tasks_all_resolve_and_every_acknowledged_write_is_there_aft
             .expect("read")
             .expect("there");
         assert_eq!(counter.value.hits, 2, "k{i}");
+    }
+}
+
+#[test]
+fn durable_writes_wait_for_their_group_commit_off_the_runtime_threads() {
+    let dir = tempfile::tempdir().expect("a directory");
+    for (round, runtime) in [current_thread(), multi_thread()].into_iter().enumerate() {
+        let store = Store::builder()
+            .path(dir.path())
+            .durability(Durability::Immediate)
+            .open()
+            .expect("store");
+        let counters = store
+            .collection::<Counter>("counters")
+            .open()
+            .expect("counters")
+            .to_async();
+        let waited = runtime.block_on(async {
+            let tasks: Vec<_> = (0..32)
+                .map(|i| {
+                    let counters = counters.clone();
+                    tokio::spawn(assert_send(async move {
+                        let key = format!("r{round}-k{i}");
+                        let mut write = pin!(counters.insert(&key, Counter { hits: 1 }));
+                        // Run inline, a write would finish at its first poll, its `fdatasync`
+                        // included, while the runtime's thread waited.
+                        let mut first_poll = None;
+                        let written = poll_fn(|cx| {
+                            let poll = write.as_mut().poll(cx);
+                            first_poll.get_or_insert(poll.is_pending());
+                            poll
+                        })
+                        .await;
+                        written.map(|_| first_poll == Some(true))
+                    }))
+                })
+                .collect();
+            let mut waited = 0;
+            for task in tasks {
+                waited += usize::from(task.await.expect("task panicked").expect("written"));
+            }
+            waited
+        });
+        assert!(
+            waited > 0,
+            "no write of round {round} left the runtime's thread"
+        );
+    }
+    let store = Store::open(dir.path()).expect("reopened");
+    let counters = store
+        .collection::<Counter>("counters")
+        .open()
+        .expect("counters");
+    for round in 0..2 {
+        for i in 0..32 {
+            let key = format!("r{round}-k{i}");
+            assert!(counters.get(&key).expect("read").is_some(), "{key}");
+        }
     }
 }
 

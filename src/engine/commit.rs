@@ -110,7 +110,67 @@ impl EntryWrite {
     }
 }
 
+/// A [`Commit`] with its own copies of keyspaces, keys and values, for a thread other than
+/// the caller's.
+pub(crate) struct OwnedCommit {
+    compares: Vec<OwnedKey>,
+    writes: Vec<(OwnedKey, Option<RecordChange>)>,
+    route: Route,
+    modified: SystemTime,
+}
+
+/// A keyspace, a key in it, and the bytes compared or written there (`None`: nothing).
+type OwnedKey = (Keyspace, Vec<u8>, Option<Vec<u8>>);
+
+impl OwnedCommit {
+    /// The commit, borrowing from `self`.
+    pub(crate) fn commit(&self) -> Commit<'_> {
+        Commit {
+            compares: (self.compares.iter())
+                .map(|(keyspace, key, holds)| Compare {
+                    keyspace,
+                    key,
+                    holds: holds.as_deref(),
+                })
+                .collect(),
+            writes: (self.writes.iter())
+                .map(|((keyspace, key, value), record)| Write {
+                    keyspace,
+                    key,
+                    value: value.as_deref(),
+                    record: *record,
+                })
+                .collect(),
+            route: self.route,
+            modified: self.modified,
+        }
+    }
+}
+
 impl Commit<'_> {
+    /// The commit with its own copies of what it borrows.
+    pub(crate) fn to_owned(&self) -> OwnedCommit {
+        OwnedCommit {
+            compares: (self.compares.iter())
+                .map(|c| {
+                    (
+                        c.keyspace.clone(),
+                        c.key.to_vec(),
+                        c.holds.map(<[u8]>::to_vec),
+                    )
+                })
+                .collect(),
+            writes: (self.writes.iter())
+                .map(|w| {
+                    let value = w.value.map(<[u8]>::to_vec);
+                    ((w.keyspace.clone(), w.key.to_vec(), value), w.record)
+                })
+                .collect(),
+            route: self.route,
+            modified: self.modified,
+        }
+    }
+
     /// Every write of the commit, as the local feed records them: its entry is also their redo
     /// record.
     pub(crate) fn entry_writes(&self) -> Vec<EntryWrite> {

@@ -33,7 +33,6 @@ pub(crate) fn done<'a, T>(result: Result<T>) -> EngineFuture<'a, T> {
 }
 
 /// An [`EngineFuture`] still under way.
-#[cfg(feature = "etcd")]
 pub(crate) fn under_way<'a, T>(
     future: impl std::future::Future<Output = Result<T>> + Send + 'a,
 ) -> EngineFuture<'a, T> {

@@ -26,7 +26,7 @@ use crate::backend::{Backend, Bytes, Memory, SledBackend, Tree};
 use crate::clock::StoreClock;
 use crate::durability::{Durability, GroupCommit};
 use crate::engine::commit::{Commit, Route};
-use crate::engine::contract::{Engine, EngineFuture, Paused, check_format, done};
+use crate::engine::contract::{Engine, EngineFuture, Paused, check_format, done, under_way};
 use crate::engine::feed::{ChangeFeed, Retention};
 use crate::engine::keyspace::Keyspace;
 use crate::locks::LockTable;
@@ -72,7 +72,19 @@ pub(crate) enum Session {
     Closed,
 }
 
-pub(crate) struct LocalEngine {
+/// The local engine: its state behind an `Arc`, which a durable write of an async caller
+/// takes to the thread that waits for its group commit.
+pub(crate) struct LocalEngine(Arc<Core>);
+
+impl std::ops::Deref for LocalEngine {
+    type Target = Core;
+
+    fn deref(&self) -> &Core {
+        &self.0
+    }
+}
+
+pub(crate) struct Core {
     backend: Arc<dyn Backend>,
     meta: Arc<Meta>,
     intents: Arc<dyn Tree>,
@@ -143,7 +155,7 @@ impl LocalEngine {
         meta.put("session", &Session::Open)?;
         // Resuming the sequence syncs, which also makes the marks above durable.
         let versions = Sequence::resume("version-lease", Arc::clone(&meta), Arc::clone(&backend))?;
-        let engine = Self {
+        let engine = Core {
             backend,
             meta: Arc::clone(&meta),
             intents,
@@ -156,9 +168,11 @@ impl LocalEngine {
             group_commit: GroupCommit::new(),
             poisoned: AtomicBool::new(false),
         };
-        Ok((engine, meta))
+        Ok((Self(Arc::new(engine)), meta))
     }
+}
 
+impl Core {
     /// Runs `apply`, the single-key writes of one logical write, as [`Self::write_all`] does,
     /// after storing `entry`, the change feed's entry for them, if there is one: the entry goes
     /// first because it is also their redo record. On the [`Route::Logged`] route in
@@ -290,6 +304,15 @@ impl LocalEngine {
     fn mark_feed_applied(&self) -> Result<()> {
         mark_applied(self.feed.as_ref(), &self.clock)
     }
+
+    /// Fails fast once a multi-key write has failed halfway (see [`Error::Poisoned`]).
+    fn check_writable(&self) -> Result<()> {
+        if self.poisoned.load(Ordering::Acquire) {
+            Err(Error::Poisoned)
+        } else {
+            Ok(())
+        }
+    }
 }
 
 impl Engine for LocalEngine {
@@ -306,9 +329,19 @@ impl Engine for LocalEngine {
         done(keyspace.tree.get(key))
     }
 
-    /// At once, but for the group commit of a durable write, which this thread joins.
+    /// At once, but for a durable write of an async caller: its group commit is waited for
+    /// on a thread of a pool, not on the caller's (a blocking caller's thread joins the group
+    /// itself). The pool's thread takes its own copy of the commit, so a caller that stops
+    /// waiting leaves the commit to complete or fail as a whole.
     fn commit<'a>(&'a self, commit: &'a Commit<'_>) -> EngineFuture<'a, bool> {
-        done(self.commit_now(commit))
+        let durable = commit.route == Route::Logged && self.logs_writes();
+        if !durable || commit.writes.is_empty() || crate::blocking::on_blocking_thread() {
+            return done(self.commit_now(commit));
+        }
+        let (core, commit) = (Arc::clone(&self.0), commit.to_owned());
+        under_way(::blocking::unblock(move || {
+            core.commit_now(&commit.commit())
+        }))
     }
 
     fn commit_if(&self, commit: &Commit<'_>) -> Result<bool> {
@@ -321,13 +354,8 @@ impl Engine for LocalEngine {
         done(self.versions.next())
     }
 
-    /// Fails fast once a multi-key write has failed halfway (see [`Error::Poisoned`]).
     fn check_writable(&self) -> Result<()> {
-        if self.poisoned.load(Ordering::Acquire) {
-            Err(Error::Poisoned)
-        } else {
-            Ok(())
-        }
+        Core::check_writable(self)
     }
 
     /// A failed sync poisons the store: after `fsync` fails, the kernel may already have
@@ -363,7 +391,7 @@ impl Engine for LocalEngine {
     }
 }
 
-impl Drop for LocalEngine {
+impl Drop for Core {
     fn drop(&mut self) {
         // Mark a clean close, so the next open skips the crash sweep. A poisoned store is
         // left marked open on purpose. Errors cannot be reported from here; the next open
