@@ -13,10 +13,11 @@
 mod common;
 
 use std::fs::File;
+use std::future::Future;
 use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use common::{Payload, run_threads};
 use criterion::measurement::WallTime;
@@ -119,7 +120,8 @@ fn durable(c: &mut Criterion) {
 }
 
 /// The same updates from tasks of one current-thread runtime through the async API: each waits
-/// for its group commit on a thread of revkv's, the runtime's thread never.
+/// for its group commit on a thread of revkv's, the runtime's thread never. The baseline is
+/// what a service does without it: the blocking API inside `spawn_blocking`.
 fn async_tasks(
     group: &mut BenchmarkGroup<'_, WallTime>,
     docs: &revkv::Collection<Payload>,
@@ -134,31 +136,67 @@ fn async_tasks(
             BenchmarkId::new("revkv_immediate_async_tasks", writers),
             |b| {
                 b.iter_custom(|iters| {
-                    runtime.block_on(async {
-                        let start = Instant::now();
-                        let running: Vec<_> = (0..writers)
-                            .map(|t| {
-                                let (docs, key) = (tasks.clone(), keys[t].clone());
-                                let share = iters / writers as u64
-                                    + u64::from((t as u64) < iters % writers as u64);
-                                tokio::spawn(async move {
-                                    for _ in 0..share {
-                                        docs.update_with(&key, |p| Payload::new(p.counter + 1))
-                                            .await
-                                            .expect("update");
-                                    }
-                                })
-                            })
-                            .collect();
-                        for task in running {
-                            task.await.expect("task");
+                    runtime.block_on(on_tasks(writers, iters, |t| {
+                        let (docs, key) = (tasks.clone(), keys[t].clone());
+                        async move {
+                            docs.update_with(&key, |p| Payload::new(p.counter + 1))
+                                .await
+                                .expect("update");
                         }
-                        start.elapsed()
-                    })
+                    }))
+                });
+            },
+        );
+        group.bench_function(
+            BenchmarkId::new("revkv_immediate_spawn_blocking", writers),
+            |b| {
+                b.iter_custom(|iters| {
+                    runtime.block_on(on_tasks(writers, iters, |t| {
+                        let (docs, key) = (docs.clone(), keys[t].clone());
+                        async move {
+                            tokio::task::spawn_blocking(move || {
+                                docs.update_with(&key, |p| Payload::new(p.counter + 1))
+                            })
+                            .await
+                            .expect("task")
+                            .expect("update");
+                        }
+                    }))
                 });
             },
         );
     }
+}
+
+/// Runs `iters` operations spread over `tasks` spawned tasks (task `t`'s made by `op(t)`), and
+/// returns how long they took.
+async fn on_tasks<F, Fut>(tasks: usize, iters: u64, op: F) -> Duration
+where
+    F: Fn(usize) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    // Each task's operations, made before the clock starts.
+    let shares: Vec<Vec<Fut>> = (0..tasks)
+        .map(|t| {
+            let share = iters / tasks as u64 + u64::from((t as u64) < iters % tasks as u64);
+            (0..share).map(|_| op(t)).collect()
+        })
+        .collect();
+    let start = Instant::now();
+    let running: Vec<_> = shares
+        .into_iter()
+        .map(|ops| {
+            tokio::spawn(async move {
+                for op in ops {
+                    op.await;
+                }
+            })
+        })
+        .collect();
+    for task in running {
+        task.await.expect("task");
+    }
+    start.elapsed()
 }
 
 /// What one commit costs at the least, one writer: raw sled's `flush` followed by `fdatasync`

@@ -50,11 +50,11 @@ impl Change {
         let (kind, version) = write.change?;
         Some(Self {
             seq,
-            collection: write.tree.strip_prefix("c/")?.to_owned(),
-            key: String::from_utf8(write.key).ok()?,
+            collection: write.write.tree.strip_prefix("c/")?.to_owned(),
+            key: String::from_utf8(write.write.key).ok()?,
             version,
             kind,
-            record: write.value,
+            record: write.write.value,
         })
     }
 }

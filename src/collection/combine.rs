@@ -123,7 +123,6 @@ where
         let mut chains = stripe.chains.lock();
         let mut retries = 0;
         loop {
-            shared.engine.check_writable()?;
             let now = shared.clock.now();
             let chain = chains.entry(key.as_bytes().to_vec()).or_default();
             let epoch = chain.epoch;

@@ -382,7 +382,6 @@ where
         let shared = &self.store.shared;
         let engine = shared.engine.as_ref();
         self.schema.check_key(key, shared.limits)?;
-        engine.check_writable()?;
         let new = value
             .map(|v| self.schema.new_value(key, v, shared.limits, ttl))
             .transpose()?;

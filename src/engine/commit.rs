@@ -7,15 +7,16 @@
 //! (a collection's `Recording` remembers what), decide what to write, commit on condition that
 //! what they read is unchanged, and read again when it has changed.
 //!
-//! The writes of a commit are logged as [`EntryWrite`]s: the local engine's redo record, and
-//! both engines' change feed.
+//! The writes of a commit are logged as [`LoggedWrite`]s, in the local engine's redo records,
+//! and, as [`EntryWrite`]s with the change a reader sees, in both engines' change feed.
 
 use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
-use crate::Version;
+use crate::backend::Backend;
 use crate::engine::keyspace::Keyspace;
+use crate::{Result, Version};
 
 /// How a write reaches the engine.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -86,22 +87,48 @@ impl ChangeKind {
     }
 }
 
-/// One single-key write of a commit, as logged; `change` is set for the record writes a reader
-/// sees.
-#[derive(Serialize, Deserialize)]
-pub(crate) struct EntryWrite {
+/// One single-key write of a commit as the engine logs it: `value` at `key` of the tree named
+/// `tree`, or its removal for `None`. The local engine's three redo records list these (a
+/// transaction's intent, a journal frame, a change feed entry), and one redo makes them again
+/// after a crash; the writes carry absolute values, so making one twice is harmless.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub(crate) struct LoggedWrite {
     pub(crate) tree: String,
     pub(crate) key: Vec<u8>,
     pub(crate) value: Option<Vec<u8>>,
+}
+
+impl LoggedWrite {
+    pub(crate) fn of(w: &Write<'_>) -> Self {
+        Self {
+            tree: w.keyspace.name.to_string(),
+            key: w.key.to_vec(),
+            value: w.value.map(<[u8]>::to_vec),
+        }
+    }
+
+    /// Makes the write again after a crash: the one redo of every log that lists writes.
+    pub(crate) fn redo(&self, backend: &dyn Backend) -> Result<()> {
+        let tree = backend.tree(&self.tree)?;
+        match &self.value {
+            Some(value) => tree.put(&self.key, value),
+            None => tree.remove(&self.key),
+        }
+    }
+}
+
+/// A logged write in a change feed entry, with the change a reader sees for the writes of
+/// records. (Encoded as the write's fields followed by `change`.)
+#[derive(Serialize, Deserialize)]
+pub(crate) struct EntryWrite {
+    pub(crate) write: LoggedWrite,
     pub(crate) change: Option<(ChangeKind, Version)>,
 }
 
 impl EntryWrite {
     fn of(w: &Write<'_>) -> Self {
         Self {
-            tree: w.keyspace.name.to_string(),
-            key: w.key.to_vec(),
-            value: w.value.map(<[u8]>::to_vec),
+            write: LoggedWrite::of(w),
             change: w.record.and_then(|record| {
                 let kind = ChangeKind::of(record.existed, w.value.is_some())?;
                 Some((kind, record.version))
@@ -186,5 +213,34 @@ impl Commit<'_> {
             .map(EntryWrite::of)
             .filter(|w| w.change.is_some())
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::codec::{FEED, INTENT, encode_tagged};
+    use crate::engine::commit::{ChangeKind, EntryWrite, LoggedWrite};
+    use crate::version::Version;
+
+    /// Logs written before `LoggedWrite` listed writes as tuples: the bytes are the same, so
+    /// what an older revkv left to redo is read alike.
+    #[test]
+    fn logged_writes_encode_as_the_tuples_logs_held_before() {
+        let write = LoggedWrite {
+            tree: "c/users".into(),
+            key: b"u1".to_vec(),
+            value: Some(b"bytes".to_vec()),
+        };
+        let change = Some((ChangeKind::Update, Version::new(7)));
+        let (tree, key, value) = (write.tree.clone(), write.key.clone(), write.value.clone());
+        assert_eq!(
+            encode_tagged(INTENT, &[&write]).unwrap(),
+            encode_tagged(INTENT, &[(&tree, &key, &value)]).unwrap()
+        );
+        let entry = EntryWrite { write, change };
+        assert_eq!(
+            encode_tagged(FEED, &[entry]).unwrap(),
+            encode_tagged(FEED, &[(tree, key, value, change)]).unwrap()
+        );
     }
 }

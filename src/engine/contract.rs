@@ -108,9 +108,6 @@ pub(crate) trait Engine: Send + Sync {
         false
     }
 
-    /// Fails fast when the engine refuses writes (after a failed write or sync, say).
-    fn check_writable(&self) -> Result<()>;
-
     /// Makes every commit that returned before this call durable: it survives a process crash
     /// and a power loss.
     fn sync(&self) -> Result<()>;

@@ -274,10 +274,6 @@ impl Engine for EtcdEngine {
         true
     }
 
-    fn check_writable(&self) -> Result<()> {
-        Ok(())
-    }
-
     /// A commit is durable when etcd answers it: a quorum of members has it on disk.
     fn sync(&self) -> Result<()> {
         Ok(())

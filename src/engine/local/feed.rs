@@ -27,9 +27,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::backend::{Backend, Entries, Tree};
 use crate::codec::{self, FEED};
-use crate::engine::commit::EntryWrite;
+use crate::engine::commit::{EntryWrite, LoggedWrite};
 use crate::engine::feed::{ChangeFeed, FeedChange, FeedChanges, Retention, numbered};
-use crate::engine::local::intent::{self, OwnedWrite};
 use crate::engine::local::sequence::Sequence;
 use crate::meta::Meta;
 use crate::{Error, Result};
@@ -102,8 +101,12 @@ impl Recorded<'_> {
     }
 
     /// The entry's write, as a journal frame lists it.
-    pub(crate) fn write(&self) -> OwnedWrite {
-        intent::owned((TREE, &self.key, Some(&self.entry)))
+    pub(crate) fn write(&self) -> LoggedWrite {
+        LoggedWrite {
+            tree: TREE.to_owned(),
+            key: self.key.to_vec(),
+            value: Some(self.entry.clone()),
+        }
     }
 }
 
@@ -130,9 +133,8 @@ impl Feed {
         if replay {
             for entry in tree.scan_from(&(applied + 1).to_be_bytes()) {
                 let (position, bytes) = entry?;
-                for write in decode_entry(&position, &bytes)?.writes {
-                    let value = write.value.as_deref();
-                    intent::redo(backend.as_ref(), &write.tree, &write.key, value)?;
+                for logged in decode_entry(&position, &bytes)?.writes {
+                    logged.write.redo(backend.as_ref())?;
                 }
             }
         }

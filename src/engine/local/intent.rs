@@ -14,25 +14,12 @@
 
 use crate::backend::{Backend, Tree};
 use crate::codec::{self, INTENT};
+use crate::engine::commit::{LoggedWrite, Write};
 use crate::{Error, Result};
 
-/// One write of a transaction: `(tree, key, value)`; a `None` value removes the key.
-pub(crate) type IntentWrite<'a> = (&'a str, &'a [u8], Option<&'a [u8]>);
-
-pub(crate) type OwnedWrite = (String, Vec<u8>, Option<Vec<u8>>);
-
-/// `write` with its own copies of tree name, key and value, as a journal frame lists it.
-pub(crate) fn owned((tree, key, value): IntentWrite<'_>) -> OwnedWrite {
-    (tree.to_owned(), key.to_vec(), value.map(<[u8]>::to_vec))
-}
-
 /// Applies `writes` in order behind an intent `id`, as described in the module docs.
-pub(crate) fn apply_atomically(
-    intents: &dyn Tree,
-    id: u64,
-    writes: &[(IntentWrite<'_>, &dyn Tree)],
-) -> Result<()> {
-    let listed: Vec<&IntentWrite<'_>> = writes.iter().map(|(w, _)| w).collect();
+pub(crate) fn apply_atomically(intents: &dyn Tree, id: u64, writes: &[Write<'_>]) -> Result<()> {
+    let listed: Vec<LoggedWrite> = writes.iter().map(LoggedWrite::of).collect();
     let intent = codec::encode_tagged(INTENT, &listed)
         .map_err(|e| Error::encode(e, format!("transaction intent {id}")))?;
     intents.put(&id.to_be_bytes(), &intent)?;
@@ -41,11 +28,12 @@ pub(crate) fn apply_atomically(
 }
 
 /// Applies `writes` one after the other, without an intent.
-pub(crate) fn apply_in_order(writes: &[(IntentWrite<'_>, &dyn Tree)]) -> Result<()> {
-    for ((_, key, value), tree) in writes {
-        match value {
-            Some(value) => tree.put(key, value)?,
-            None => tree.remove(key)?,
+pub(crate) fn apply_in_order(writes: &[Write<'_>]) -> Result<()> {
+    for write in writes {
+        let tree = &write.keyspace.tree;
+        match write.value {
+            Some(value) => tree.put(write.key, value)?,
+            None => tree.remove(write.key)?,
         }
     }
     Ok(())
@@ -56,30 +44,15 @@ pub(crate) fn replay(backend: &dyn Backend, intents: &dyn Tree) -> Result<usize>
     let mut replayed = 0;
     for entry in intents.scan(b"") {
         let (id, bytes) = entry?;
-        let writes: Vec<OwnedWrite> = codec::decode_tagged(INTENT, &bytes)
+        let writes: Vec<LoggedWrite> = codec::decode_tagged(INTENT, &bytes)
             .map_err(|e| Error::decode(e, format!("transaction intent {id:?}")))?;
-        for (tree, key, value) in writes {
-            redo(backend, &tree, &key, value.as_deref())?;
+        for write in &writes {
+            write.redo(backend)?;
         }
         intents.remove(&id)?;
         replayed += 1;
     }
     Ok(replayed)
-}
-
-/// Makes one write of a commit again after a crash: `value` at `key` in the tree named
-/// `tree`, or its removal for `None`. Used by intents and by the change feed's redo entries.
-pub(crate) fn redo(
-    backend: &dyn Backend,
-    tree: &str,
-    key: &[u8],
-    value: Option<&[u8]>,
-) -> Result<()> {
-    let tree = backend.tree(tree)?;
-    match value {
-        Some(value) => tree.put(key, value),
-        None => tree.remove(key),
-    }
 }
 
 #[cfg(test)]
@@ -96,15 +69,19 @@ mod tests {
         let b = backend.tree("b")?;
         b.put(b"gone", b"old")?;
         // What a crash right after step 1 leaves: the intent, none of its writes.
-        let writes: Vec<IntentWrite<'_>> = vec![
-            ("a", b"k1", Some(b"v1")),
-            ("b", b"k2", Some(b"v2")),
-            ("b", b"gone", None),
+        let write = |tree: &str, key: &[u8], value: Option<&[u8]>| LoggedWrite {
+            tree: tree.into(),
+            key: key.into(),
+            value: value.map(Into::into),
+        };
+        let writes = vec![
+            write("a", b"k1", Some(b"v1")),
+            write("b", b"k2", Some(b"v2")),
+            write("b", b"gone", None),
         ];
-        let listed: Vec<&IntentWrite<'_>> = writes.iter().collect();
         intents.put(
             &7_u64.to_be_bytes(),
-            &codec::encode_tagged(INTENT, &listed).expect("encodes"),
+            &codec::encode_tagged(INTENT, &writes).expect("encodes"),
         )?;
 
         assert_eq!(replay(&backend, intents.as_ref())?, 1);

@@ -33,7 +33,7 @@ use parking_lot::{Condvar, Mutex, MutexGuard};
 use crate::backend::Backend;
 use crate::codec::{self, JOURNAL};
 use crate::durability::GroupCommit;
-use crate::engine::local::intent::{self, OwnedWrite};
+use crate::engine::commit::LoggedWrite;
 use crate::meta::Meta;
 use crate::{Error, Result};
 
@@ -125,7 +125,7 @@ impl Journal {
     /// `before_checkpoint` runs first if the log is full (see [`Self::checkpoint`]).
     pub(crate) fn commit<R>(
         &self,
-        writes: &[OwnedWrite],
+        writes: &[LoggedWrite],
         apply: impl FnOnce() -> Result<R>,
         before_checkpoint: &dyn Fn() -> Result<()>,
     ) -> Result<R> {
@@ -290,10 +290,10 @@ fn replay(file: &File, generation: u64, backend: &dyn Backend) -> Result<()> {
         if computed.finalize().to_le_bytes() != crc {
             break;
         }
-        let writes: Vec<OwnedWrite> = codec::decode_tagged(JOURNAL, &payload)
+        let writes: Vec<LoggedWrite> = codec::decode_tagged(JOURNAL, &payload)
             .map_err(|e| Error::decode(e, format!("the journal frame at byte {offset}")))?;
-        for (tree, key, value) in writes {
-            intent::redo(backend, &tree, &key, value.as_deref())?;
+        for write in &writes {
+            write.redo(backend)?;
         }
         offset = payload_start + payload_len;
     }
@@ -305,14 +305,18 @@ mod tests {
     use crate::backend::{Bytes, SledBackend};
     use crate::engine::local::journal::*;
 
-    fn write(key: &str, value: &str) -> OwnedWrite {
-        ("t".into(), key.into(), Some(value.into()))
+    fn write(key: &str, value: &str) -> LoggedWrite {
+        LoggedWrite {
+            tree: "t".into(),
+            key: key.into(),
+            value: Some(value.into()),
+        }
     }
 
     /// A store directory whose journal holds `frames`, none of them applied to the engine
     /// (as after a crash that lost the engine's writes); returns the offset where each frame
     /// starts, and where the last one ends.
-    fn journal_with(dir: &Path, frames: &[Vec<OwnedWrite>]) -> Result<Vec<u64>> {
+    fn journal_with(dir: &Path, frames: &[Vec<LoggedWrite>]) -> Result<Vec<u64>> {
         let backend: Arc<dyn Backend> = Arc::new(SledBackend::open(dir, 1 << 20, 0)?);
         let meta = Arc::new(Meta::new(backend.tree("meta")?));
         let journal = Journal::open(dir, meta, backend, &|| Ok(()))?;

@@ -19,13 +19,12 @@ mod journal;
 mod sequence;
 
 use self::feed::{Feed, Recorded};
-use self::intent::{IntentWrite, OwnedWrite};
 use self::journal::Journal;
 use self::sequence::Sequence;
 use crate::backend::{Backend, Bytes, Memory, SledBackend, Tree};
 use crate::clock::StoreClock;
 use crate::durability::{Durability, GroupCommit};
-use crate::engine::commit::{Commit, Route};
+use crate::engine::commit::{Commit, LoggedWrite, Route, Write};
 use crate::engine::contract::{Engine, EngineFuture, Paused, check_format, done, under_way};
 use crate::engine::feed::{ChangeFeed, Retention};
 use crate::engine::keyspace::Keyspace;
@@ -176,13 +175,13 @@ impl Core {
     /// Runs `apply`, the single-key writes of one logical write, as [`Self::write_all`] does,
     /// after storing `entry`, the change feed's entry for them, if there is one: the entry goes
     /// first because it is also their redo record. On the [`Route::Logged`] route in
-    /// [`Durability::Immediate`] mode, `log` appends the writes to the entry's, and all of
-    /// them are made durable in one journal frame before any is applied.
+    /// [`Durability::Immediate`] mode, the entry and `writes` are made durable in one journal
+    /// frame before any is applied.
     fn commit<R>(
         &self,
         route: Route,
         entry: Option<&Recorded<'_>>,
-        log: impl FnOnce(&mut Vec<OwnedWrite>) -> Result<()>,
+        writes: &[Write<'_>],
         apply: impl FnOnce() -> Result<R>,
     ) -> Result<R> {
         let apply = || {
@@ -191,9 +190,10 @@ impl Core {
         };
         match &self.journal {
             Some(journal) if route == Route::Logged => {
-                let mut writes: Vec<OwnedWrite> = entry.map(Recorded::write).into_iter().collect();
-                log(&mut writes)?;
-                self.write_all(|| journal.commit(&writes, apply, &|| self.mark_feed_applied()))
+                let frame: Vec<LoggedWrite> = (entry.map(Recorded::write).into_iter())
+                    .chain(writes.iter().map(LoggedWrite::of))
+                    .collect();
+                self.write_all(|| journal.commit(&frame, apply, &|| self.mark_feed_applied()))
             }
             _ => self.write_all(apply),
         }
@@ -274,28 +274,14 @@ impl Core {
             Some(feed) => Some(feed.record(commit.entry_writes(), commit.modified)?),
             None => None,
         };
-        let listed: Vec<(IntentWrite<'_>, &dyn Tree)> = commit
-            .writes
-            .iter()
-            .map(|w| {
-                (
-                    (&*w.keyspace.name, w.key, w.value),
-                    w.keyspace.tree.as_ref(),
-                )
-            })
-            .collect();
-        let log = |log: &mut Vec<OwnedWrite>| {
-            log.extend(listed.iter().map(|(write, _)| intent::owned(*write)));
-            Ok(())
-        };
         let records = commit.writes.iter().filter(|w| w.record.is_some()).count();
-        self.commit(commit.route, recorded.as_ref(), log, || {
+        self.commit(commit.route, recorded.as_ref(), &commit.writes, || {
             if recorded.is_none() && records > 1 && !self.logs_writes() {
                 // Without a feed entry or a journal frame, several records need an intent.
                 let id = self.intent_ids.fetch_add(1, Ordering::Relaxed);
-                intent::apply_atomically(self.intents.as_ref(), id, &listed)
+                intent::apply_atomically(self.intents.as_ref(), id, &commit.writes)
             } else {
-                intent::apply_in_order(&listed)
+                intent::apply_in_order(&commit.writes)
             }
         })?;
         Ok(true)
@@ -352,10 +338,6 @@ impl Engine for LocalEngine {
     /// which was read before this call.
     fn next_version(&self, _above: Option<Version>) -> EngineFuture<'_, Version> {
         done(self.versions.next())
-    }
-
-    fn check_writable(&self) -> Result<()> {
-        Core::check_writable(self)
     }
 
     /// A failed sync poisons the store: after `fsync` fails, the kernel may already have
