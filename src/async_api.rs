@@ -10,24 +10,29 @@
 //! the runtime's. Every future is `Send`, and works on a current-thread runtime as on a
 //! multi-thread one.
 //!
+//! The change feed is a [`ChangeStream`] whose reads are the engine's futures (on etcd, a
+//! watch), and [`AsyncStore::changes_after`] reads what is committed already.
+//!
 //! Not async yet: scans, history, an expiry handler and the sweep of an expired record a write
-//! finds in its way, and [`ChangeStream`]'s reading of the changes themselves, read blocking
-//! (on etcd, a round trip each).
+//! finds in its way read blocking (on etcd, a round trip each).
 
 use std::borrow::Borrow;
+use std::collections::VecDeque;
 use std::fmt;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use futures::Stream;
 use futures::future::BoxFuture;
+use futures::stream::BoxStream;
+use futures::{Stream, StreamExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::collection::Collection;
 use crate::collection::schema::Expect;
-use crate::{Change, Changes, Result, Store, Transaction, Version, Versioned};
+use crate::engine::FeedChange;
+use crate::{Change, Result, Store, Transaction, Version, Versioned};
 
 /// A collection for async code, from [`Collection::to_async`]: the same records and the same
 /// rules, each operation a future. Cheap to clone; `Send`, `Sync` and `'static`.
@@ -283,14 +288,20 @@ impl AsyncStore {
     /// [`Error::NoChangeFeed`](crate::Error::NoChangeFeed) if the store keeps no change feed.
     pub fn changes(&self, since: u64) -> Result<ChangeStream> {
         self.store.feed()?;
-        Ok(ChangeStream {
-            store: self.store.clone(),
-            position: since,
-            ready: None,
-            waiting: None,
-            started: false,
-            ended: false,
-        })
+        Ok(ChangeStream::new(self.store.clone(), since))
+    }
+
+    /// The changes committed after position `since` up to now, at most `limit`, without waiting
+    /// for new ones: [`Store::changes_since`] for async code. On etcd it is two round trips.
+    ///
+    /// # Errors
+    /// As [`Store::changes_since`].
+    pub async fn changes_after(&self, since: u64, limit: usize) -> Result<Vec<Change>> {
+        let changes = self.store.feed()?.read_after(since, limit).await?;
+        let changes = changes
+            .into_iter()
+            .filter_map(|(seq, write)| Change::of(seq, write));
+        Ok(changes.collect())
     }
 }
 
@@ -469,19 +480,13 @@ impl<'s> AsyncTransaction<'s> {
     }
 }
 
-/// The change feed as a [`Stream`], from [`AsyncStore::changes`].
+/// The change feed as a [`Stream`], from [`AsyncStore::changes`]. It reads the feed a batch
+/// at a time, each read a future of the engine's: on etcd, one watch that brings the next
+/// changes, whether committed already or later.
 pub struct ChangeStream {
-    store: Store,
     /// The position of the last change yielded.
     position: u64,
-    /// The changes committed when it was last read, read as the stream is polled.
-    ready: Option<Changes>,
-    /// Resolves once a change after `position` is committed.
-    waiting: Option<BoxFuture<'static, Result<()>>>,
-    /// Whether the changes committed before the first poll were read: they are read without
-    /// waiting for a newer one.
-    started: bool,
-    ended: bool,
+    changes: BoxStream<'static, Result<Change>>,
 }
 
 impl fmt::Debug for ChangeStream {
@@ -493,6 +498,24 @@ impl fmt::Debug for ChangeStream {
 }
 
 impl ChangeStream {
+    /// The changes of `store`'s feed after `since`, ending after the first error.
+    fn new(store: Store, since: u64) -> Self {
+        let read = Read {
+            store,
+            since,
+            batch: VecDeque::new(),
+            ended: false,
+        };
+        let changes = futures::stream::unfold(read, |mut read| async move {
+            let next = read.next().await?;
+            Some((next, read))
+        });
+        Self {
+            position: since,
+            changes: changes.boxed(),
+        }
+    }
+
     /// The position of the last change yielded (or the starting position).
     #[must_use]
     pub fn position(&self) -> u64 {
@@ -500,48 +523,53 @@ impl ChangeStream {
     }
 }
 
+/// Where a [`ChangeStream`] is in the feed.
+struct Read {
+    store: Store,
+    /// The position of the last change read from the feed.
+    since: u64,
+    /// Changes read and not yet yielded.
+    batch: VecDeque<FeedChange>,
+    ended: bool,
+}
+
+impl Read {
+    /// The next change of a record, reading the next batch when this one is used up.
+    async fn next(&mut self) -> Option<Result<Change>> {
+        loop {
+            if self.ended {
+                return None;
+            }
+            if let Some((seq, write)) = self.batch.pop_front() {
+                self.since = seq;
+                match Change::of(seq, write) {
+                    Some(change) => return Some(Ok(change)),
+                    None => continue,
+                }
+            }
+            let read = match self.store.feed() {
+                Ok(feed) => feed.next_changes(self.since).await,
+                Err(e) => Err(e),
+            };
+            match read {
+                Ok(changes) => self.batch.extend(changes),
+                Err(e) => {
+                    self.ended = true;
+                    return Some(Err(e));
+                }
+            }
+        }
+    }
+}
+
 impl Stream for ChangeStream {
     type Item = Result<Change>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let this = &mut *self;
-        loop {
-            if this.ended {
-                return Poll::Ready(None);
-            }
-            match this.ready.as_mut().map(Iterator::next) {
-                Some(Some(Ok(change))) => {
-                    this.position = change.seq;
-                    return Poll::Ready(Some(Ok(change)));
-                }
-                Some(Some(Err(e))) => {
-                    this.ended = true;
-                    return Poll::Ready(Some(Err(e)));
-                }
-                Some(None) => this.ready = None,
-                None => {}
-            }
-            if let Some(waiting) = &mut this.waiting {
-                let waited = std::task::ready!(waiting.as_mut().poll(cx));
-                this.waiting = None;
-                match waited.and_then(|()| this.store.changes_since(this.position)) {
-                    Ok(changes) => this.ready = Some(changes),
-                    Err(e) => {
-                        this.ended = true;
-                        return Poll::Ready(Some(Err(e)));
-                    }
-                }
-                continue;
-            }
-            let store = this.store.clone();
-            let position = this.position;
-            let started = std::mem::replace(&mut this.started, true);
-            this.waiting = Some(Box::pin(async move {
-                if started {
-                    store.feed()?.changed_past(position).await?;
-                }
-                Ok(())
-            }));
+        let next = std::task::ready!(self.changes.poll_next_unpin(cx));
+        if let Some(Ok(change)) = &next {
+            self.position = change.seq;
         }
+        Poll::Ready(next)
     }
 }

@@ -46,7 +46,7 @@ impl Change {
 
 impl Change {
     /// The change an engine's feed read at `seq`, if it is a change of a collection's record.
-    fn of(seq: u64, write: EntryWrite) -> Option<Self> {
+    pub(crate) fn of(seq: u64, write: EntryWrite) -> Option<Self> {
         let (kind, version) = write.change?;
         Some(Self {
             seq,

@@ -245,6 +245,31 @@ fn the_change_feed_is_a_stream_that_waits_for_new_changes() {
     });
 }
 
+#[test]
+fn changes_committed_already_are_read_in_pages_without_waiting() {
+    on_both_runtimes(|store| async move {
+        let users = users(&store)?;
+        let feed: AsyncStore = store.to_async();
+        let mut written = Vec::new();
+        for i in 0..3 {
+            let version = users
+                .insert(&format!("u{i}"), user("ann", &format!("{i}@x")))
+                .await?;
+            written.push((format!("u{i}"), version));
+        }
+        let first = feed.changes_after(0, 2).await?;
+        let rest = feed.changes_after(first[1].seq, 10).await?;
+        let read: Vec<_> = (first.iter().chain(&rest))
+            .map(|change| (change.key.clone(), change.version))
+            .collect();
+        assert_eq!(read, written);
+        assert!(first[0].seq < first[1].seq && first[1].seq < rest[0].seq);
+        // Nothing after the last: an empty page at once, not a wait.
+        assert!(feed.changes_after(rest[0].seq, 10).await?.is_empty());
+        Ok(())
+    });
+}
+
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 struct Item {
     stock: u32,

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::{StatusCode, Uri};
-use futures::{FutureExt, StreamExt};
+use futures::StreamExt;
 use revkv::http::{Caching, HttpError, HttpProblem, PROBLEM_JSON};
 use revkv::{Change, ChangeKind, Version};
 use serde::Serialize;
@@ -95,24 +95,31 @@ pub async fn changes(State(app): State<App>, uri: Uri) -> Outcome {
 }
 
 impl App {
-    /// Up to `limit` visible changes after `since`, waiting up to `wait` for the first.
+    /// Up to `limit` visible changes after `since`: those committed already, read without a
+    /// deadline (on etcd, round trips); when they show nothing, the first change shown within
+    /// `wait`.
     async fn changes_after(&self, query: &FeedQuery) -> Result<Page, HttpError> {
         let mut page = Page {
             changes: Vec::new(),
             next: query.since,
         };
-        let deadline = tokio::time::Instant::now() + query.wait;
-        // The backlog after `since` comes first, read as it is taken (it may be long).
-        let mut changes = self.writes.changes(query.since)?;
         while page.changes.len() < query.limit {
-            let next = changes.next();
-            // Wait only for the first change shown; then take what is committed already.
-            let change = if page.changes.is_empty() {
-                tokio::time::timeout_at(deadline, next).await.ok()
-            } else {
-                next.now_or_never()
-            };
-            let Some(Some(change)) = change else {
+            let room = query.limit - page.changes.len();
+            let committed = self.writes.changes_after(page.next, room).await?;
+            if committed.is_empty() {
+                break;
+            }
+            for change in &committed {
+                page.take(change, ChangeView::of(change)?);
+            }
+        }
+        if !page.changes.is_empty() {
+            return Ok(page);
+        }
+        let deadline = tokio::time::Instant::now() + query.wait;
+        let mut changes = self.writes.changes(page.next)?;
+        while page.changes.is_empty() {
+            let Ok(Some(change)) = tokio::time::timeout_at(deadline, changes.next()).await else {
                 break;
             };
             let change = change?;

@@ -52,6 +52,14 @@ pub(crate) trait ChangeFeed: Send + Sync {
     /// Resolves once a change after `position` is committed (or the feed no longer holds
     /// `position`, which reading from it reports).
     fn changed_past(&self, position: u64) -> BoxFuture<'_, Result<()>>;
+
+    /// The changes committed after position `since` up to now, at most `limit`: [`Self::since`]
+    /// for async callers.
+    fn read_after(&self, since: u64, limit: usize) -> BoxFuture<'_, Result<Vec<FeedChange>>>;
+
+    /// The next changes after position `since`, at least one: those committed already, or,
+    /// when there are none, the first committed from now on. What a stream of the feed reads.
+    fn next_changes(&self, since: u64) -> BoxFuture<'_, Result<Vec<FeedChange>>>;
 }
 
 /// The record changes among a commit's `writes`, at positions counted from `first`, that come

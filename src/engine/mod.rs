@@ -32,5 +32,5 @@ pub use self::commit::ChangeKind;
 pub(crate) use self::commit::{Commit, Compare, EntryWrite, RecordChange, Route, Write};
 pub(crate) use self::contract::{Engine, REMOVALS_PER_COMMIT};
 pub use self::feed::Retention;
-pub(crate) use self::feed::{ChangeFeed, FeedChanges};
+pub(crate) use self::feed::{ChangeFeed, FeedChange, FeedChanges};
 pub(crate) use self::keyspace::Keyspace;

@@ -112,8 +112,55 @@ impl ChangeFeed for EtcdFeed {
     }
 
     fn changed_past(&self, position: u64) -> BoxFuture<'_, Result<()>> {
+        Box::pin(async move {
+            match self.next_changes(position).await {
+                // Reading from `position` says so.
+                Ok(_) | Err(Error::HistoryCompacted { .. }) => Ok(()),
+                Err(e) => Err(e),
+            }
+        })
+    }
+
+    /// The last change's revision, then a watch from the revision of `since` read up to it.
+    fn read_after(&self, since: u64, limit: usize) -> BoxFuture<'_, Result<Vec<FeedChange>>> {
         Box::pin(self.cluster.on_runtime(async move {
-            let mut from = first_revision(position);
+            let mut from = first_revision(since);
+            let last = self.last_change(None).await?;
+            let Some(last) = last.filter(|&last| last >= from) else {
+                return Ok(Vec::new());
+            };
+            let mut read = Vec::new();
+            let mut stream = self.watch(from).await?;
+            loop {
+                let Some(response) = stream.message().await.map_err(storage_error)? else {
+                    return Err(ended());
+                };
+                if response.compact_revision() > 0 {
+                    from = self.resume(from, response.compact_revision()).await?;
+                    stream = self.watch(from).await?;
+                    continue;
+                }
+                if response.canceled() {
+                    return Err(cancelled(&response));
+                }
+                read.extend(changes(&response, since)?);
+                let read_all = response
+                    .events()
+                    .iter()
+                    .any(|event| event.kv().is_some_and(|kv| kv.mod_revision() >= last));
+                if read_all || read.len() >= limit {
+                    read.truncate(limit);
+                    return Ok(read);
+                }
+            }
+        }))
+    }
+
+    /// One watch from the revision of `since`: its first response with a change after
+    /// `since`, whether from etcd's history or committed later.
+    fn next_changes(&self, since: u64) -> BoxFuture<'_, Result<Vec<FeedChange>>> {
+        Box::pin(self.cluster.on_runtime(async move {
+            let mut from = first_revision(since);
             loop {
                 let mut stream = self.watch(from).await?;
                 let compacted = loop {
@@ -126,16 +173,12 @@ impl ChangeFeed for EtcdFeed {
                     if response.canceled() {
                         return Err(cancelled(&response));
                     }
-                    if !changes(&response, position)?.is_empty() {
-                        return Ok(());
+                    let changes = changes(&response, since)?;
+                    if !changes.is_empty() {
+                        return Ok(changes);
                     }
                 };
-                match self.resume(from, compacted).await {
-                    Ok(resumed) => from = resumed,
-                    // Reading from `position` says so.
-                    Err(Error::HistoryCompacted { .. }) => return Ok(()),
-                    Err(e) => return Err(e),
-                }
+                from = self.resume(from, compacted).await?;
             }
         }))
     }

@@ -49,6 +49,8 @@ const PRUNED_KEY: &str = "feed-pruned";
 /// Every this many commits, the next sync prunes at most `PRUNE_BATCH` old entries.
 const PRUNE_EVERY: u64 = 1024;
 const PRUNE_BATCH: usize = 256;
+/// Most changes one [`ChangeFeed::next_changes`] returns.
+const PAGE: usize = 256;
 
 pub(crate) struct Feed {
     tree: Arc<dyn Tree>,
@@ -253,6 +255,27 @@ impl ChangeFeed for Feed {
                     return Ok(());
                 }
                 advanced.await;
+            }
+        })
+    }
+
+    /// At once, from the entries.
+    fn read_after(&self, since: u64, limit: usize) -> BoxFuture<'_, Result<Vec<FeedChange>>> {
+        let read = self
+            .since(since)
+            .and_then(|changes| changes.take(limit).collect());
+        Box::pin(futures::future::ready(read))
+    }
+
+    /// Up to [`PAGE`] changes a call, read at once from the entries.
+    fn next_changes(&self, since: u64) -> BoxFuture<'_, Result<Vec<FeedChange>>> {
+        Box::pin(async move {
+            loop {
+                let changes = self.read_after(since, PAGE).await?;
+                if !changes.is_empty() {
+                    return Ok(changes);
+                }
+                self.changed_past(since).await?;
             }
         })
     }
