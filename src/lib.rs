@@ -126,7 +126,8 @@
 //! With the `etcd` feature, [`StoreBuilder::etcd`] keeps the store in an etcd cluster
 //! instead, each commit one etcd transaction, so that any number of processes can share a
 //! store with every guarantee above holding across them (see that method for what
-//! differs).
+//! differs). For tests, [`StoreBuilder::memory`] keeps the embedded engine's trees in a
+//! [`Memory`], which a test can reopen, copy as a crash would leave it, or damage on purpose.
 //!
 //! # Beyond conflicts
 //!
