@@ -93,22 +93,29 @@ impl EtcdFeed {
 
 impl ChangeFeed for EtcdFeed {
     fn since(&self, since: u64) -> Result<FeedChanges> {
-        let from = first_revision(since);
-        let last = self.cluster.run(self.last_change(None))?;
-        let Some(last) = last.filter(|&last| last >= from) else {
+        let Some(mut reader) = self.cluster.run(Reader::start(self, since))? else {
             return Ok(Box::new(std::iter::empty()));
         };
-        let mut reader = Reader {
-            feed: self.clone(),
-            stream: Some(self.cluster.run(self.watch(from))?),
-            from,
-            since,
-            last,
-            pending: Vec::new().into_iter(),
-        };
-        // The first response says whether etcd still holds `from`.
-        reader.fill()?;
-        Ok(Box::new(reader))
+        // The first response says whether etcd still holds `since`.
+        let first = self.cluster.run(reader.next_response())?;
+        let mut pending = first.unwrap_or_default().into_iter();
+        let mut reader = Some(reader);
+        let cluster = Arc::clone(&self.cluster);
+        Ok(Box::new(std::iter::from_fn(move || {
+            loop {
+                if let Some(change) = pending.next() {
+                    return Some(Ok(change));
+                }
+                match cluster.run(reader.as_mut()?.next_response()) {
+                    Ok(Some(changes)) => pending = changes.into_iter(),
+                    Ok(None) => return None,
+                    Err(e) => {
+                        reader = None;
+                        return Some(Err(e));
+                    }
+                }
+            }
+        })))
     }
 
     fn changed_past(&self, position: u64) -> BoxFuture<'_, Result<()>> {
@@ -124,35 +131,16 @@ impl ChangeFeed for EtcdFeed {
     /// The last change's revision, then a watch from the revision of `since` read up to it.
     fn read_after(&self, since: u64, limit: usize) -> BoxFuture<'_, Result<Vec<FeedChange>>> {
         Box::pin(self.cluster.on_runtime(async move {
-            let mut from = first_revision(since);
-            let last = self.last_change(None).await?;
-            let Some(last) = last.filter(|&last| last >= from) else {
-                return Ok(Vec::new());
-            };
             let mut read = Vec::new();
-            let mut stream = self.watch(from).await?;
-            loop {
-                let Some(response) = stream.message().await.map_err(storage_error)? else {
-                    return Err(ended());
-                };
-                if response.compact_revision() > 0 {
-                    from = self.resume(from, response.compact_revision()).await?;
-                    stream = self.watch(from).await?;
-                    continue;
-                }
-                if response.canceled() {
-                    return Err(cancelled(&response));
-                }
-                read.extend(changes(&response, since)?);
-                let read_all = response
-                    .events()
-                    .iter()
-                    .any(|event| event.kv().is_some_and(|kv| kv.mod_revision() >= last));
-                if read_all || read.len() >= limit {
-                    read.truncate(limit);
-                    return Ok(read);
+            if let Some(mut reader) = Reader::start(self, since).await? {
+                while read.len() < limit
+                    && let Some(changes) = reader.next_response().await?
+                {
+                    read.extend(changes);
                 }
             }
+            read.truncate(limit);
+            Ok(read)
         }))
     }
 
@@ -232,52 +220,51 @@ struct Reader {
     from: i64,
     since: u64,
     last: i64,
-    pending: std::vec::IntoIter<FeedChange>,
 }
 
 impl Reader {
-    /// Reads responses until a change is pending or revision `last` is read.
-    fn fill(&mut self) -> Result<()> {
-        while self.pending.len() == 0 {
-            let Some(mut stream) = self.stream.take() else {
-                return Ok(());
+    /// A reader of the changes after `since` committed up to now; `None` if there are none.
+    async fn start(feed: &EtcdFeed, since: u64) -> Result<Option<Self>> {
+        let from = first_revision(since);
+        let Some(last) = feed.last_change(None).await?.filter(|&last| last >= from) else {
+            return Ok(None);
+        };
+        Ok(Some(Self {
+            feed: feed.clone(),
+            stream: Some(feed.watch(from).await?),
+            from,
+            since,
+            last,
+        }))
+    }
+
+    /// The changes the next response brings (maybe none); `None` once revision `last` is read.
+    async fn next_response(&mut self) -> Result<Option<Vec<FeedChange>>> {
+        loop {
+            let Some(stream) = &mut self.stream else {
+                return Ok(None);
             };
-            let (stream, message) = self.feed.cluster.run(async move {
-                let message = stream.message().await;
-                (stream, message)
-            });
-            let response = message.map_err(storage_error)?.ok_or_else(ended)?;
+            let response = stream.message().await.map_err(storage_error)?;
+            let response = response.ok_or_else(ended)?;
             if response.compact_revision() > 0 {
-                let cluster = &self.feed.cluster;
-                self.from =
-                    cluster.run(self.feed.resume(self.from, response.compact_revision()))?;
-                self.stream = Some(cluster.run(self.feed.watch(self.from))?);
+                self.from = self
+                    .feed
+                    .resume(self.from, response.compact_revision())
+                    .await?;
+                self.stream = Some(self.feed.watch(self.from).await?);
                 continue;
             }
             if response.canceled() {
                 return Err(cancelled(&response));
             }
-            self.pending = changes(&response, self.since)?.into_iter();
             let read_all = response
                 .events()
                 .iter()
                 .any(|event| event.kv().is_some_and(|kv| kv.mod_revision() >= self.last));
-            if !read_all {
-                self.stream = Some(stream);
+            if read_all {
+                self.stream = None;
             }
+            return changes(&response, self.since).map(Some);
         }
-        Ok(())
-    }
-}
-
-impl Iterator for Reader {
-    type Item = Result<FeedChange>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        if let Err(e) = self.fill() {
-            self.stream = None;
-            return Some(Err(e));
-        }
-        self.pending.next().map(Ok)
     }
 }
