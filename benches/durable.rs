@@ -13,13 +13,11 @@
 mod common;
 
 use std::fs::File;
-use std::future::Future;
 use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
-use std::time::{Duration, Instant};
 
-use common::{Payload, run_threads};
+use common::{Payload, run_tasks, run_threads, share};
 use criterion::measurement::WallTime;
 use criterion::{
     BenchmarkGroup, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main,
@@ -136,14 +134,18 @@ fn async_tasks(
             BenchmarkId::new("revkv_immediate_async_tasks", writers),
             |b| {
                 b.iter_custom(|iters| {
-                    runtime.block_on(on_tasks(writers, iters, |t| {
+                    let callers = (0..writers).map(|t| {
                         let (docs, key) = (tasks.clone(), keys[t].clone());
+                        let rounds = share(iters, writers, t);
                         async move {
-                            docs.update_with(&key, |p| Payload::new(p.counter + 1))
-                                .await
-                                .expect("update");
+                            for _ in 0..rounds {
+                                docs.update_with(&key, |p| Payload::new(p.counter + 1))
+                                    .await
+                                    .expect("update");
+                            }
                         }
-                    }))
+                    });
+                    run_tasks(&runtime, callers).0
                 });
             },
         );
@@ -151,52 +153,27 @@ fn async_tasks(
             BenchmarkId::new("revkv_immediate_spawn_blocking", writers),
             |b| {
                 b.iter_custom(|iters| {
-                    runtime.block_on(on_tasks(writers, iters, |t| {
+                    let callers = (0..writers).map(|t| {
                         let (docs, key) = (docs.clone(), keys[t].clone());
+                        let rounds = share(iters, writers, t);
                         async move {
-                            tokio::task::spawn_blocking(move || {
-                                docs.update_with(&key, |p| Payload::new(p.counter + 1))
-                            })
-                            .await
-                            .expect("task")
-                            .expect("update");
+                            for _ in 0..rounds {
+                                let docs = docs.clone();
+                                let key = key.clone();
+                                tokio::task::spawn_blocking(move || {
+                                    docs.update_with(&key, |p| Payload::new(p.counter + 1))
+                                })
+                                .await
+                                .expect("task")
+                                .expect("update");
+                            }
                         }
-                    }))
+                    });
+                    run_tasks(&runtime, callers).0
                 });
             },
         );
     }
-}
-
-/// Runs `iters` operations spread over `tasks` spawned tasks (task `t`'s made by `op(t)`), and
-/// returns how long they took.
-async fn on_tasks<F, Fut>(tasks: usize, iters: u64, op: F) -> Duration
-where
-    F: Fn(usize) -> Fut,
-    Fut: Future<Output = ()> + Send + 'static,
-{
-    // Each task's operations, made before the clock starts.
-    let shares: Vec<Vec<Fut>> = (0..tasks)
-        .map(|t| {
-            let share = iters / tasks as u64 + u64::from((t as u64) < iters % tasks as u64);
-            (0..share).map(|_| op(t)).collect()
-        })
-        .collect();
-    let start = Instant::now();
-    let running: Vec<_> = shares
-        .into_iter()
-        .map(|ops| {
-            tokio::spawn(async move {
-                for op in ops {
-                    op.await;
-                }
-            })
-        })
-        .collect();
-    for task in running {
-        task.await.expect("task");
-    }
-    start.elapsed()
 }
 
 /// What one commit costs at the least, one writer: raw sled's `flush` followed by `fdatasync`

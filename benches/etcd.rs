@@ -17,12 +17,11 @@ mod common;
 #[path = "../tests/etcd/mod.rs"]
 mod etcd;
 
-use std::future::Future;
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Payload, keys};
+use common::{Payload, keys, run_tasks};
 use criterion::{BenchmarkId, Criterion, Throughput};
 use etcd_client::{Compare, CompareOp, KvClient, Txn, TxnOp};
 use revkv::AsyncCollection;
@@ -282,24 +281,6 @@ fn concurrent(c: &mut Criterion, cluster: &etcd::Cluster) {
     println!("threads of this process with 64 async callers in flight: {most_threads}");
 }
 
-/// Runs `callers` as tasks of `runtime` at once; how long they took, and how many threads the
-/// process held while all of them were in flight.
-fn run_tasks(
-    runtime: &tokio::runtime::Runtime,
-    callers: impl Iterator<Item = impl Future<Output = ()> + Send + 'static>,
-) -> (Duration, usize) {
-    let start = Instant::now();
-    let threads = runtime.block_on(async {
-        let running: Vec<_> = callers.map(tokio::spawn).collect();
-        let threads = threads_now();
-        for task in running {
-            task.await.expect("task");
-        }
-        threads
-    });
-    (start.elapsed(), threads)
-}
-
 /// `rounds` of get, then update of the version read, on revkv's async API.
 async fn revkv_rounds(docs: AsyncCollection<Payload>, key: String, rounds: u64) {
     for n in 0..rounds {
@@ -323,16 +304,6 @@ async fn raw_rounds(mut kv: KvClient, key: Vec<u8>, rounds: u64) {
             .and_then([TxnOp::put(key.clone(), Payload::raw(n), None)]);
         assert!(kv.txn(txn).await.expect("txn").succeeded());
     }
-}
-
-/// The threads of this process now, from `/proc/self/status`.
-fn threads_now() -> usize {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("Threads:"))
-        .and_then(|count| count.trim().parse().ok())
-        .unwrap_or(0)
 }
 
 /// CAS updates from `processes` worker processes at once, each on keys of its own.

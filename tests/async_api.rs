@@ -62,6 +62,13 @@ fn users(store: &Store) -> revkv::Result<AsyncCollection<User>> {
     Ok(users.to_async())
 }
 
+fn counters(store: &Store) -> revkv::Collection<Counter> {
+    store
+        .collection::<Counter>("counters")
+        .open()
+        .expect("counters")
+}
+
 fn user(name: &str, email: &str) -> User {
     User {
         name: name.into(),
@@ -340,11 +347,7 @@ fn flushes_from_many_tasks_all_resolve_and_every_acknowledged_write_is_there_aft
     let dir = tempfile::tempdir().expect("a directory");
     for runtime in [current_thread(), multi_thread()] {
         let store = Store::open(dir.path()).expect("store");
-        let counters = store
-            .collection::<Counter>("counters")
-            .open()
-            .expect("counters");
-        let (writes, counters) = (store.to_async(), counters.to_async());
+        let (writes, counters) = (store.to_async(), counters(&store).to_async());
         runtime.block_on(async {
             let tasks: Vec<_> = (0..32)
                 .map(|i| {
@@ -372,10 +375,7 @@ fn flushes_from_many_tasks_all_resolve_and_every_acknowledged_write_is_there_aft
         });
     }
     let store = Store::open(dir.path()).expect("reopened");
-    let counters = store
-        .collection::<Counter>("counters")
-        .open()
-        .expect("counters");
+    let counters = counters(&store);
     for i in 0..32 {
         let counter = counters
             .get(&format!("k{i}"))
@@ -394,11 +394,7 @@ fn durable_writes_wait_for_their_group_commit_off_the_runtime_threads() {
             .durability(Durability::Immediate)
             .open()
             .expect("store");
-        let counters = store
-            .collection::<Counter>("counters")
-            .open()
-            .expect("counters")
-            .to_async();
+        let counters = counters(&store).to_async();
         let waited = runtime.block_on(async {
             let tasks: Vec<_> = (0..32)
                 .map(|i| {
@@ -431,10 +427,7 @@ fn durable_writes_wait_for_their_group_commit_off_the_runtime_threads() {
         );
     }
     let store = Store::open(dir.path()).expect("reopened");
-    let counters = store
-        .collection::<Counter>("counters")
-        .open()
-        .expect("counters");
+    let counters = counters(&store);
     for round in 0..2 {
         for i in 0..32 {
             let key = format!("r{round}-k{i}");

@@ -6,6 +6,7 @@
 
 #![allow(dead_code)] // each bench file uses part of this module
 
+use std::future::Future;
 use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
@@ -135,13 +136,11 @@ pub fn sled_cas_update(tree: &sled::Tree, key: &str, next: impl Fn(&[u8]) -> Vec
 /// the wall time; `op(thread, i)` is the i-th operation of a thread. For `iter_custom`, which
 /// divides the time by `total`.
 pub fn run_threads(threads: usize, total: u64, op: impl Fn(usize, u64) + Sync) -> Duration {
-    let threads_u64 = threads as u64;
     let barrier = Barrier::new(threads + 1);
     std::thread::scope(|s| {
         for t in 0..threads {
             let (barrier, op) = (&barrier, &op);
-            // The first `total % threads` threads take one operation more.
-            let share = total / threads_u64 + u64::from((t as u64) < total % threads_u64);
+            let share = share(total, threads, t);
             s.spawn(move || {
                 barrier.wait();
                 for i in 0..share {
@@ -155,6 +154,41 @@ pub fn run_threads(threads: usize, total: u64, op: impl Fn(usize, u64) + Sync) -
         start
     })
     .elapsed()
+}
+
+/// Part `index` of `total` operations split over `parts`: the first `total % parts` parts take
+/// one more.
+pub fn share(total: u64, parts: usize, index: usize) -> u64 {
+    let parts = parts as u64;
+    total / parts + u64::from((index as u64) < total % parts)
+}
+
+/// Runs `callers` as tasks of `runtime` at once; how long they took, and how many threads the
+/// process held while all of them were in flight.
+pub fn run_tasks(
+    runtime: &tokio::runtime::Runtime,
+    callers: impl Iterator<Item = impl Future<Output = ()> + Send + 'static>,
+) -> (Duration, usize) {
+    let start = Instant::now();
+    let threads = runtime.block_on(async {
+        let running: Vec<_> = callers.map(tokio::spawn).collect();
+        let threads = threads_now();
+        for task in running {
+            task.await.expect("task");
+        }
+        threads
+    });
+    (start.elapsed(), threads)
+}
+
+/// The threads of this process now, from `/proc/self/status`.
+fn threads_now() -> usize {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("Threads:"))
+        .and_then(|count| count.trim().parse().ok())
+        .unwrap_or(0)
 }
 
 /// The 99th percentile of `latencies`.

@@ -189,7 +189,8 @@ impl MemoryTree {
         let mut from = Bound::Included(start.to_vec());
         std::iter::from_fn(move || {
             let entries = entries.read();
-            let (key, value) = entries.range((from.clone(), Bound::Unbounded)).next()?;
+            let after = (from.as_ref().map(Vec::as_slice), Bound::Unbounded);
+            let (key, value) = entries.range::<[u8], _>(after).next()?;
             from = Bound::Excluded(key.clone());
             Some(Ok((key.clone(), value.clone())))
         })
