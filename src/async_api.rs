@@ -32,7 +32,7 @@ use serde::de::DeserializeOwned;
 use crate::collection::Collection;
 use crate::collection::schema::Expect;
 use crate::engine::FeedChange;
-use crate::{Change, Result, Store, Transaction, Version, Versioned};
+use crate::{Change, Page, Query, Result, Store, Transaction, Version, Versioned};
 
 /// A collection for async code, from [`Collection::to_async`]: the same records and the same
 /// rules, each operation a future. Cheap to clone; `Send`, `Sync` and `'static`.
@@ -189,6 +189,14 @@ where
     /// As [`Collection::find_unique`].
     pub async fn find_unique(&self, index: &str, value: &str) -> Result<Option<Versioned<T>>> {
         self.collection.find(index, value).await
+    }
+
+    /// [`Collection::query`]: one page of the records `query` selects.
+    ///
+    /// # Errors
+    /// As [`Collection::query`].
+    pub async fn query(&self, query: &Query) -> Result<Page<T>> {
+        self.collection.query_async(query).await
     }
 }
 
@@ -369,6 +377,22 @@ impl<'s> AsyncTransaction<'s> {
         T: Serialize + DeserializeOwned + Send + Sync + 'static,
     {
         self.tx.find(&collection.collection, index, value).await
+    }
+
+    /// [`Transaction::query`]: one page of the records `query` selects, as this transaction
+    /// sees them; the transaction commits only if the page is still the same then.
+    ///
+    /// # Errors
+    /// As [`Transaction::query`].
+    pub async fn query<T>(
+        &mut self,
+        collection: &AsyncCollection<T>,
+        query: &Query,
+    ) -> Result<Page<T>>
+    where
+        T: Serialize + DeserializeOwned + Send + Sync + 'static,
+    {
+        self.tx.query_async(&collection.collection, query).await
     }
 
     /// [`Transaction::insert`]: creates `key`; returns the version it will have.

@@ -267,6 +267,57 @@ pub(crate) fn decode_claim(bytes: &[u8]) -> Result<&str, DecodeError> {
         .map_err(|_| DecodeError::Corrupt("unique-index entry names a non-UTF-8 key".into()))
 }
 
+/// The key of a non-unique index entry: the value with each zero byte escaped as `0x00 0xff`,
+/// the terminator `0x00`, then the record's key. Entries sort by value, then by key (keys are
+/// UTF-8, never empty, and so never start with `0xff`), and the entries of one value lie
+/// between [`index_value_prefix`] and that prefix followed by `0xff`.
+pub(crate) fn encode_index_entry(value: &str, key: &str) -> Vec<u8> {
+    let mut out = index_value_prefix(value);
+    out.extend_from_slice(key.as_bytes());
+    out
+}
+
+/// What every entry of `value` starts with (as do the entries of longer values that escape a
+/// zero byte right after it, which sort after `0xff`).
+pub(crate) fn index_value_prefix(value: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(value.len() + 2);
+    for &byte in value.as_bytes() {
+        out.push(byte);
+        if byte == 0 {
+            out.push(0xff);
+        }
+    }
+    out.push(0);
+    out
+}
+
+/// The value and the key of a non-unique index entry.
+pub(crate) fn decode_index_entry(entry: &[u8]) -> Result<(String, String), DecodeError> {
+    let corrupt = |what: &str| DecodeError::Corrupt(format!("index entry {what}"));
+    let mut value = Vec::new();
+    let mut at = 0;
+    loop {
+        match (entry.get(at), entry.get(at + 1)) {
+            (None, _) => return Err(corrupt("has no end of its value")),
+            (Some(0), Some(0xff)) => {
+                value.push(0);
+                at += 2;
+            }
+            (Some(0), _) => break,
+            (Some(&byte), _) => {
+                value.push(byte);
+                at += 1;
+            }
+        }
+    }
+    let key = entry.get(at + 1..).unwrap_or_default();
+    if key.is_empty() {
+        return Err(corrupt("names no key"));
+    }
+    let text = |bytes: Vec<u8>| String::from_utf8(bytes).map_err(|_| corrupt("is not UTF-8"));
+    Ok((text(value)?, text(key.to_vec())?))
+}
+
 /// `time` at the precision records keep, so what a write returns equals what a read returns.
 pub(crate) fn stored_precision(time: SystemTime) -> SystemTime {
     match time.duration_since(SystemTime::UNIX_EPOCH) {
@@ -407,6 +458,33 @@ mod tests {
             tagged_round_trip::<Writes>(JOURNAL, &bytes);
             tagged_round_trip::<Vec<String>>(META, &bytes);
             tagged_round_trip::<u64>(META, &bytes);
+        }
+    }
+
+    proptest::proptest! {
+        /// Index entries round-trip, sort by value then key, and a value's range holds its
+        /// entries and no other value's, whatever zero bytes the values and keys hold.
+        #[test]
+        fn index_entries_sort_by_value_then_key(
+            a in "[a\\x00b]{0,4}", b in "[a\\x00b]{0,4}",
+            k in "[kz\\x00]{1,3}", l in "[kz\\x00]{1,3}",
+        ) {
+            let (ak, bl) = (encode_index_entry(&a, &k), encode_index_entry(&b, &l));
+            assert_eq!(decode_index_entry(&ak), Ok((a.clone(), k.clone())));
+            assert_eq!(ak.cmp(&bl), (&a, &k).cmp(&(&b, &l)));
+            let of_b = index_value_prefix(&b);
+            let within = ak >= of_b && ak < [&of_b[..], &[0xff]].concat();
+            assert_eq!(within, a == b);
+        }
+
+        /// Arbitrary bytes decode to an entry that encodes to them again, or to an error.
+        #[test]
+        fn index_entries_decode_canonically_or_not_at_all(
+            bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..24),
+        ) {
+            if let Ok((value, key)) = decode_index_entry(&bytes) {
+                assert_eq!(encode_index_entry(&value, &key), bytes);
+            }
         }
     }
 

@@ -88,13 +88,29 @@ pub enum Error {
         reason: &'static str,
     },
 
-    /// `find_unique` named an index the collection does not declare.
-    #[error("collection {collection} has no unique index named {index:?}")]
+    /// `find_unique` or a [`Query`](crate::Query) named an index the collection does not
+    /// declare (for `find_unique`, a unique one).
+    #[error("collection {collection} has no index named {index:?} of the kind asked for")]
     UnknownIndex {
         /// Collection that was searched.
         collection: String,
         /// The index name that was asked for.
         index: String,
+    },
+
+    /// A [`Query`](crate::Query) cannot be run as it stands (such as a limit of zero).
+    #[error("invalid query: {reason}")]
+    InvalidQuery {
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+
+    /// A page token given to [`Query::after`](crate::Query::after) is malformed or belongs to
+    /// another query.
+    #[error("invalid page token: {reason}; start the query again without one")]
+    InvalidPageToken {
+        /// What is wrong with it.
+        reason: &'static str,
     },
 
     /// A collection's declaration does not fit what the store holds (for example a new unique

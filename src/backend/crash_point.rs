@@ -10,7 +10,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::{Backend, Bytes, Entries, Tree};
+use super::{Backend, Bytes, Entries, KeyRange, Tree};
 use crate::{Error, Result};
 
 pub(crate) struct CrashPoint {
@@ -87,11 +87,7 @@ impl Tree for CrashPointTree {
         self.inner.remove(key)
     }
 
-    fn scan(&self, prefix: &[u8]) -> Entries {
-        self.inner.scan(prefix)
-    }
-
-    fn scan_from(&self, start: &[u8]) -> Entries {
-        self.inner.scan_from(start)
+    fn range(&self, range: &KeyRange, reverse: bool) -> Entries {
+        self.inner.range(range, reverse)
     }
 }

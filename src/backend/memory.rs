@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use parking_lot::{Mutex, RwLock};
 
-use super::{Backend, Bytes, Entries, Tree};
+use super::{Backend, Bytes, Entries, KeyRange, Tree};
 use crate::{Error, Result};
 
 /// The storage of an in-memory store ([`StoreBuilder::memory`]).
@@ -79,6 +79,13 @@ impl Memory {
             .entries
             .write()
             .insert(key.to_vec(), Bytes::from(bytes));
+    }
+
+    /// What `key` of the engine tree `tree` holds: for tests that copy stored bytes, to
+    /// [`Memory::plant`] them elsewhere. The same caveat applies: the layout is not an API.
+    #[must_use]
+    pub fn read(&self, tree: &str, key: &[u8]) -> Option<Vec<u8>> {
+        self.open(tree).entries.read().get(key).map(|b| b.to_vec())
     }
 
     /// The engine's storage, held until it is dropped.
@@ -164,35 +171,29 @@ impl Tree for MemoryTree {
         Ok(())
     }
 
-    fn scan(&self, prefix: &[u8]) -> Entries {
-        let prefix = prefix.to_vec();
-        Box::new(self.entries_from(&prefix).take_while(move |entry| {
-            entry
-                .as_ref()
-                .map_or(true, |(key, _)| key.starts_with(&prefix))
-        }))
-    }
-
-    fn scan_from(&self, start: &[u8]) -> Entries {
-        Box::new(self.entries_from(start))
-    }
-}
-
-impl MemoryTree {
-    /// The entries at and after `start`, each read under the lock on its own, as sled's
-    /// iterators do: writes between two steps are seen or not by their key's place.
-    fn entries_from(
-        &self,
-        start: &[u8],
-    ) -> impl Iterator<Item = Result<(Vec<u8>, Bytes)>> + Send + use<> {
+    /// Each entry is read under the lock on its own, as sled's iterators do: writes between
+    /// two steps are seen or not by their key's place.
+    fn range(&self, range: &KeyRange, reverse: bool) -> Entries {
         let entries = Arc::clone(&self.entries);
-        let mut from = Bound::Included(start.to_vec());
-        std::iter::from_fn(move || {
+        let mut rest = range.clone();
+        Box::new(std::iter::from_fn(move || {
+            if rest.is_empty() {
+                return None; // (which a map's range would panic on)
+            }
             let entries = entries.read();
-            let after = (from.as_ref().map(Vec::as_slice), Bound::Unbounded);
-            let (key, value) = entries.range::<[u8], _>(after).next()?;
-            from = Bound::Excluded(key.clone());
+            let mut within = entries.range::<[u8], _>(rest.bounds());
+            let (key, value) = if reverse {
+                within.next_back()?
+            } else {
+                within.next()?
+            };
+            let passed = Bound::Excluded(key.clone());
+            if reverse {
+                rest.upper = passed;
+            } else {
+                rest.lower = passed;
+            }
             Some(Ok((key.clone(), value.clone())))
-        })
+        }))
     }
 }

@@ -2,10 +2,11 @@
 //!
 //! Everything revkv guarantees across several keys (versions, unique indexes, transactions) is
 //! built above this trait from ordered single-key writes, so an engine only has to offer what
-//! every key-value store offers: get, put, remove, prefix scans, and a full durability barrier.
+//! every key-value store offers: get, put, remove, ordered range scans, and a full durability barrier.
 
 #[cfg(feature = "fault-injection")]
 mod crash_point;
+mod key_range;
 mod memory;
 mod sled;
 mod space;
@@ -16,6 +17,9 @@ use crate::Result;
 
 #[cfg(feature = "fault-injection")]
 pub(crate) use self::crash_point::CrashPoint;
+pub(crate) use self::key_range::KeyRange;
+#[cfg(feature = "etcd")]
+pub(crate) use self::key_range::prefix_end;
 pub use self::memory::Memory;
 pub(crate) use self::sled::SledBackend;
 
@@ -51,7 +55,16 @@ pub(crate) trait Tree: Send + Sync {
     /// value); `false` if it held something else, and then nothing is written.
     fn swap(&self, key: &[u8], old: Option<&[u8]>, new: Option<&[u8]>) -> Result<bool>;
     fn remove(&self, key: &[u8]) -> Result<()>;
-    fn scan(&self, prefix: &[u8]) -> Entries;
+    /// The entries in `range`, in key order, or in reverse.
+    fn range(&self, range: &KeyRange, reverse: bool) -> Entries;
+
+    /// The entries whose keys start with `prefix`, in key order.
+    fn scan(&self, prefix: &[u8]) -> Entries {
+        self.range(&KeyRange::prefix(prefix), false)
+    }
+
     /// The entries at and after `start`, in key order.
-    fn scan_from(&self, start: &[u8]) -> Entries;
+    fn scan_from(&self, start: &[u8]) -> Entries {
+        self.range(&KeyRange::from(start), false)
+    }
 }

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 
 use super::space::SpaceGuard;
-use super::{Backend, Bytes, Entries, Tree};
+use super::{Backend, Bytes, Entries, KeyRange, Tree};
 use crate::{Error, Result};
 
 /// sled stores a value larger than a quarter of its 512 KiB segments as a file of its own under
@@ -206,12 +206,16 @@ impl Tree for SledTree {
         Ok(())
     }
 
-    fn scan_from(&self, start: &[u8]) -> Entries {
-        Box::new(self.tree.range(start..).map(owned))
-    }
-
-    fn scan(&self, prefix: &[u8]) -> Entries {
-        Box::new(self.tree.scan_prefix(prefix).map(owned))
+    fn range(&self, range: &KeyRange, reverse: bool) -> Entries {
+        if range.is_empty() {
+            return Box::new(std::iter::empty());
+        }
+        let entries = self.tree.range::<&[u8], _>(range.bounds());
+        if reverse {
+            Box::new(entries.rev().map(owned))
+        } else {
+            Box::new(entries.map(owned))
+        }
     }
 }
 

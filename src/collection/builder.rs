@@ -1,4 +1,4 @@
-//! Declaring a collection: its unique indexes and state machine.
+//! Declaring a collection: its unique and non-unique indexes and its state machine.
 
 use std::marker::PhantomData;
 use std::sync::{Arc, Weak};
@@ -9,7 +9,7 @@ use serde::de::DeserializeOwned;
 
 use super::history::History;
 use super::recent::Recent;
-use super::schema::{Derive, ExpiryHandler, Schema, States, UniqueIndex};
+use super::schema::{Derive, ExpiryHandler, Schema, States, UniqueIndex, ValueIndex};
 use super::{Collection, Registered, index};
 use crate::engine::Engine;
 use crate::guard::StateMachine;
@@ -39,6 +39,7 @@ pub struct CollectionBuilder<T> {
     store: Store,
     name: String,
     uniques: Vec<(String, Derive<T>)>,
+    lists: Vec<(String, Derive<T>)>,
     states: Option<(Derive<T>, StateMachine)>,
     initial: Option<Vec<String>>,
     history: usize,
@@ -55,6 +56,7 @@ where
             store,
             name: name.to_owned(),
             uniques: Vec::new(),
+            lists: Vec::new(),
             states: None,
             initial: None,
             history: 0,
@@ -71,6 +73,37 @@ where
         F: Fn(&T) -> String + Send + Sync + 'static,
     {
         self.uniques.push((name.to_owned(), Box::new(value_of)));
+        self
+    }
+
+    /// Declares a non-unique index `name` over the value `value_of` derives from each record,
+    /// for [`Collection::query`](crate::Collection::query) by that value
+    /// ([`Query::index`](crate::Query::index)) or a range of values
+    /// ([`Query::index_range`](crate::Query::index_range)). Any number of records may share a
+    /// value; each write moves its record's entry in the same atomic commit. Several indexes
+    /// are allowed; names are shared with unique indexes. `value_of` must be deterministic.
+    ///
+    /// ```
+    /// # use serde::{Deserialize, Serialize};
+    /// #[derive(Serialize, Deserialize)]
+    /// struct Order { customer: String }
+    ///
+    /// let store = revkv::Store::temporary()?;
+    /// let orders = store
+    ///     .collection::<Order>("orders")
+    ///     .index("customer", |o: &Order| o.customer.clone())
+    ///     .open()?;
+    /// orders.insert("o-1", Order { customer: "ann".into() })?;
+    /// orders.insert("o-2", Order { customer: "bob".into() })?;
+    /// let page = orders.query(&revkv::Query::index("customer", "ann"))?;
+    /// assert_eq!(page.records.len(), 1);
+    /// # Ok::<(), revkv::Error>(())
+    /// ```
+    pub fn index<F>(mut self, name: &str, value_of: F) -> Self
+    where
+        F: Fn(&T) -> String + Send + Sync + 'static,
+    {
+        self.lists.push((name.to_owned(), Box::new(value_of)));
         self
     }
 
@@ -126,17 +159,29 @@ where
     pub fn open(self) -> Result<Collection<T>> {
         validate_name(&self.name)?;
         let engine = self.store.shared.engine.as_ref();
-        let mut indexes = Vec::with_capacity(self.uniques.len());
-        for (index, value_of) in self.uniques {
-            validate_name(&index)?;
-            if indexes.iter().any(|i: &UniqueIndex<T>| i.name == index) {
+        let mut names: Vec<&str> = Vec::new();
+        for index in self.uniques.iter().chain(&self.lists).map(|(name, _)| name) {
+            validate_name(index)?;
+            if names.contains(&index.as_str()) {
                 return Err(Error::Schema {
                     collection: self.name,
-                    detail: format!("unique index {index} is declared twice"),
+                    detail: format!("index {index} is declared twice"),
                 });
             }
+            names.push(index);
+        }
+        let mut indexes = Vec::with_capacity(self.uniques.len());
+        for (index, value_of) in self.uniques {
             indexes.push(UniqueIndex {
                 keyspace: engine.keyspace(format!("u/{}/{index}", self.name))?,
+                name: index,
+                value_of,
+            });
+        }
+        let mut value_indexes = Vec::with_capacity(self.lists.len());
+        for (index, value_of) in self.lists {
+            value_indexes.push(ValueIndex {
+                keyspace: engine.keyspace(format!("i/{}/{index}", self.name))?,
                 name: index,
                 value_of,
             });
@@ -172,6 +217,7 @@ where
                 .then(|| Arc::new(Recent::default())),
             name: self.name,
             indexes,
+            value_indexes,
             states,
             history,
         };
@@ -182,7 +228,7 @@ where
             if open.declaration() != schema.declaration() {
                 return Err(Error::Schema {
                     collection: schema.name,
-                    detail: "it is already open with other unique indexes or states".into(),
+                    detail: "it is already open with other indexes or states".into(),
                 });
             }
             let same = open
@@ -205,21 +251,30 @@ where
 
 /// Brings the stored indexes in line with the declaration on the first open of a session:
 /// builds indexes declared for the first time, empties indexes no longer declared, and
-/// sweeps what a crash of the previous session left behind.
+/// sweeps what a crash of the previous session left behind. Unique and non-unique indexes are
+/// listed apart (`collection/` and `lists/`), so that an index that changes kind is rebuilt.
 fn reconcile<T>(schema: &Schema<T>, engine: &dyn Engine, meta: &Meta, now: SystemTime) -> Result<()>
 where
     T: Serialize + DeserializeOwned,
 {
-    let meta_key = format!("collection/{}", schema.name);
+    let unique_key = format!("collection/{}", schema.name);
+    let lists_key = format!("lists/{}", schema.name);
     let sweep_key = format!("sweep/{}", schema.name);
-    let before: Vec<String> = meta.get(&meta_key)?.unwrap_or_default();
+    let unique_before: Vec<String> = meta.get(&unique_key)?.unwrap_or_default();
+    let lists_before: Vec<String> = meta.get(&lists_key)?.unwrap_or_default();
     if meta.get::<()>(&sweep_key)?.is_some() {
         schema.sweep_indexes(engine)?;
     }
     let mut built = false;
     for (i, index) in schema.indexes.iter().enumerate() {
-        if !before.contains(&index.name) {
+        if !unique_before.contains(&index.name) {
             schema.build_index(engine, i)?;
+            built = true;
+        }
+    }
+    for (i, index) in schema.value_indexes.iter().enumerate() {
+        if !lists_before.contains(&index.name) {
+            schema.build_value_index(engine, i)?;
             built = true;
         }
     }
@@ -227,12 +282,25 @@ where
         // Recorded as built only once its entries are as durable as the records.
         engine.make_direct_writes_durable()?;
     }
-    let declared: Vec<String> = schema.indexes.iter().map(|i| i.name.clone()).collect();
-    meta.put(&meta_key, &declared)?;
-    for dropped in before.iter().filter(|name| !declared.contains(name)) {
+    let unique: Vec<String> = schema.indexes.iter().map(|i| i.name.clone()).collect();
+    let lists: Vec<String> = schema
+        .value_indexes
+        .iter()
+        .map(|i| i.name.clone())
+        .collect();
+    meta.put(&unique_key, &unique)?;
+    meta.put(&lists_key, &lists)?;
+    let dropped = (unique_before.iter())
+        .filter(|name| !unique.contains(name))
+        .map(|name| format!("u/{}/{name}", schema.name));
+    let dropped = dropped.chain(
+        (lists_before.iter())
+            .filter(|name| !lists.contains(name))
+            .map(|name| format!("i/{}/{name}", schema.name)),
+    );
+    for keyspace in dropped {
         // Emptied, so that declaring it again later rebuilds it from the records.
-        let keyspace = engine.keyspace(format!("u/{}/{dropped}", schema.name))?;
-        index::clear(engine, &keyspace, now)?;
+        index::clear(engine, &engine.keyspace(keyspace)?, now)?;
     }
     meta.remove(&sweep_key)
 }

@@ -99,8 +99,7 @@ where
     /// Whether `update_with` on this collection may combine writes (see the module docs).
     pub(crate) fn combines_writes(&self) -> bool {
         let schema = self.schema();
-        schema.indexes.is_empty()
-            && schema.states.is_none()
+        !schema.needs_old_value()
             && schema.history.is_none()
             && self.store().shared.engine.feed().is_none()
     }
@@ -224,6 +223,7 @@ where
                         key: key.as_bytes(),
                         holds: expected.as_deref(),
                     }],
+                    ranges: &[],
                     writes: vec![Write {
                         keyspace: records,
                         key: key.as_bytes(),

@@ -1,5 +1,5 @@
-//! Whole-index maintenance: building a newly declared unique index, sweeping entries a crash
-//! left behind, and checking an index against the records.
+//! Whole-index maintenance: building a newly declared index, sweeping entries a crash left
+//! behind, and checking indexes against the records.
 //!
 //! Day-to-day writes keep indexes exact through [`Schema::prepare`] and [`Schema::writes`];
 //! this module handles what happens outside a single write.
@@ -86,11 +86,112 @@ impl<T: Serialize + DeserializeOwned> Schema<T> {
         })
     }
 
+    /// Fills non-unique index `index` from the records, then removes entries no record holds;
+    /// as safe alongside other processes' writes as [`Self::build_index`].
+    pub(crate) fn build_value_index(&self, engine: &dyn Engine, index: usize) -> Result<()> {
+        for entry in self.records.tree.scan(b"") {
+            let (key, bytes) = entry?;
+            let key = self.record_key(key)?;
+            let mut scanned = Some(bytes);
+            while !self.enter_record(engine, index, &key, scanned.take())? {}
+        }
+        self.sweep_value_index(engine, index)
+    }
+
+    /// Writes the entry of record `key` (holding `scanned`, if given) in non-unique index
+    /// `index`; false if the record changed before the commit.
+    fn enter_record(
+        &self,
+        engine: &dyn Engine,
+        index: usize,
+        key: &str,
+        scanned: Option<Bytes>,
+    ) -> Result<bool> {
+        let mut view = Recording::at(SystemTime::UNIX_EPOCH, engine);
+        if let Some(bytes) = scanned {
+            view.assume(&self.records, key.as_bytes(), Some(bytes));
+        }
+        let Some(stored) = view.settle_now(engine, |view| self.read(view, key))?? else {
+            return Ok(true); // removed since the scan
+        };
+        let list = &self.value_indexes[index];
+        let entry = codec::encode_index_entry(&(list.value_of)(&self.decode(key, &stored)?), key);
+        engine.commit_if(&Commit {
+            writes: vec![Write {
+                keyspace: &list.keyspace,
+                key: &entry,
+                value: Some(&[]),
+                record: None,
+            }],
+            ..view.unchanged(Route::Direct)
+        })
+    }
+
+    /// Whether `entry` of non-unique index `index` is there and counts: its record exists
+    /// (expired or not) and derives its value.
+    pub(crate) fn entry_holds<'s>(
+        &'s self,
+        view: &mut dyn View<'s>,
+        index: usize,
+        entry: &[u8],
+    ) -> Result<bool> {
+        let list = &self.value_indexes[index];
+        if view.read(&list.keyspace, entry)?.is_none() {
+            return Ok(false);
+        }
+        let Ok((value, key)) = codec::decode_index_entry(entry) else {
+            return Ok(false);
+        };
+        let Some(stored) = self.read(view, &key)? else {
+            return Ok(false);
+        };
+        Ok((list.value_of)(&self.decode(&key, &stored)?) == value)
+    }
+
     /// Removes entries of every index that no record holds: what a crash between an index
     /// write and its record write leaves behind. Such entries never block a value (see
-    /// [`Schema::holder`]); sweeping them makes the index match the records exactly again.
+    /// [`Schema::holder`]) nor show in a query; sweeping them makes the indexes match the
+    /// records exactly again.
     pub(crate) fn sweep_indexes(&self, engine: &dyn Engine) -> Result<()> {
-        (0..self.indexes.len()).try_for_each(|index| self.sweep_index(engine, index))
+        (0..self.indexes.len()).try_for_each(|index| self.sweep_index(engine, index))?;
+        (0..self.value_indexes.len()).try_for_each(|index| self.sweep_value_index(engine, index))
+    }
+
+    fn sweep_value_index(&self, engine: &dyn Engine, index: usize) -> Result<()> {
+        for entry in self.value_indexes[index].keyspace.tree.scan(b"") {
+            let (entry, bytes) = entry?;
+            let mut scanned = Some(bytes);
+            while !self.leave_if_stale(engine, index, &entry, scanned.take())? {}
+        }
+        Ok(())
+    }
+
+    /// Removes `entry` (holding `scanned`, if given) of non-unique index `index` unless it
+    /// counts ([`Self::entry_holds`]); false if what decided that changed before the commit.
+    fn leave_if_stale(
+        &self,
+        engine: &dyn Engine,
+        index: usize,
+        entry: &[u8],
+        scanned: Option<Bytes>,
+    ) -> Result<bool> {
+        let list = &self.value_indexes[index];
+        let mut view = Recording::at(SystemTime::UNIX_EPOCH, engine);
+        if let Some(bytes) = scanned {
+            view.assume(&list.keyspace, entry, Some(bytes));
+        }
+        if view.settle_now(engine, |view| self.entry_holds(view, index, entry))?? {
+            return Ok(true);
+        }
+        engine.commit_if(&Commit {
+            writes: vec![Write {
+                keyspace: &list.keyspace,
+                key: entry,
+                value: None,
+                record: None,
+            }],
+            ..view.unchanged(Route::Direct)
+        })
     }
 
     fn sweep_index(&self, engine: &dyn Engine, index: usize) -> Result<()> {
@@ -172,6 +273,18 @@ impl<T: Serialize + DeserializeOwned> Schema<T> {
                     });
                 }
             }
+            for list in &self.value_indexes {
+                let indexed = (list.value_of)(&value);
+                let entry = codec::encode_index_entry(&indexed, &key);
+                if list.keyspace.tree.get(&entry)?.is_none() {
+                    report.problems.push(Problem::MissingEntry {
+                        collection: self.name.clone(),
+                        index: list.name.clone(),
+                        value: indexed,
+                        key: key.clone(),
+                    });
+                }
+            }
             if let Some(states) = &self.states {
                 let state = (states.state_of)(&value);
                 if !states.machine.is_reachable(&state) {
@@ -216,6 +329,43 @@ impl<T: Serialize + DeserializeOwned> Schema<T> {
                         value,
                         holder,
                     });
+                }
+            }
+        }
+        self.verify_value_indexes(report)
+    }
+
+    /// Adds every entry of the non-unique indexes that no record holds to `report`.
+    fn verify_value_indexes(&self, report: &mut Report) -> Result<()> {
+        for (i, list) in self.value_indexes.iter().enumerate() {
+            for entry in list.keyspace.tree.scan(b"") {
+                let (entry, _) = entry?;
+                report.index_entries += 1;
+                let location = || {
+                    let shown = String::from_utf8_lossy(&entry);
+                    format!("{}: index {} entry {shown:?}", self.name, list.name)
+                };
+                let decoded = codec::decode_index_entry(&entry)
+                    .map_err(|e| Error::decode(e, location()))
+                    .and_then(|(value, holder)| {
+                        let mut view = Committed::at(SystemTime::UNIX_EPOCH);
+                        Ok((value, holder, self.entry_holds(&mut view, i, &entry)?))
+                    });
+                match decoded {
+                    Ok((_, _, true)) => {}
+                    Ok((value, holder, false)) => report.problems.push(Problem::StaleEntry {
+                        collection: self.name.clone(),
+                        index: list.name.clone(),
+                        value,
+                        holder,
+                    }),
+                    Err(e @ (Error::Corrupt { .. } | Error::UnsupportedFormat { .. })) => {
+                        report.problems.push(Problem::Undecodable {
+                            location: location(),
+                            reason: e.to_string(),
+                        });
+                    }
+                    Err(e) => return Err(e),
                 }
             }
         }

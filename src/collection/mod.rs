@@ -5,6 +5,7 @@ mod combine;
 mod expiry;
 mod history;
 mod index;
+pub(crate) mod query;
 pub(crate) mod recent;
 pub(crate) mod schema;
 pub(crate) mod view;
@@ -212,6 +213,16 @@ where
         block_on(self.find(index, value))
     }
 
+    /// One page of the records `query` selects; see [`Query`](crate::Query).
+    ///
+    /// # Errors
+    /// [`Error::UnknownIndex`] for an index the collection does not declare,
+    /// [`Error::InvalidPageToken`] for a token of another query or none at all,
+    /// [`Error::InvalidQuery`] for a limit of zero; storage errors.
+    pub fn query(&self, query: &crate::Query) -> Result<crate::Page<T>> {
+        block_on(self.query_async(query))
+    }
+
     /// All records, in key order.
     #[must_use]
     pub fn iter(&self) -> Iter<T> {
@@ -281,6 +292,14 @@ where
         .await??
         .map(|(key, stored)| self.schema.versioned(&key, &stored))
         .transpose()
+    }
+
+    /// [`Collection::query`].
+    pub(crate) async fn query_async(&self, query: &crate::Query) -> Result<crate::Page<T>> {
+        let shared = &self.store.shared;
+        let engine = shared.engine.as_ref();
+        let mut view = query::Reads::at(shared.clock.now(), engine);
+        self.schema.query(engine, &mut view, query).await
     }
 
     /// [`Collection::insert`], and the expiring insert.
@@ -513,6 +532,7 @@ pub(crate) trait Registered: Send + Sync {
 #[derive(Debug, PartialEq)]
 pub(crate) struct Declaration {
     indexes: Vec<String>,
+    value_indexes: Vec<String>,
     states: Option<StateMachine>,
 }
 
@@ -523,6 +543,7 @@ where
     fn declaration(&self) -> Declaration {
         Declaration {
             indexes: self.indexes.iter().map(|i| i.name.clone()).collect(),
+            value_indexes: self.value_indexes.iter().map(|i| i.name.clone()).collect(),
             states: self.states.as_ref().map(|s| s.machine.clone()),
         }
     }

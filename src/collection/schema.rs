@@ -33,6 +33,14 @@ pub(crate) struct UniqueIndex<T> {
     pub(crate) value_of: Derive<T>,
 }
 
+/// A non-unique index: one entry per record, keyed by the value it derives and its key
+/// ([`codec::encode_index_entry`]), holding nothing.
+pub(crate) struct ValueIndex<T> {
+    pub(crate) name: String,
+    pub(crate) keyspace: Keyspace,
+    pub(crate) value_of: Derive<T>,
+}
+
 pub(crate) struct States<T> {
     pub(crate) machine: StateMachine,
     pub(crate) state_of: Derive<T>,
@@ -42,6 +50,7 @@ pub(crate) struct Schema<T> {
     pub(crate) name: String,
     pub(crate) records: Keyspace,
     pub(crate) indexes: Vec<UniqueIndex<T>>,
+    pub(crate) value_indexes: Vec<ValueIndex<T>>,
     pub(crate) states: Option<States<T>>,
     pub(crate) history: Option<History>,
     /// Records by expiry time: `(µs since the epoch, BE) ++ key`, for the sweeper.
@@ -94,6 +103,8 @@ pub(crate) struct NewValue<'a, T> {
     pub(crate) value: &'a T,
     pub(crate) record: EncodedRecord,
     unique: Vec<String>,
+    /// Its values in the non-unique indexes.
+    listed: Vec<String>,
     ttl: Option<Duration>,
 }
 
@@ -103,6 +114,7 @@ impl<T> Clone for NewValue<'_, T> {
             value: self.value,
             record: self.record.clone(),
             unique: self.unique.clone(),
+            listed: self.listed.clone(),
             ttl: self.ttl,
         }
     }
@@ -121,6 +133,9 @@ pub(crate) struct Plan<'k> {
     claim: Vec<u8>,
     /// `(index position, value)` pairs this record gives up.
     pub(crate) releases: Vec<(usize, String)>,
+    /// `(non-unique index position, entry)` pairs this record enters and leaves.
+    entered: Vec<(usize, Vec<u8>)>,
+    left: Vec<(usize, Vec<u8>)>,
     /// The history key under which the version being replaced (`previous`) is kept, for a
     /// collection with a history.
     pub(crate) archive: Option<Vec<u8>>,
@@ -139,6 +154,8 @@ impl<'k> Plan<'k> {
             claims: Vec::new(),
             claim: Vec::new(),
             releases: Vec::new(),
+            entered: Vec::new(),
+            left: Vec::new(),
             archive: None,
             ttl,
             expiry_entry: None,
@@ -168,9 +185,9 @@ impl<T: Serialize + DeserializeOwned> Schema<T> {
         format!("{}/{key}", self.name)
     }
 
-    /// Whether writes must read the old value (to free index values or check a transition).
-    fn needs_old_value(&self) -> bool {
-        !self.indexes.is_empty() || self.states.is_some()
+    /// Whether writes must read the old value (to move index entries or check a transition).
+    pub(crate) fn needs_old_value(&self) -> bool {
+        !self.indexes.is_empty() || !self.value_indexes.is_empty() || self.states.is_some()
     }
 
     /// The value of `current` that [`Self::prepare`] checks a write against: decoded only
@@ -217,12 +234,17 @@ impl<T: Serialize + DeserializeOwned> Schema<T> {
             });
         }
         let unique = self.unique_values(value);
-        for (index, unique) in self.indexes.iter().zip(&unique) {
-            if unique.len() > limits.max_key_len {
+        let listed: Vec<String> = (self.value_indexes.iter())
+            .map(|i| (i.value_of)(value))
+            .collect();
+        let names = self.indexes.iter().map(|i| &i.name);
+        let names = names.chain(self.value_indexes.iter().map(|i| &i.name));
+        for (index, indexed) in names.zip(unique.iter().chain(&listed)) {
+            if indexed.len() > limits.max_key_len {
                 return Err(Error::IndexValueTooLong {
                     collection: self.name.clone(),
-                    index: index.name.clone(),
-                    len: unique.len(),
+                    index: index.clone(),
+                    len: indexed.len(),
                     max: limits.max_key_len,
                 });
             }
@@ -231,6 +253,7 @@ impl<T: Serialize + DeserializeOwned> Schema<T> {
             value,
             record,
             unique,
+            listed,
             ttl,
         })
     }
@@ -240,10 +263,14 @@ impl<T: Serialize + DeserializeOwned> Schema<T> {
         self.indexes
             .iter()
             .position(|i| i.name == name)
-            .ok_or_else(|| Error::UnknownIndex {
-                collection: self.name.clone(),
-                index: name.to_owned(),
-            })
+            .ok_or_else(|| self.unknown_index(name))
+    }
+
+    pub(crate) fn unknown_index(&self, name: &str) -> Error {
+        Error::UnknownIndex {
+            collection: self.name.clone(),
+            index: name.to_owned(),
+        }
     }
 
     /// The index entries `new` would claim: each unique index with the value's entry key.
@@ -396,6 +423,23 @@ impl<T: Serialize + DeserializeOwned> Schema<T> {
                 change.releases.push((i, value));
             }
         }
+        for (i, index) in self.value_indexes.iter().enumerate() {
+            let old_value = old.map(|o| (index.value_of)(o));
+            let new_value = new.as_ref().map(|n| &n.listed[i]);
+            if old_value.as_ref() == new_value {
+                continue;
+            }
+            if let Some(value) = new_value {
+                change
+                    .entered
+                    .push((i, codec::encode_index_entry(value, key)));
+            }
+            if let Some(value) = old_value {
+                change
+                    .left
+                    .push((i, codec::encode_index_entry(&value, key)));
+            }
+        }
         change.record = new.map(|n| n.record);
         if self.history.is_some()
             && let Some(stored) = current
@@ -486,10 +530,11 @@ impl<T: Serialize + DeserializeOwned> Schema<T> {
     }
 
     /// The single-key writes of `plan`, in the order that keeps a crash from leaving a visible
-    /// half: index entries it claims, the version it replaces (for the history) and its
-    /// expiry entry first, then the record, then the index entries it frees. A crash at any
-    /// point leaves at most entries that [`Self::holder`] and the sweeper do not count, so the
-    /// record and its indexes agree. `existed` tells the change feed an insert from an update.
+    /// half: index entries it claims or enters, the version it replaces (for the history) and
+    /// its expiry entry first, then the record, then the index entries it frees or leaves. A
+    /// crash at any point leaves at most entries that [`Self::holder`], queries and the
+    /// sweeper do not count (their records do not derive their values), so the record and its
+    /// indexes agree. `existed` tells the change feed an insert from an update.
     pub(crate) fn writes<'p>(
         &'p self,
         plan: &'p Plan<'_>,
@@ -502,10 +547,15 @@ impl<T: Serialize + DeserializeOwned> Schema<T> {
             value,
             record: None,
         };
-        let mut writes = Vec::with_capacity(1 + plan.claims.len() + plan.releases.len());
+        let entries =
+            plan.claims.len() + plan.releases.len() + plan.entered.len() + plan.left.len();
+        let mut writes = Vec::with_capacity(1 + entries);
         for (i, value) in &plan.claims {
             let index = &self.indexes[*i].keyspace;
             writes.push(write(index, value.as_bytes(), Some(&plan.claim[..])));
+        }
+        for (i, entry) in &plan.entered {
+            writes.push(write(&self.value_indexes[*i].keyspace, entry, Some(&[])));
         }
         if let (Some(history), Some(entry)) = (&self.history, &plan.archive) {
             writes.push(write(&history.keyspace, entry, plan.previous));
@@ -523,6 +573,9 @@ impl<T: Serialize + DeserializeOwned> Schema<T> {
         });
         for (i, value) in &plan.releases {
             writes.push(write(&self.indexes[*i].keyspace, value.as_bytes(), None));
+        }
+        for (i, entry) in &plan.left {
+            writes.push(write(&self.value_indexes[*i].keyspace, entry, None));
         }
         writes
     }

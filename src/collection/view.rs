@@ -85,14 +85,10 @@ async fn read_all<K: Borrow<Keyspace>>(
     engine: &dyn Engine,
     keys: &[(K, Vec<u8>)],
 ) -> Result<Vec<Option<Bytes>>> {
-    if let [(keyspace, key)] = keys {
-        // The common case, without the joining.
-        return Ok(vec![engine.read(keyspace.borrow(), key).await?]);
-    }
-    let reads = keys
+    let keys = keys
         .iter()
-        .map(|(keyspace, key)| engine.read(keyspace.borrow(), key));
-    futures::future::try_join_all(reads).await
+        .map(|(keyspace, key)| (keyspace.borrow(), &key[..]));
+    engine.read_many(keys.collect()).await
 }
 
 /// Remembers what a write's checks read, so that a commit can require it unchanged. A key read
@@ -142,6 +138,7 @@ impl<'s> Recording<'s> {
         });
         Commit {
             compares: compares.collect(),
+            ranges: &[],
             writes: Vec::new(),
             route,
             modified: self.now,

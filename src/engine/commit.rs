@@ -14,7 +14,7 @@ use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
-use crate::backend::Backend;
+use crate::backend::{Backend, KeyRange};
 use crate::engine::keyspace::Keyspace;
 use crate::{Result, Version};
 
@@ -34,6 +34,20 @@ pub(crate) struct Compare<'a> {
     pub(crate) keyspace: &'a Keyspace,
     pub(crate) key: &'a [u8],
     pub(crate) holds: Option<&'a [u8]>,
+}
+
+/// What a commit requires of a range of keys: that no key entered `range` of `keyspace` since
+/// a scan ([`Engine::scan`](crate::engine::contract::Engine::scan)) found `keys` (sorted)
+/// there at `revision`. (A key that changed or left is the business of the compares of what it names.)
+/// The local engine checks that the range holds no key but `keys`; etcd, that no key in the
+/// range was written after `revision`.
+#[derive(Clone)]
+pub(crate) struct RangeRead {
+    pub(crate) keyspace: Keyspace,
+    pub(crate) range: KeyRange,
+    pub(crate) keys: Vec<Vec<u8>>,
+    #[cfg_attr(not(feature = "etcd"), expect(dead_code, reason = "etcd's alone"))]
+    pub(crate) revision: i64,
 }
 
 /// One single-key write of a commit; `None` removes the key.
@@ -56,6 +70,7 @@ pub(crate) struct RecordChange {
 /// Writes to make, in order, if every compare holds.
 pub(crate) struct Commit<'a> {
     pub(crate) compares: Vec<Compare<'a>>,
+    pub(crate) ranges: &'a [RangeRead],
     pub(crate) writes: Vec<Write<'a>>,
     pub(crate) route: Route,
     /// When the commit happens, as its change feed entry records it.
@@ -141,6 +156,7 @@ impl EntryWrite {
 /// the caller's.
 pub(crate) struct OwnedCommit {
     compares: Vec<OwnedKey>,
+    ranges: Vec<RangeRead>,
     writes: Vec<(OwnedKey, Option<RecordChange>)>,
     route: Route,
     modified: SystemTime,
@@ -160,6 +176,7 @@ impl OwnedCommit {
                     holds: holds.as_deref(),
                 })
                 .collect(),
+            ranges: &self.ranges,
             writes: (self.writes.iter())
                 .map(|((keyspace, key, value), record)| Write {
                     keyspace,
@@ -187,6 +204,7 @@ impl Commit<'_> {
                     )
                 })
                 .collect(),
+            ranges: self.ranges.to_vec(),
             writes: (self.writes.iter())
                 .map(|w| {
                     let value = w.value.map(<[u8]>::to_vec);

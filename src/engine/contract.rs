@@ -7,7 +7,7 @@ use std::time::SystemTime;
 
 use futures::future::{BoxFuture, Either};
 
-use crate::backend::{Bytes, Tree};
+use crate::backend::{Bytes, KeyRange, Tree};
 use crate::blocking::block_on;
 use crate::engine::commit::{Commit, Route, Write};
 use crate::engine::feed::ChangeFeed;
@@ -39,6 +39,16 @@ pub(crate) fn under_way<'a, T>(
     Either::Right(Box::pin(future))
 }
 
+/// What [`Engine::scan`] read.
+pub(crate) struct Scanned {
+    /// Keys and values, in the order read.
+    pub(crate) entries: Vec<(Vec<u8>, Bytes)>,
+    /// Whether the range holds more entries past the last one read.
+    pub(crate) more: bool,
+    /// The engine's revision the entries were read at, where it has revisions (etcd; else 0).
+    pub(crate) revision: i64,
+}
+
 /// What [`Engine::pause_commits`] holds: nothing where the engine cannot pause writers.
 pub(crate) type Paused<'a> = Option<Held<'a>>;
 
@@ -57,12 +67,47 @@ pub(crate) trait Engine: Send + Sync {
         Ok(Keyspace::new(name, tree))
     }
 
-    /// What `key` of `keyspace` holds.
-    fn read<'a>(&'a self, keyspace: &'a Keyspace, key: &'a [u8])
-    -> EngineFuture<'a, Option<Bytes>>;
+    /// Up to `limit` entries of `range` in `keyspace`, from its start (or, `reverse`, from its
+    /// end), read at one moment: what a commit's
+    /// [`RangeRead`](crate::engine::commit::RangeRead) names.
+    fn scan<'a>(
+        &'a self,
+        keyspace: &'a Keyspace,
+        range: &'a KeyRange,
+        reverse: bool,
+        limit: usize,
+    ) -> EngineFuture<'a, Scanned> {
+        let mut entries = Vec::new();
+        for entry in keyspace
+            .tree
+            .range(range, reverse)
+            .take(limit.saturating_add(1))
+        {
+            match entry {
+                Ok(entry) => entries.push(entry),
+                Err(e) => return done(Err(e)),
+            }
+        }
+        let more = entries.len() > limit;
+        entries.truncate(limit);
+        done(Ok(Scanned {
+            entries,
+            more,
+            revision: 0,
+        }))
+    }
 
-    /// Applies `commit` if every one of its compares holds, atomically with respect to other
-    /// commits and to crashes. `Ok(false)`: a compare failed, and nothing was written.
+    /// What each of `keys` holds, in their order, read all at once.
+    fn read_many<'a>(
+        &'a self,
+        keys: Vec<(&'a Keyspace, &'a [u8])>,
+    ) -> EngineFuture<'a, Vec<Option<Bytes>>> {
+        let read = keys.iter().map(|(keyspace, key)| keyspace.tree.get(key));
+        done(read.collect())
+    }
+
+    /// Applies `commit` if every one of its compares and range reads holds, atomically with
+    /// respect to other commits and to crashes. `Ok(false)`: a compare failed, and nothing was written.
     fn commit<'a>(&'a self, commit: &'a Commit<'_>) -> EngineFuture<'a, bool>;
 
     /// [`Engine::commit`], waited for.
@@ -84,6 +129,7 @@ pub(crate) trait Engine: Send + Sync {
             });
             let commit = Commit {
                 compares: Vec::new(),
+                ranges: &[],
                 writes: writes.collect(),
                 route: Route::Direct,
                 modified: now,

@@ -2,7 +2,7 @@
 //! transactions, history, expiry, statistics, the HTTP adapter) need from whatever stores the
 //! bytes, at the level of an atomic conditional commit.
 //!
-//! Reads and commits are futures ([`Engine::read`], [`Engine::commit`]), awaited by the async API
+//! Reads and commits are futures ([`Engine::read_many`], [`Engine::commit`]), awaited by the async API
 //! and run to completion by the blocking one; scans and bookkeeping read keyspaces
 //! ([`Tree`](crate::backend::Tree)s) directly. Every change of records is a [`Commit`]: compares
 //! (a key holds these bytes, or nothing) and single-key writes, applied all together if every
@@ -29,7 +29,7 @@ pub(crate) use self::etcd::{EtcdEngine, EtcdOptions};
 pub(crate) use self::local::{LocalEngine, LocalOptions, Storage};
 
 pub use self::commit::ChangeKind;
-pub(crate) use self::commit::{Commit, Compare, EntryWrite, RecordChange, Route, Write};
+pub(crate) use self::commit::{Commit, Compare, EntryWrite, RangeRead, RecordChange, Route, Write};
 pub(crate) use self::contract::{Engine, REMOVALS_PER_COMMIT};
 pub use self::feed::Retention;
 pub(crate) use self::feed::{ChangeFeed, FeedChange, FeedChanges};

@@ -17,16 +17,17 @@ use futures::future::BoxFuture;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::backend::Bytes;
+use crate::backend::{Bytes, KeyRange};
 use crate::blocking::block_on;
+use crate::collection::query::QueryView;
 use crate::collection::recent::Recent;
 use crate::collection::schema::{Expect, Plan, Schema, expiry_entry};
 use crate::collection::view::{Settling, View, settle};
 use crate::collection::{Collection, History};
-use crate::engine::{Commit, Compare, Keyspace, RecordChange, Route, Write};
+use crate::engine::{Commit, Compare, Keyspace, RangeRead, RecordChange, Route, Write};
 use crate::retry::{Backoff, MAX_ATTEMPTS};
 use crate::store::Shared;
-use crate::{Error, Result, Store, Version, Versioned};
+use crate::{Error, Page, Query, Result, Store, Version, Versioned};
 
 /// A transaction in progress, handed to the closure of [`Store::transaction`].
 ///
@@ -37,6 +38,8 @@ pub struct Transaction<'s> {
     shared: &'s Arc<Shared>,
     /// What the transaction read from the committed state, by keyspace and key.
     reads: HashMap<Slot, Read>,
+    /// The ranges its queries read, which its commit requires no key to have entered.
+    ranges: Vec<RangeRead>,
     /// What it will write, by keyspace and key; the last write of a key wins.
     writes: BTreeMap<Slot, Staged>,
     /// Histories that grow by this transaction, to trim once it has committed.
@@ -176,6 +179,7 @@ impl<'s> Transaction<'s> {
         Self {
             shared,
             reads: HashMap::new(),
+            ranges: Vec::new(),
             writes: BTreeMap::new(),
             histories: Vec::new(),
             guessed: Vec::new(),
@@ -213,6 +217,37 @@ impl Transaction<'_> {
         T: Serialize + DeserializeOwned + Send + Sync + 'static,
     {
         block_on(self.find(collection, index, value))
+    }
+
+    /// One page of the records `query` selects in `collection`, as this transaction sees them
+    /// (its own writes included), as [`Collection::query`].
+    ///
+    /// The transaction commits only if the page is still what `query` would return then: no
+    /// record it returned changed, and no record entered what it covered (the range up to its
+    /// last record, or to the range's end on the last page). No phantoms: two transactions
+    /// that each insert an order only if a query finds none cannot both commit.
+    ///
+    /// # Errors
+    /// As [`Collection::query`], plus [`Error::ForeignCollection`].
+    pub fn query<T>(&mut self, collection: &Collection<T>, query: &Query) -> Result<Page<T>>
+    where
+        T: Serialize + DeserializeOwned + Send + Sync + 'static,
+    {
+        block_on(self.query_async(collection, query))
+    }
+
+    /// [`Transaction::query`].
+    pub(crate) async fn query_async<T>(
+        &mut self,
+        collection: &Collection<T>,
+        query: &Query,
+    ) -> Result<Page<T>>
+    where
+        T: Serialize + DeserializeOwned + Send + Sync + 'static,
+    {
+        let schema = self.schema_of(collection)?;
+        let engine = self.shared.engine.as_ref();
+        schema.query(engine, self, query).await
     }
 
     /// Creates `key`, as [`Collection::insert`]. Returns the version it will have.
@@ -521,6 +556,7 @@ impl Transaction<'_> {
         });
         Commit {
             compares: compares.collect(),
+            ranges: &self.ranges,
             writes,
             route: Route::Logged,
             modified: self.modified,
@@ -575,6 +611,29 @@ impl Settling for Transaction<'_> {
     fn record(&mut self, keyspace: Keyspace, key: Vec<u8>, seen: Option<Bytes>) {
         let id = (Arc::clone(&keyspace.name), key);
         self.reads.insert(id, Read { keyspace, seen });
+    }
+}
+
+impl<'s> QueryView<'s> for Transaction<'_> {
+    fn seed(&mut self, keyspace: &'s Keyspace, key: &[u8], seen: Bytes) {
+        let id = (Arc::clone(&keyspace.name), key.to_vec());
+        if !self.writes.contains_key(&id) {
+            self.reads.entry(id).or_insert_with(|| Read {
+                keyspace: keyspace.clone(),
+                seen: Some(seen),
+            });
+        }
+    }
+
+    fn staged(&self, keyspace: &Keyspace, range: &KeyRange) -> Vec<(Vec<u8>, Option<Bytes>)> {
+        (self.writes.iter())
+            .filter(|((name, key), _)| *name == keyspace.name && range.contains(key))
+            .map(|((_, key), staged)| (key.clone(), staged.value.as_deref().map(Bytes::from)))
+            .collect()
+    }
+
+    fn scanned(&mut self, read: RangeRead) {
+        self.ranges.push(read);
     }
 }
 

@@ -14,18 +14,22 @@
 //! is already there (every record write carries a version never written before), it counts
 //! as applied.
 
+use std::ops::Bound;
 use std::sync::Arc;
 use std::time::Duration;
 
 use etcd_client::{
-    Client, Compare, CompareOp, ConnectOptions, DeleteOptions, GetOptions, Txn, TxnOp,
+    Client, Compare, CompareOp, ConnectOptions, DeleteOptions, GetOptions, SortOrder, SortTarget,
+    Txn, TxnOp, TxnOpResponse,
 };
 use parking_lot::Mutex;
 
-use crate::backend::{Bytes, Entries, Tree};
+use crate::backend::{Bytes, Entries, KeyRange, Tree, prefix_end};
 use crate::blocking::block_on;
 use crate::engine::commit::Commit;
-use crate::engine::contract::{Engine, EngineFuture, Paused, check_format, done, under_way};
+use crate::engine::contract::{
+    Engine, EngineFuture, Paused, Scanned, check_format, done, under_way,
+};
 use crate::engine::etcd::cluster::{
     ATTEMPT_TIMEOUT, Cluster, MAX_REQUEST_BYTES, MAX_TXN_OPS, etcd_key, storage_error,
 };
@@ -43,7 +47,7 @@ use self::cluster::DEFAULT_DEADLINE;
 /// How many versions a process takes from the shared lease at a time.
 const VERSION_BLOCK: u64 = 1 << 16;
 /// Keys fetched per request of a scan.
-const SCAN_PAGE: i64 = 512;
+const SCAN_PAGE: usize = 512;
 /// The metadata key of the version lease: every version below its value has been handed out.
 const VERSION_LEASE: &str = "version-lease";
 /// The metadata key present once the store keeps a change feed.
@@ -159,7 +163,7 @@ impl EtcdEngine {
             None => None,
         };
         let writes = commit.writes.len() + usize::from(entry.is_some());
-        let ops = commit.compares.len().max(writes);
+        let ops = (commit.compares.len() + commit.ranges.len()).max(writes);
         if ops > MAX_TXN_OPS {
             return Err(Error::CommitTooLarge {
                 what: "operations",
@@ -192,8 +196,15 @@ impl EtcdEngine {
             });
         }
         let key = |name: &str, key: &[u8]| etcd_key(&self.namespace, name, key);
+        let ranges = commit.ranges.iter().map(|read| {
+            let prefix = key(&read.keyspace.name, b"");
+            let (start, end) = etcd_range(&prefix, &read.range);
+            // No key in the range written since: neither added nor replaced.
+            Compare::mod_revision(start, CompareOp::Less, read.revision + 1).with_range(end)
+        });
         let compares: Vec<Compare> = checked
             .map(|(name, k, value)| holds(key(name, k), value))
+            .chain(ranges)
             .collect();
         let writes: Vec<TxnOp> = written
             .map(|(name, k, value)| write(key(name, k), value))
@@ -212,17 +223,77 @@ impl Engine for EtcdEngine {
         true
     }
 
-    fn read<'a>(
+    /// One request.
+    fn scan<'a>(
         &'a self,
         keyspace: &'a Keyspace,
-        key: &'a [u8],
-    ) -> EngineFuture<'a, Option<Bytes>> {
-        let key = etcd_key(&self.namespace, &keyspace.name, key);
-        let read = self.cluster.get(key);
-        under_way(
-            self.cluster
-                .on_runtime(async move { Ok(read.await?.map(Bytes::from)) }),
-        )
+        range: &'a KeyRange,
+        reverse: bool,
+        limit: usize,
+    ) -> EngineFuture<'a, Scanned> {
+        if range.is_empty() || limit == 0 {
+            return done(Ok(Scanned {
+                entries: Vec::new(),
+                more: !range.is_empty(),
+                revision: 0,
+            }));
+        }
+        let prefix = etcd_key(&self.namespace, &keyspace.name, b"");
+        let cluster = &self.cluster;
+        under_way(cluster.on_runtime(async move {
+            let (start, end) = etcd_range(&prefix, range);
+            let (entries, more, revision) =
+                scan_page(cluster, (&start, &end), reverse, limit).await?;
+            let entries = entries
+                .into_iter()
+                .map(|(mut key, value)| (key.split_off(prefix.len()), value))
+                .collect();
+            Ok(Scanned {
+                entries,
+                more,
+                revision,
+            })
+        }))
+    }
+
+    /// One transaction of reads (per [`MAX_TXN_OPS`] keys).
+    fn read_many<'a>(
+        &'a self,
+        keys: Vec<(&'a Keyspace, &'a [u8])>,
+    ) -> EngineFuture<'a, Vec<Option<Bytes>>> {
+        if let [(keyspace, key)] = keys[..] {
+            // The commonest read, as a plain request.
+            let read = self.cluster.get(etcd_key(&self.namespace, &keyspace.name, key));
+            return under_way(self.cluster.on_runtime(async move {
+                Ok(vec![read.await?.map(Bytes::from)])
+            }));
+        }
+        let keys: Vec<Vec<u8>> = (keys.iter())
+            .map(|(keyspace, key)| etcd_key(&self.namespace, &keyspace.name, key))
+            .collect();
+        let cluster = &self.cluster;
+        under_way(cluster.on_runtime(async move {
+            let mut values = Vec::with_capacity(keys.len());
+            for chunk in keys.chunks(MAX_TXN_OPS) {
+                let gets: Vec<TxnOp> = (chunk.iter())
+                    .map(|key| TxnOp::get(key.clone(), None))
+                    .collect();
+                let response = cluster
+                    .retry(&cluster.kv, |mut kv| {
+                        let txn = Txn::new().and_then(gets.clone());
+                        async move { kv.txn(txn).await }
+                    })
+                    .await?;
+                for answer in response.op_responses() {
+                    let TxnOpResponse::Get(mut got) = answer else {
+                        return Err(Error::Storage("etcd answered a read with a write".into()));
+                    };
+                    let value = got.take_kvs().into_iter().next();
+                    values.push(value.map(|kv| Bytes::from(kv.into_key_value().1)));
+                }
+            }
+            Ok(values)
+        }))
     }
 
     fn commit<'a>(&'a self, commit: &'a Commit<'_>) -> EngineFuture<'a, bool> {
@@ -296,8 +367,7 @@ impl Engine for EtcdEngine {
 impl Drop for EtcdEngine {
     fn drop(&mut self) {
         if self.temporary {
-            let start = self.namespace.clone();
-            let end = prefix_end(&start);
+            let (start, end) = etcd_range(&self.namespace, &KeyRange::prefix(b""));
             // Nothing can be reported from here; a temporary namespace left behind is inert.
             let _ = self.cluster.call(move |mut kv| {
                 let (start, end) = (start.clone(), end.clone());
@@ -326,19 +396,6 @@ fn write(key: Vec<u8>, value: Option<&[u8]>) -> TxnOp {
     }
 }
 
-/// The first key after every key that starts with `prefix`. Every prefix here holds the zero
-/// byte that ends a keyspace's name, so some byte can always be increased.
-fn prefix_end(prefix: &[u8]) -> Vec<u8> {
-    let mut end = prefix.to_vec();
-    while let Some(last) = end.pop() {
-        if last < u8::MAX {
-            end.push(last + 1);
-            break;
-        }
-    }
-    end
-}
-
 fn keyspace(cluster: &Arc<Cluster>, namespace: &[u8], name: &str) -> Arc<dyn Tree> {
     Arc::new(EtcdTree {
         cluster: Arc::clone(cluster),
@@ -357,18 +414,6 @@ impl EtcdTree {
         let mut full = self.prefix.clone();
         full.extend_from_slice(key);
         full
-    }
-
-    /// The entries from `start` (a full etcd key) up to, not including, `end`, fetched a page
-    /// at a time as the iterator advances.
-    fn range(&self, start: Vec<u8>, end: Vec<u8>) -> Entries {
-        Box::new(Pages {
-            cluster: Arc::clone(&self.cluster),
-            prefix_len: self.prefix.len(),
-            next: Some(start),
-            end,
-            page: Vec::new().into_iter(),
-        })
     }
 }
 
@@ -406,25 +451,80 @@ impl Tree for EtcdTree {
         Ok(())
     }
 
-    fn scan(&self, prefix: &[u8]) -> Entries {
-        let start = self.key(prefix);
-        let end = prefix_end(&start);
-        self.range(start, end)
+    /// Fetched a page at a time as the iterator advances.
+    fn range(&self, range: &KeyRange, reverse: bool) -> Entries {
+        Box::new(Pages {
+            cluster: Arc::clone(&self.cluster),
+            prefix_len: self.prefix.len(),
+            rest: (!range.is_empty()).then(|| etcd_range(&self.prefix, range)),
+            reverse,
+            page: Vec::new().into_iter(),
+        })
     }
+}
 
-    fn scan_from(&self, start: &[u8]) -> Entries {
-        let end = prefix_end(&self.prefix);
-        self.range(self.key(start), end)
-    }
+/// The etcd keys `[start, end)` of `range` in the keyspace whose keys start with `prefix`.
+fn etcd_range(prefix: &[u8], range: &KeyRange) -> (Vec<u8>, Vec<u8>) {
+    let full = |key: &[u8], after: bool| {
+        let mut full = [prefix, key].concat();
+        if after {
+            full.push(0); // the first key after `key`
+        }
+        full
+    };
+    let start = match &range.lower {
+        Bound::Included(key) => full(key, false),
+        Bound::Excluded(key) => full(key, true),
+        Bound::Unbounded => prefix.to_vec(),
+    };
+    let end = match &range.upper {
+        Bound::Included(key) => full(key, true),
+        Bound::Excluded(key) => full(key, false),
+        // Every prefix holds the zero byte that ends a keyspace's name, so it has an end.
+        Bound::Unbounded => prefix_end(prefix).unwrap_or_else(|| vec![0]),
+    };
+    (start, end)
+}
+
+/// One page of the etcd keys in `[start, end)`: at most `limit` entries from the start (or,
+/// `reverse`, from the end), whether more follow, and the revision they were read at.
+async fn scan_page(
+    cluster: &Cluster,
+    (start, end): (&[u8], &[u8]),
+    reverse: bool,
+    limit: usize,
+) -> Result<(Vec<(Vec<u8>, Bytes)>, bool, i64)> {
+    let mut response = cluster
+        .retry(&cluster.kv, |mut kv| {
+            let mut options = GetOptions::new()
+                .with_range(end)
+                .with_limit(i64::try_from(limit).unwrap_or(i64::MAX));
+            if reverse {
+                // etcd sorts the whole range before it applies the limit.
+                options = options.with_sort(SortTarget::Key, SortOrder::Descend);
+            }
+            let start = start.to_vec();
+            async move { kv.get(start, Some(options)).await }
+        })
+        .await?;
+    let revision = response
+        .header()
+        .map_or(0, etcd_client::ResponseHeader::revision);
+    let more = response.more();
+    let entries = response.take_kvs().into_iter().map(|kv| {
+        let (key, value) = kv.into_key_value();
+        (key, Bytes::from(value))
+    });
+    Ok((entries.collect(), more, revision))
 }
 
 /// A scan's iterator: one request per page of keys.
 struct Pages {
     cluster: Arc<Cluster>,
     prefix_len: usize,
-    /// Where the next page starts; `None` once the range is exhausted.
-    next: Option<Vec<u8>>,
-    end: Vec<u8>,
+    /// The etcd keys `[start, end)` not read yet; `None` once the range is exhausted.
+    rest: Option<(Vec<u8>, Vec<u8>)>,
+    reverse: bool,
     page: std::vec::IntoIter<(Vec<u8>, Bytes)>,
 }
 
@@ -433,39 +533,28 @@ impl Iterator for Pages {
 
     fn next(&mut self) -> Option<Self::Item> {
         loop {
-            if let Some(entry) = self.page.next() {
-                return Some(Ok(entry));
+            if let Some((mut key, value)) = self.page.next() {
+                return Some(Ok((key.split_off(self.prefix_len), value)));
             }
-            let start = self.next.take()?;
-            let end = self.end.clone();
-            let answer = self.cluster.call(move |mut kv| {
-                let options = GetOptions::new()
-                    .with_range(end.clone())
-                    .with_limit(SCAN_PAGE);
-                let start = start.clone();
-                async move { kv.get(start, Some(options)).await }
-            });
-            let mut response = match answer {
-                Ok(response) => response,
+            let (start, end) = self.rest.take()?;
+            let fetched = self.cluster.run(scan_page(
+                &self.cluster,
+                (&start, &end),
+                self.reverse,
+                SCAN_PAGE,
+            ));
+            let (entries, more, _) = match fetched {
+                Ok(page) => page,
                 Err(e) => return Some(Err(e)),
             };
-            let kvs = response.take_kvs();
-            if response.more()
-                && let Some(last) = kvs.last()
-            {
-                let mut after = last.key().to_vec();
-                after.push(0);
-                self.next = Some(after);
+            if more && let Some((last, _)) = entries.last() {
+                self.rest = Some(if self.reverse {
+                    (start, last.clone())
+                } else {
+                    ([&last[..], &[0]].concat(), end)
+                });
             }
-            let prefix_len = self.prefix_len;
-            self.page = kvs
-                .into_iter()
-                .map(|kv| {
-                    let (mut key, value) = kv.into_key_value();
-                    (key.split_off(prefix_len), Bytes::from(value))
-                })
-                .collect::<Vec<_>>()
-                .into_iter();
+            self.page = entries.into_iter();
         }
     }
 }
@@ -477,8 +566,7 @@ mod tests {
     #[test]
     fn keys_of_one_keyspace_stay_within_its_prefix() {
         let ns = b"revkv\0shop\0";
-        let start = etcd_key(ns, "c/users", b"");
-        let end = prefix_end(&start);
+        let (start, end) = etcd_range(&etcd_key(ns, "c/users", b""), &KeyRange::prefix(b""));
         for key in [&b""[..], b"a", b"\xff\xff", b"zzz"] {
             let full = etcd_key(ns, "c/users", key);
             assert!(full >= start && full < end, "{key:?}");
@@ -486,6 +574,5 @@ mod tests {
         // A keyspace whose name extends another's never falls in its range.
         let other = etcd_key(ns, "c/users2", b"a");
         assert!(!(other >= start && other < end));
-        assert_eq!(prefix_end(b"a\xff\xff"), b"b");
     }
 }

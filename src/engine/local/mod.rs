@@ -16,18 +16,19 @@ use serde::Serialize;
 pub(crate) mod feed;
 pub(crate) mod intent;
 mod journal;
+mod ranges;
 mod sequence;
 
 use self::feed::{Feed, Recorded};
 use self::journal::Journal;
+use self::ranges::RangeLocks;
 use self::sequence::Sequence;
-use crate::backend::{Backend, Bytes, Memory, SledBackend, Tree};
+use crate::backend::{Backend, Memory, SledBackend, Tree};
 use crate::clock::StoreClock;
 use crate::durability::{Durability, GroupCommit};
 use crate::engine::commit::{Commit, LoggedWrite, Route, Write};
 use crate::engine::contract::{Engine, EngineFuture, Paused, check_format, done, under_way};
 use crate::engine::feed::{ChangeFeed, Retention};
-use crate::engine::keyspace::Keyspace;
 use crate::locks::LockTable;
 use crate::meta::Meta;
 use crate::{Error, Result, Version};
@@ -90,6 +91,7 @@ pub(crate) struct Core {
     /// Names the intents of this session; those of earlier sessions are gone once open.
     intent_ids: AtomicU64,
     locks: LockTable,
+    ranges: RangeLocks,
     versions: Sequence,
     feed: Option<Feed>,
     clock: StoreClock,
@@ -160,6 +162,7 @@ impl LocalEngine {
             intents,
             intent_ids: AtomicU64::new(1),
             locks: LockTable::new(),
+            ranges: RangeLocks::default(),
             versions,
             feed,
             clock,
@@ -219,7 +222,8 @@ impl Core {
     /// the engine's cheapest write; `None` for any other commit, or where a feed entry or a
     /// journal frame must precede the write.
     fn swap_one(&self, commit: &Commit<'_>) -> Result<Option<bool>> {
-        let ([compare], [write]) = (&commit.compares[..], &commit.writes[..]) else {
+        let ([compare], [write], []) = (&commit.compares[..], &commit.writes[..], commit.ranges)
+        else {
             return Ok(None);
         };
         let logged = commit.route == Route::Logged && self.logs_writes();
@@ -233,8 +237,9 @@ impl Core {
             .map(Some)
     }
 
-    /// Holds the lock of every key the commit compares or writes from the first compare
-    /// until the last write; see the module docs for crashes.
+    /// Holds the lock of every key the commit compares or writes, and the ranges it reads
+    /// ([`RangeLocks`]), from the first compare until the last write; see the module docs for
+    /// crashes.
     fn commit_now(&self, commit: &Commit<'_>) -> Result<bool> {
         let locks = &self.locks;
         let ids = commit
@@ -248,22 +253,24 @@ impl Core {
                     .map(|w| w.keyspace.lock_id(locks, w.key)),
             );
         let mut rest = ids.clone();
-        let Some(first) = rest.next() else {
-            return Ok(true); // compares nothing, writes nothing
-        };
-        // One key, the commonest commit, takes its lock without collecting the ids.
-        let _held = if rest.all(|id| id == first) {
-            locks.lock(first)
-        } else {
-            locks.lock_all(ids.collect())
+        let _held = match rest.next() {
+            None if commit.ranges.is_empty() => return Ok(true), // compares, writes nothing
+            None => None,
+            // One key, the commonest commit, takes its lock without collecting the ids.
+            Some(first) if rest.all(|id| id == first) => Some(locks.lock(first)),
+            Some(_) => Some(locks.lock_all(ids.collect())),
         };
         if let Some(swapped) = self.swap_one(commit)? {
             return Ok(swapped);
         }
+        let _ranges = (!commit.ranges.is_empty()).then(|| self.ranges.hold(commit));
         for compare in &commit.compares {
             if compare.keyspace.tree.get(compare.key)?.as_deref() != compare.holds {
                 return Ok(false);
             }
+        }
+        if !ranges_unchanged(commit)? {
+            return Ok(false);
         }
         if commit.writes.is_empty() {
             return Ok(true);
@@ -304,15 +311,6 @@ impl Core {
 impl Engine for LocalEngine {
     fn tree(&self, name: &str) -> Result<Arc<dyn Tree>> {
         self.backend.tree(name)
-    }
-
-    /// At once: the key is in sled.
-    fn read<'a>(
-        &'a self,
-        keyspace: &'a Keyspace,
-        key: &'a [u8],
-    ) -> EngineFuture<'a, Option<Bytes>> {
-        done(keyspace.tree.get(key))
     }
 
     /// At once, but for a durable write of an async caller: its group commit is waited for
@@ -391,6 +389,19 @@ impl Drop for Core {
             let _ = self.backend.sync();
         }
     }
+}
+
+/// Whether no key entered a range the commit read: each holds only keys its scan saw.
+fn ranges_unchanged(commit: &Commit<'_>) -> Result<bool> {
+    for read in commit.ranges {
+        for entry in read.keyspace.tree.range(&read.range, false) {
+            let (key, _) = entry?;
+            if read.keys.binary_search(&key).is_err() {
+                return Ok(false);
+            }
+        }
+    }
+    Ok(true)
 }
 
 /// Records that the change feed's finished entries are applied (see [`Feed::mark_applied`]).
