@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use revkv::{Collection, Conflict, Error, Store, Version};
+use revkv::{Collection, Conflict, Error, Query, Store, Version};
 use serde::{Deserialize, Serialize};
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -45,6 +45,7 @@ fn collections(store: &Store) -> revkv::Result<Collections> {
             .collection::<User>("users")
             .unique("username", |u: &User| u.username.clone())
             .unique("email", |u: &User| u.email.to_lowercase())
+            .index("status", |u: &User| u.status.clone())
             .states(
                 |u: &User| u.status.clone(),
                 [("new", "active"), ("active", "closed")],
@@ -182,6 +183,19 @@ fn check(dir: &Path, acked: &Acked) -> revkv::Result<()> {
     let c = collections(&store)?;
     let report = store.verify()?;
     assert!(report.is_clean(), "{report}");
+    // A query by the non-unique index returns exactly the records in that state: an entry and
+    // its record are never torn apart.
+    for status in ["new", "active", "closed"] {
+        let found: Vec<String> = (c.users.query(&Query::index("status", status))?.records)
+            .into_iter()
+            .map(|(key, _)| key)
+            .collect();
+        let holding: Vec<String> = (c.users.iter())
+            .filter(|r| r.as_ref().map_or(true, |(_, u)| u.value.status == status))
+            .map(|r| r.map(|(key, _)| key))
+            .collect::<revkv::Result<_>>()?;
+        assert_eq!(found, holding, "{status}");
+    }
 
     let accounts: BTreeMap<String, i64> = c
         .accounts

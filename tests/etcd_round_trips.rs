@@ -123,3 +123,47 @@ fn an_update_of_a_version_this_process_saw_is_one_transaction_and_no_read() {
         5
     );
 }
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+struct Order {
+    customer: String,
+}
+
+/// A page is at most two round trips: the index entries, then its records in one transaction
+/// of reads; a key range reads its records with the range itself.
+#[test]
+fn a_page_of_a_query_is_at_most_two_round_trips() {
+    let cluster = etcd::Cluster::start();
+    let store = cluster.store("query-round-trips");
+    let orders = store
+        .collection::<Order>("orders")
+        .index("customer", |o: &Order| o.customer.clone())
+        .open()
+        .expect("orders");
+    for i in 0..60 {
+        let customer = if i % 2 == 0 { "ann" } else { "bob" };
+        let order = Order {
+            customer: customer.into(),
+        };
+        orders.insert(&format!("o-{i:02}"), order).expect("insert");
+    }
+    let by_ann = revkv::Query::index("customer", "ann").limit(20);
+    let (page, ranges, txns) = requests(&cluster, || orders.query(&by_ann));
+    let page = page.expect("a page");
+    assert_eq!(page.records.len(), 20);
+    assert_eq!((ranges, txns), (1, 1), "the entries, then the records");
+    let next = by_ann.after(&page.next.expect("more"));
+    let (page, ranges, txns) = requests(&cluster, || orders.query(&next));
+    assert_eq!(page.expect("the next page").records.len(), 10);
+    assert_eq!((ranges, txns), (1, 1), "the next page alike");
+
+    let (page, ranges, txns) = requests(&cluster, || {
+        orders.query(&revkv::Query::prefix("o-1").limit(5))
+    });
+    assert_eq!(page.expect("a page").records.len(), 5);
+    assert_eq!(
+        (ranges, txns),
+        (1, 0),
+        "a key range reads its records at once"
+    );
+}

@@ -263,10 +263,13 @@ impl Engine for EtcdEngine {
     ) -> EngineFuture<'a, Vec<Option<Bytes>>> {
         if let [(keyspace, key)] = keys[..] {
             // The commonest read, as a plain request.
-            let read = self.cluster.get(etcd_key(&self.namespace, &keyspace.name, key));
-            return under_way(self.cluster.on_runtime(async move {
-                Ok(vec![read.await?.map(Bytes::from)])
-            }));
+            let read = self
+                .cluster
+                .get(etcd_key(&self.namespace, &keyspace.name, key));
+            return under_way(
+                self.cluster
+                    .on_runtime(async move { Ok(vec![read.await?.map(Bytes::from)]) }),
+            );
         }
         let keys: Vec<Vec<u8>> = (keys.iter())
             .map(|(keyspace, key)| etcd_key(&self.namespace, &keyspace.name, key))
