@@ -44,7 +44,7 @@ fn ask() -> impl Strategy<Value = Ask> {
         t.clone().prop_map(Ask::Tag),
         (t.clone(), t).prop_map(|(a, b)| Ask::TagRange(a, b)),
         (k.clone(), k.clone()).prop_map(|(a, b)| Ask::Range(a, b)),
-        k.prop_map(|k| Ask::Prefix(k)),
+        k.prop_map(Ask::Prefix),
     ]
 }
 
