@@ -118,6 +118,15 @@
 //! machine; an update along an undeclared transition fails with [`Conflict::Transition`].
 //! [`Store::transaction`] changes records across collections all-or-nothing.
 //!
+//! # Queries
+//!
+//! [`CollectionBuilder::index`] declares a non-unique index, kept in each record's own commit.
+//! [`Collection::query`] reads a page of a [`Query`]: the records of one index value or a range
+//! of values, a key range or a prefix, in order or in reverse; [`Page::next`] is the token that
+//! resumes it without skipping or repeating a record that stayed. [`Transaction::query`] is
+//! serializable: a transaction whose query result another commit changed (a record entering it
+//! included) runs again.
+//!
 //! # Engines
 //!
 //! Every change of records is one atomic conditional commit: what was read must still be

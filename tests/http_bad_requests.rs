@@ -104,7 +104,7 @@ fn a_wrong_method_is_405_with_allow() {
     let client = service.client();
     let cases = [
         ("DELETE", "/items/tea-1", "GET,HEAD"),
-        ("GET", "/users", "POST"),
+        ("DELETE", "/users", "POST,GET,HEAD"),
         ("PATCH", "/users/u1", "GET,HEAD,PUT,DELETE"),
         ("PUT", "/orders/o1/transitions", "POST"),
     ];

@@ -16,6 +16,8 @@ mod changes;
 pub mod docs;
 #[path = "idempotency.rs"]
 pub mod idempotency;
+#[path = "lists.rs"]
+mod lists;
 #[path = "model.rs"]
 mod model;
 #[path = "openapi.rs"]
@@ -117,6 +119,7 @@ impl App {
         let restock = items.clone();
         let orders = store
             .collection::<Order>(ORDERS)
+            .index("state", |o: &Order| o.status.clone())
             .states(|o: &Order| o.status.clone(), ORDER_TRANSITIONS)
             .initial_states(["pending"])
             // A lapsed hold returns its stock in the transaction that removes the order.
@@ -191,11 +194,11 @@ impl App {
 /// from the same handlers.
 pub fn router(app: App, policy: Policy) -> Router {
     let (routes, document) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
-        .routes(routes!(create_user))
+        .routes(routes!(create_user, lists::list_users))
         .routes(routes!(get_user, replace_user, delete_user))
         .routes(routes!(create_item))
         .routes(routes!(get_item))
-        .routes(routes!(orders::create_order))
+        .routes(routes!(orders::create_order, lists::list_orders))
         .routes(routes!(orders::get_order))
         .routes(routes!(orders::transition_order))
         .routes(routes!(docs::create_doc))

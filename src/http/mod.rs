@@ -32,6 +32,9 @@
 //!   `allowed`, `index`, `code`, `header`, and `oldest` (the oldest position a compacted change
 //!   feed still holds).
 //! - **Policy.** [`Policy`] decides the status of each failure and renders [`HttpError`]s.
+//! - **Lists.** [`ListRequest`] reads a list route's `limit` and `page_token` as Google's
+//!   AIP-158 defines them and applies them to a [`Query`](crate::Query); [`next_link`] makes
+//!   the `Link: <...>; rel="next"` header (RFC 8288) of the next page.
 //!
 //! # Status policy
 //!
@@ -50,6 +53,7 @@
 //! | malformed `If-Match` or `If-None-Match` | 400 | `/problems/invalid-header` |
 //! | invalid `If-Modified-Since` or `If-Unmodified-Since` | ignored (RFC 9110 §13.1.3-4) | — |
 //! | empty or too long key | 400 | `/problems/invalid-key` |
+//! | page token of another list, or malformed ([`Error::InvalidPageToken`](crate::Error::InvalidPageToken)); a list's bad `limit` ([`ListRequest`]) | 400 | `/problems/invalid-query` |
 //! | body not JSON / not `application/json` (with `Accept`, and `Accept-Patch` on `PATCH`) / not fitting | 400 / 415 / 422 | `/problems/malformed-body`, `/problems/unsupported-media-type`, `/problems/invalid-body` |
 //! | unique value too long for its index | 422 | `/problems/invalid-body` |
 //! | value over the store's limit | 413 | `/problems/payload-too-large` |
@@ -91,6 +95,7 @@ pub mod axum;
 mod caching;
 mod error;
 mod etag;
+mod pages;
 mod policy;
 mod preconditions;
 mod problem;
@@ -98,6 +103,7 @@ mod problem;
 pub use caching::Caching;
 pub use error::{HttpError, json_body};
 pub use etag::{EntityTag, Validators, etag, http_date};
+pub use pages::{ListRequest, next_link};
 pub use policy::Policy;
 pub use preconditions::{
     HeaderError, PreconditionFailed, Preconditions, ReadOutcome, TagCondition, parse_preconditions,

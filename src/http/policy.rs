@@ -184,6 +184,9 @@ fn store_error(error: &Error) -> HttpProblem {
             format!("a value of {len} bytes is larger than the limit of {max} bytes"),
         ),
         Error::CommitTooLarge { .. } => (ProblemKind::PayloadTooLarge, error.to_string()),
+        Error::InvalidPageToken { .. } | Error::InvalidQuery { .. } => {
+            (ProblemKind::InvalidQuery, error.to_string())
+        }
         Error::Contention { .. } => {
             return HttpProblem::of_kind(ProblemKind::Contention)
                 .with_detail(

@@ -42,6 +42,9 @@ pub enum ProblemKind {
     BadRequest,
     /// `/problems/invalid-key` (400): a key in the path is empty or too long.
     InvalidKey,
+    /// `/problems/invalid-query` (400): a query parameter cannot be used, such as a page
+    /// token issued for another list or a limit that is not a number.
+    InvalidQuery,
     /// `/problems/malformed-body` (400): the body is not well-formed JSON.
     MalformedBody,
     /// `/problems/invalid-body` (422): well-formed JSON with missing or invalid members.
@@ -67,7 +70,7 @@ pub enum ProblemKind {
 
 impl ProblemKind {
     /// Every kind, for documentation and tests.
-    pub const ALL: [Self; 21] = [
+    pub const ALL: [Self; 22] = [
         Self::VersionConflict,
         Self::PreconditionFailed,
         Self::PreconditionRequired,
@@ -80,6 +83,7 @@ impl ProblemKind {
         Self::InvalidHeader,
         Self::BadRequest,
         Self::InvalidKey,
+        Self::InvalidQuery,
         Self::MalformedBody,
         Self::InvalidBody,
         Self::PayloadTooLarge,
@@ -107,6 +111,7 @@ impl ProblemKind {
             Self::InvalidHeader => "/problems/invalid-header",
             Self::BadRequest => "/problems/bad-request",
             Self::InvalidKey => "/problems/invalid-key",
+            Self::InvalidQuery => "/problems/invalid-query",
             Self::MalformedBody => "/problems/malformed-body",
             Self::InvalidBody => "/problems/invalid-body",
             Self::PayloadTooLarge => "/problems/payload-too-large",
@@ -135,6 +140,7 @@ impl ProblemKind {
             Self::InvalidHeader => "A header is malformed",
             Self::BadRequest => "Bad request",
             Self::InvalidKey => "The key is not valid",
+            Self::InvalidQuery => "A query parameter is not valid",
             Self::MalformedBody => "The body is not well-formed JSON",
             Self::InvalidBody => "The body is not valid for this request",
             Self::PayloadTooLarge => "The content is too large",
@@ -161,9 +167,11 @@ impl ProblemKind {
             Self::PreconditionRequired => StatusCode::PRECONDITION_REQUIRED,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Self::InvalidHeader | Self::BadRequest | Self::InvalidKey | Self::MalformedBody => {
-                StatusCode::BAD_REQUEST
-            }
+            Self::InvalidHeader
+            | Self::BadRequest
+            | Self::InvalidKey
+            | Self::InvalidQuery
+            | Self::MalformedBody => StatusCode::BAD_REQUEST,
             Self::InvalidBody => StatusCode::UNPROCESSABLE_ENTITY,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
