@@ -15,6 +15,7 @@
 //! Decoding never trusts a length prefix: bincode 1's slice reader checks it against the bytes
 //! that are left before it allocates.
 
+use std::borrow::Cow;
 use std::time::{Duration, SystemTime};
 
 use bincode::Options;
@@ -291,31 +292,43 @@ pub(crate) fn index_value_prefix(value: &str) -> Vec<u8> {
     out
 }
 
-/// The value and the key of a non-unique index entry.
-pub(crate) fn decode_index_entry(entry: &[u8]) -> Result<(String, String), DecodeError> {
+/// The value and the key of a non-unique index entry (the value borrowed unless it escapes a
+/// zero byte).
+pub(crate) fn decode_index_entry(entry: &[u8]) -> Result<(Cow<'_, str>, &str), DecodeError> {
     let corrupt = |what: &str| DecodeError::Corrupt(format!("index entry {what}"));
-    let mut value = Vec::new();
-    let mut at = 0;
+    let text = |bytes| std::str::from_utf8(bytes).map_err(|_| corrupt("is not UTF-8"));
+    // The terminator: the first zero byte that does not escape one.
+    let mut end = 0;
+    let mut escaped = false;
     loop {
-        match (entry.get(at), entry.get(at + 1)) {
+        match (entry.get(end), entry.get(end + 1)) {
             (None, _) => return Err(corrupt("has no end of its value")),
             (Some(0), Some(0xff)) => {
-                value.push(0);
-                at += 2;
+                escaped = true;
+                end += 2;
             }
             (Some(0), _) => break,
-            (Some(&byte), _) => {
-                value.push(byte);
-                at += 1;
-            }
+            (Some(_), _) => end += 1,
         }
     }
-    let key = entry.get(at + 1..).unwrap_or_default();
+    let key = text(&entry[end + 1..])?;
     if key.is_empty() {
         return Err(corrupt("names no key"));
     }
-    let text = |bytes: Vec<u8>| String::from_utf8(bytes).map_err(|_| corrupt("is not UTF-8"));
-    Ok((text(value)?, text(key.to_vec())?))
+    let value = &entry[..end];
+    if !escaped {
+        return Ok((Cow::Borrowed(text(value)?), key));
+    }
+    let mut unescaped = Vec::with_capacity(value.len());
+    let mut bytes = value.iter();
+    while let Some(&byte) = bytes.next() {
+        unescaped.push(byte);
+        if byte == 0 {
+            bytes.next(); // the escape's 0xff
+        }
+    }
+    let value = String::from_utf8(unescaped).map_err(|_| corrupt("is not UTF-8"))?;
+    Ok((Cow::Owned(value), key))
 }
 
 /// `time` at the precision records keep, so what a write returns equals what a read returns.
@@ -470,7 +483,7 @@ mod tests {
             k in "[kz\\x00]{1,3}", l in "[kz\\x00]{1,3}",
         ) {
             let (ak, bl) = (encode_index_entry(&a, &k), encode_index_entry(&b, &l));
-            assert_eq!(decode_index_entry(&ak), Ok((a.clone(), k.clone())));
+            assert_eq!(decode_index_entry(&ak), Ok((a.as_str().into(), k.as_str())));
             assert_eq!(ak.cmp(&bl), (&a, &k).cmp(&(&b, &l)));
             let of_b = index_value_prefix(&b);
             let within = ak >= of_b && ak < [&of_b[..], &[0xff]].concat();
@@ -483,7 +496,7 @@ mod tests {
             bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..24),
         ) {
             if let Ok((value, key)) = decode_index_entry(&bytes) {
-                assert_eq!(encode_index_entry(&value, &key), bytes);
+                assert_eq!(encode_index_entry(&value, key), bytes);
             }
         }
     }

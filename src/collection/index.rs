@@ -142,10 +142,10 @@ impl<T: Serialize + DeserializeOwned> Schema<T> {
         let Ok((value, key)) = codec::decode_index_entry(entry) else {
             return Ok(false);
         };
-        let Some(stored) = self.read(view, &key)? else {
+        let Some(stored) = self.read(view, key)? else {
             return Ok(false);
         };
-        Ok((list.value_of)(&self.decode(&key, &stored)?) == value)
+        Ok((list.value_of)(&self.decode(key, &stored)?) == value)
     }
 
     /// Removes entries of every index that no record holds: what a crash between an index
@@ -349,7 +349,8 @@ impl<T: Serialize + DeserializeOwned> Schema<T> {
                     .map_err(|e| Error::decode(e, location()))
                     .and_then(|(value, holder)| {
                         let mut view = Committed::at(SystemTime::UNIX_EPOCH);
-                        Ok((value, holder, self.entry_holds(&mut view, i, &entry)?))
+                        let holds = self.entry_holds(&mut view, i, &entry)?;
+                        Ok((value.into_owned(), holder.to_owned(), holds))
                     });
                 match decoded {
                     Ok((_, _, true)) => {}

@@ -1,6 +1,7 @@
 //! Running a [`Query`]: the keyspace and range it reads, how an entry there names a record,
 //! and its pages, read through a view, so that a transaction's queries are serializable.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;
 use std::sync::Arc;
@@ -9,11 +10,11 @@ use std::time::SystemTime;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::schema::Schema;
+use super::schema::{Derive, Schema};
 use super::view::{Settling, View, settle};
 use crate::backend::{Bytes, KeyRange};
 use crate::codec;
-use crate::engine::{Engine, Keyspace, RangeRead};
+use crate::engine::{Engine, Keyspace};
 use crate::query::{Query, Selection};
 use crate::{Error, Page, Result, Versioned};
 
@@ -30,8 +31,14 @@ pub(crate) trait QueryView<'s>: View<'s> + Settling + Send {
     /// The view's own writes to `keyspace` within `range` (`None`: a removal).
     fn staged(&self, keyspace: &Keyspace, range: &KeyRange) -> Vec<(Vec<u8>, Option<Bytes>)>;
 
-    /// Notes that a scan found only `read.keys` in `read.range`.
-    fn scanned(&mut self, read: RangeRead);
+    /// Notes that a scan of `keyspace` at `revision` found only `entries` in `range`.
+    fn scanned(
+        &mut self,
+        keyspace: &Keyspace,
+        range: &KeyRange,
+        entries: &[(Vec<u8>, Bytes)],
+        revision: i64,
+    );
 }
 
 /// How an entry of the keyspace a query scans names its record.
@@ -162,32 +169,19 @@ impl<T: Serialize + DeserializeOwned> Schema<T> {
                     (covered.upper, rest.lower) = (reached, past);
                 }
             }
-            let mut keys: Vec<Vec<u8>> = scanned.entries.iter().map(|(k, _)| k.clone()).collect();
-            keys.sort_unstable();
-            view.scanned(RangeRead {
-                keyspace: keyspace.clone(),
-                range: covered.clone(),
-                keys,
-                revision: scanned.revision,
-            });
-            let mut entries: BTreeMap<Vec<u8>, Bytes> = scanned.entries.into_iter().collect();
-            for (key, staged) in view.staged(keyspace, &covered) {
-                match staged {
-                    Some(value) => entries.insert(key, value),
-                    None => entries.remove(&key),
-                };
-            }
+            view.scanned(keyspace, &covered, &scanned.entries, scanned.revision);
+            let staged = view.staged(keyspace, &covered);
+            let entries = if staged.is_empty() {
+                scanned.entries
+            } else {
+                with_staged(scanned.entries, staged, query.reverse)
+            };
             if !matches!(source, Source::Values(_)) {
                 // The entry is what the page rests on: a record, or the claim naming one.
                 for (key, value) in &entries {
                     view.seed(keyspace, key, value.clone());
                 }
             }
-            let entries: Vec<(Vec<u8>, Bytes)> = if query.reverse {
-                entries.into_iter().rev().collect()
-            } else {
-                entries.into_iter().collect()
-            };
             let found = settle(view, engine, |view| {
                 (entries.iter())
                     .map(|(key, value)| self.resolve(view, source, key, value))
@@ -221,47 +215,64 @@ impl<T: Serialize + DeserializeOwned> Schema<T> {
         key: &[u8],
         value: &Bytes,
     ) -> Result<Option<(String, Versioned<T>)>> {
-        let (record_key, indexed) = match source {
-            Source::Records => (self.record_key(key.to_vec())?, None),
+        let location = |index: &str| {
+            let shown = String::from_utf8_lossy(key);
+            format!("{}: index {index} entry {shown:?}", self.name)
+        };
+        let (record_key, indexed): (&str, Option<(&Derive<T>, Cow<'_, str>)>) = match source {
+            Source::Records => {
+                let record_key = std::str::from_utf8(key).map_err(|_| Error::Corrupt {
+                    location: format!("{}/{key:?}", self.name),
+                    reason: "the key is not UTF-8".into(),
+                })?;
+                (record_key, None)
+            }
             Source::Unique(i) => {
-                let location = || {
-                    let shown = String::from_utf8_lossy(key);
-                    format!(
-                        "{}: index {} entry {shown:?}",
-                        self.name, self.indexes[i].name
-                    )
-                };
-                let holder =
-                    codec::decode_claim(value).map_err(|e| Error::decode(e, location()))?;
-                (
-                    holder.to_owned(),
-                    Some((&self.indexes[i].value_of, key.to_vec())),
-                )
+                let unique = &self.indexes[i];
+                let holder = codec::decode_claim(value)
+                    .map_err(|e| Error::decode(e, location(&unique.name)))?;
+                let indexed = String::from_utf8_lossy(key);
+                (holder, Some((&unique.value_of, indexed)))
             }
             Source::Values(i) => {
                 let list = &self.value_indexes[i];
-                let (indexed, record_key) = codec::decode_index_entry(key).map_err(|e| {
-                    let shown = String::from_utf8_lossy(key);
-                    Error::decode(
-                        e,
-                        format!("{}: index {} entry {shown:?}", self.name, list.name),
-                    )
-                })?;
-                (record_key, Some((&list.value_of, indexed.into_bytes())))
+                let (indexed, record_key) = codec::decode_index_entry(key)
+                    .map_err(|e| Error::decode(e, location(&list.name)))?;
+                (record_key, Some((&list.value_of, indexed)))
             }
         };
-        let Some(stored) = self.read_live(view, &record_key)? else {
+        let Some(stored) = self.read_live(view, record_key)? else {
             return Ok(None);
         };
-        let value = self.decode(&record_key, &stored)?;
+        let value = self.decode(record_key, &stored)?;
         if let Some((value_of, indexed)) = indexed
-            && value_of(&value).as_bytes() != indexed
+            && value_of(&value) != indexed
         {
             return Ok(None); // an entry a crash or a concurrent write left behind
         }
         let header = &stored.header;
         let record = Versioned::new(header.version, value, header.modified, header.expires);
-        Ok(Some((record_key, record)))
+        Ok(Some((record_key.to_owned(), record)))
+    }
+}
+
+/// The entries a scan read (in scan order), with a view's own writes over them, in scan order.
+fn with_staged(
+    entries: Vec<(Vec<u8>, Bytes)>,
+    staged: Vec<(Vec<u8>, Option<Bytes>)>,
+    reverse: bool,
+) -> Vec<(Vec<u8>, Bytes)> {
+    let mut merged: BTreeMap<Vec<u8>, Bytes> = entries.into_iter().collect();
+    for (key, write) in staged {
+        match write {
+            Some(value) => merged.insert(key, value),
+            None => merged.remove(&key),
+        };
+    }
+    if reverse {
+        merged.into_iter().rev().collect()
+    } else {
+        merged.into_iter().collect()
     }
 }
 
@@ -343,5 +354,5 @@ impl<'s> QueryView<'s> for Reads<'s> {
     }
 
     /// Outside a transaction, nothing requires the range unchanged.
-    fn scanned(&mut self, _: RangeRead) {}
+    fn scanned(&mut self, _: &Keyspace, _: &KeyRange, _: &[(Vec<u8>, Bytes)], _: i64) {}
 }

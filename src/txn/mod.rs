@@ -632,8 +632,21 @@ impl<'s> QueryView<'s> for Transaction<'_> {
             .collect()
     }
 
-    fn scanned(&mut self, read: RangeRead) {
-        self.ranges.push(read);
+    fn scanned(
+        &mut self,
+        keyspace: &Keyspace,
+        range: &KeyRange,
+        entries: &[(Vec<u8>, Bytes)],
+        revision: i64,
+    ) {
+        let mut keys: Vec<Vec<u8>> = entries.iter().map(|(key, _)| key.clone()).collect();
+        keys.sort_unstable();
+        self.ranges.push(RangeRead {
+            keyspace: keyspace.clone(),
+            range: range.clone(),
+            keys,
+            revision,
+        });
     }
 }
 
