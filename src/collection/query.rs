@@ -219,7 +219,7 @@ impl<T: Serialize + DeserializeOwned> Schema<T> {
             let shown = String::from_utf8_lossy(key);
             format!("{}: index {index} entry {shown:?}", self.name)
         };
-        let (record_key, indexed): (&str, Option<(&Derive<T>, Cow<'_, str>)>) = match source {
+        let (record_key, indexed): (&str, Indexed<'_, T>) = match source {
             Source::Records => {
                 let record_key = std::str::from_utf8(key).map_err(|_| Error::Corrupt {
                     location: format!("{}/{key:?}", self.name),
@@ -255,6 +255,9 @@ impl<T: Serialize + DeserializeOwned> Schema<T> {
         Ok(Some((record_key.to_owned(), record)))
     }
 }
+
+/// The function that derives an index's value and the value an entry holds.
+type Indexed<'a, T> = Option<(&'a Derive<T>, Cow<'a, str>)>;
 
 /// The entries a scan read (in scan order), with a view's own writes over them, in scan order.
 fn with_staged(
