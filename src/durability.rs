@@ -96,6 +96,8 @@ impl GroupCommit {
             }
             let covered = tickets.issued;
             tickets.last_group = covered - durable;
+            #[expect(clippy::cast_precision_loss, reason = "a group's size, far below 2^52")]
+            metrics::histogram!("revkv_group_commit_writes").record(tickets.last_group as f64);
             drop(tickets);
             let result = sync();
             tickets = self.state.lock();

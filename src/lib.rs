@@ -223,7 +223,7 @@ pub use engine::{ChangeKind, Retention};
 pub use error::{Error, Result};
 pub use feed::{Change, Changes};
 pub use query::{Page, Query};
-pub use stats::{HOT_KEY_WINDOW, HotKey, RetryStats, Stats};
+pub use stats::{HOT_KEY_WINDOW, HotKey, METRICS, RetryStats, Stats};
 pub use store::{Store, StoreBuilder};
 pub use txn::Transaction;
 pub use verify::{Problem, Report};

@@ -1,5 +1,6 @@
 //! Conflict observability: a `tracing` event for every conflict, and counters an operator can
-//! read with [`Store::stats`](crate::Store::stats) to see where contention is.
+//! read with [`Store::stats`](crate::Store::stats) to see where contention is, also published
+//! through the [`metrics`] facade (see [`METRICS`]) for whatever exporter a service installs.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -8,6 +9,28 @@ use std::time::{Duration, SystemTime};
 use parking_lot::Mutex;
 
 use crate::{Conflict, ConflictKind};
+
+/// The metrics revkv publishes through the `metrics` facade, with their labels: counters of
+/// what [`Stats`] counts, and histograms of commits and group commits.
+///
+/// | name | kind | labels |
+/// | --- | --- | --- |
+/// | `revkv_conflicts_total` | counter | `collection`, `kind` (`version`, `exists`, `unique`, `transition`, `rule`) |
+/// | `revkv_update_with_calls_total` | counter | |
+/// | `revkv_update_with_retries_total` | counter | |
+/// | `revkv_update_with_exhausted_total` | counter | |
+/// | `revkv_transaction_reruns_total` | counter | |
+/// | `revkv_commit_seconds` | histogram | `engine` (`local`, `etcd`) |
+/// | `revkv_group_commit_writes` | histogram | writes one `fdatasync` made durable |
+pub const METRICS: [&str; 7] = [
+    "revkv_conflicts_total",
+    "revkv_update_with_calls_total",
+    "revkv_update_with_retries_total",
+    "revkv_update_with_exhausted_total",
+    "revkv_transaction_reruns_total",
+    "revkv_commit_seconds",
+    "revkv_group_commit_writes",
+];
 
 /// The sliding window of [`Stats::hot_keys`].
 pub const HOT_KEY_WINDOW: Duration = Duration::from_secs(60);
@@ -87,6 +110,12 @@ impl Observer {
     pub(crate) fn conflict(&self, conflict: &Conflict, now: SystemTime) {
         trace_conflict(conflict);
         let collection = conflict.collection().unwrap_or_default().to_owned();
+        metrics::counter!(
+            "revkv_conflicts_total",
+            "collection" => collection.clone(),
+            "kind" => conflict.kind().as_str(),
+        )
+        .increment(1);
         *self
             .conflicts
             .lock()
@@ -107,19 +136,23 @@ impl Observer {
         now: impl FnOnce() -> SystemTime,
     ) {
         self.update_with_calls.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!("revkv_update_with_calls_total").increment(1);
         if retries > 0 {
             self.update_with_retries
                 .fetch_add(u64::from(retries), Ordering::Relaxed);
+            metrics::counter!("revkv_update_with_retries_total").increment(u64::from(retries));
             self.hot_key(collection, key, now(), u64::from(retries));
         }
     }
 
     pub(crate) fn update_with_exhausted(&self) {
         self.update_with_exhausted.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!("revkv_update_with_exhausted_total").increment(1);
     }
 
     pub(crate) fn transaction_rerun(&self) {
         self.transaction_reruns.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!("revkv_transaction_reruns_total").increment(1);
     }
 
     /// Counts `conflicts` more conflicts on `key` in the current bucket of the window.

@@ -56,7 +56,7 @@ fn the_document_is_openapi_3_1_and_every_operation_in_it_is_served() {
     let ops = operations(&doc);
     assert_eq!(
         ops.len(),
-        17,
+        18,
         "{:?}",
         ops.iter().map(|(m, p, _)| (m, p)).collect::<Vec<_>>()
     );

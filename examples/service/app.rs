@@ -18,6 +18,8 @@ pub mod docs;
 pub mod idempotency;
 #[path = "lists.rs"]
 mod lists;
+#[path = "metrics.rs"]
+mod metrics;
 #[path = "model.rs"]
 mod model;
 #[path = "openapi.rs"]
@@ -110,6 +112,7 @@ impl App {
     /// Opens the service's collections in `store`. Expired holds and keys are removed by the
     /// store's sweeper (`StoreBuilder::sweep_every`) or `Store::sweep_expired`.
     pub fn open(store: Store, settings: Settings) -> revkv::Result<Self> {
+        metrics::install();
         let users = store
             .collection::<User>(USERS)
             .unique("username", |u: &User| u.username.clone())
@@ -205,6 +208,7 @@ pub fn router(app: App, policy: Policy) -> Router {
         .routes(routes!(docs::get_doc, docs::edit_doc))
         .routes(routes!(changes::changes))
         .routes(routes!(stats::stats))
+        .routes(routes!(metrics::metrics))
         .routes(routes!(openapi::document))
         .with_state(app)
         .split_for_parts();

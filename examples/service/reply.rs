@@ -27,6 +27,15 @@ impl Reply {
         }
     }
 
+    /// `status` with a body that is not JSON; the caller sets its `Content-Type`.
+    pub fn text(status: StatusCode, body: String) -> Self {
+        Self {
+            status: status.as_u16(),
+            headers: Vec::new(),
+            body,
+        }
+    }
+
     /// `201 Created` for the resource at `location`, with its version as `ETag`.
     pub fn created(location: &str, version: Version, body: &impl Serialize) -> Self {
         Self::json(StatusCode::CREATED, body)

@@ -316,7 +316,14 @@ impl Engine for EtcdEngine {
                 let key = etcd_key(&self.namespace, &w.keyspace.name, w.key);
                 (key, w.value.map(<[u8]>::to_vec))
             });
-        under_way(self.cluster.on_runtime(self.cluster.txn(txn, evidence)))
+        let sent = self.cluster.txn(txn, evidence);
+        under_way(self.cluster.on_runtime(async move {
+            let started = std::time::Instant::now();
+            let committed = sent.await;
+            metrics::histogram!("revkv_commit_seconds", "engine" => "etcd")
+                .record(started.elapsed().as_secs_f64());
+            committed
+        }))
     }
 
     /// Greater than `above`, from this process's block of the shared lease: unique across

@@ -10,6 +10,7 @@
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Instant;
 
 use serde::Serialize;
 
@@ -241,6 +242,15 @@ impl Core {
     /// ([`RangeLocks`]), from the first compare until the last write; see the module docs for
     /// crashes.
     fn commit_now(&self, commit: &Commit<'_>) -> Result<bool> {
+        let started = Instant::now();
+        let committed = self.commit_locked(commit);
+        metrics::histogram!("revkv_commit_seconds", "engine" => "local")
+            .record(started.elapsed().as_secs_f64());
+        committed
+    }
+
+    /// [`Self::commit_now`], untimed.
+    fn commit_locked(&self, commit: &Commit<'_>) -> Result<bool> {
         let locks = &self.locks;
         let ids = commit
             .compares
