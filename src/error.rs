@@ -250,7 +250,7 @@ pub enum Error {
 
     /// The storage engine could not be reached for as long as a call may wait: on etcd, no
     /// member answered, or the cluster had no leader, for the whole of
-    /// [`StoreBuilder::etcd_deadline`](crate::StoreBuilder::etcd_deadline). A call that rides
+    /// `StoreBuilder::etcd_deadline` (feature `etcd`). A call that rides
     /// out a shorter outage (a leader election, a member restarting) does not see this. Nothing
     /// is known to have been written: a write may or may not have been applied, as with any
     /// answer that was lost. Retry later.

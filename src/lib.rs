@@ -132,7 +132,7 @@
 //! Every change of records is one atomic conditional commit: what was read must still be
 //! there, and then all of the writes happen, or none. The embedded engine, the default,
 //! makes that out of sled's single-key writes with revkv's own locks, intents and journal.
-//! With the `etcd` feature, [`StoreBuilder::etcd`] keeps the store in an etcd cluster
+//! With the `etcd` feature, `StoreBuilder::etcd` keeps the store in an etcd cluster
 //! instead, each commit one etcd transaction, so that any number of processes can share a
 //! store with every guarantee above holding across them (see that method for what
 //! differs). For tests, [`StoreBuilder::memory`] keeps the embedded engine's trees in a

@@ -276,7 +276,7 @@ impl StoreBuilder {
     /// [`Store::watch`]), retaining what `retention` says. Each commit then also writes one
     /// feed entry, which doubles as its redo record. On etcd, once one process opens a store
     /// with a change feed, every process that opens it records the feed (see
-    /// [`StoreBuilder::etcd`] for retention).
+    /// `StoreBuilder::etcd`, feature `etcd`, for retention).
     pub fn change_feed(mut self, retention: Retention) -> Self {
         self.change_feed = Some(retention);
         self

@@ -108,7 +108,11 @@ where
     }
 
     /// Declares the collection's state machine: `state_of` reads a record's state, and an
-    /// update may change it only along one of the `(from, to)` pairs in `transitions`.
+    /// update may change it only along one of the `(from, to)` pairs in `transitions`
+    /// ([`Conflict::Transition`](crate::Conflict::Transition) otherwise). An update that keeps
+    /// the state it finds always passes, whether or not `(s, s)` is listed: it changes other
+    /// fields, not the state (a route that treats "move to the state it is in" as an error
+    /// checks that itself). Deletes are allowed in every state.
     pub fn states<F, I, S>(mut self, state_of: F, transitions: I) -> Self
     where
         F: Fn(&T) -> String + Send + Sync + 'static,

@@ -6,8 +6,8 @@ use http::HeaderValue;
 ///
 /// Without it, a shared cache may store an answer and serve it without asking the service,
 /// for as long as its own heuristics say (RFC 9111 §4.2.2). [`Validators::headers`] sends
-/// [`Caching::Revalidate`] with every record; the axum middleware
-/// [`no_store_by_default`](super::axum::no_store_by_default) sends [`Caching::NoStore`] with
+/// [`Caching::Revalidate`] with every record; the axum middleware `no_store_by_default`
+/// (feature `axum`) sends [`Caching::NoStore`] with
 /// every other answer that does not say, and problems always carry it.
 ///
 /// [`Validators::headers`]: super::Validators::headers

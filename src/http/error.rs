@@ -19,11 +19,13 @@ pub struct HttpError {
     pub(crate) cause: Cause,
 }
 
+/// Large causes are boxed, so that an `HttpError` stays small enough to return by value
+/// (clippy's `result_large_err` in a service's handlers).
 pub(crate) enum Cause {
-    Store(crate::Error),
-    PreconditionFailed(PreconditionFailed),
+    Store(Box<crate::Error>),
+    PreconditionFailed(Box<PreconditionFailed>),
     PreconditionRequired,
-    Header(HeaderError),
+    Header(Box<HeaderError>),
     Body(BodyError),
     Internal,
     Problem(Box<HttpProblem>),
@@ -79,7 +81,7 @@ impl HttpError {
 impl From<crate::Error> for HttpError {
     fn from(error: crate::Error) -> Self {
         Self {
-            cause: Cause::Store(error),
+            cause: Cause::Store(Box::new(error)),
         }
     }
 }
@@ -93,7 +95,7 @@ impl From<Conflict> for HttpError {
 impl From<HeaderError> for HttpError {
     fn from(error: HeaderError) -> Self {
         Self {
-            cause: Cause::Header(error),
+            cause: Cause::Header(Box::new(error)),
         }
     }
 }
@@ -101,7 +103,7 @@ impl From<HeaderError> for HttpError {
 impl From<PreconditionFailed> for HttpError {
     fn from(failed: PreconditionFailed) -> Self {
         Self {
-            cause: Cause::PreconditionFailed(failed),
+            cause: Cause::PreconditionFailed(Box::new(failed)),
         }
     }
 }
@@ -211,4 +213,17 @@ fn is_json(headers: &HeaderMap) -> bool {
     let essence = essence.to_ascii_lowercase();
     essence == "application/json"
         || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::HttpError;
+
+    /// Small enough for a service's handlers returning `Result<_, HttpError>` to pass clippy's
+    /// `result_large_err` at its default threshold of 128 bytes.
+    #[test]
+    fn an_http_error_is_small_enough_to_return_by_value() {
+        let size = std::mem::size_of::<HttpError>();
+        assert!(size <= 32, "HttpError is {size} bytes");
+    }
 }

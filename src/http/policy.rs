@@ -61,8 +61,10 @@ impl Policy {
     #[must_use]
     pub fn render(&self, error: &HttpError) -> HttpProblem {
         match &error.cause {
-            Cause::Store(Error::Conflict(conflict)) => self.conflict(conflict),
-            Cause::Store(error) => store_error(error),
+            Cause::Store(error) => match &**error {
+                Error::Conflict(conflict) => self.conflict(conflict),
+                other => store_error(other),
+            },
             Cause::PreconditionFailed(failed) => {
                 let mut problem = HttpProblem::of_kind(ProblemKind::PreconditionFailed)
                     .with_detail(failed.to_string())
