@@ -167,3 +167,24 @@ fn a_page_of_a_query_is_at_most_two_round_trips() {
         "a key range reads its records at once"
     );
 }
+
+/// A process that closes its store gives back the rest of its block of versions: the next
+/// process continues right after the last version issued, unless another took a block since.
+#[test]
+fn versions_continue_after_a_process_closes_its_store() {
+    let cluster = etcd::Cluster::start();
+    let mut last = None;
+    for round in 0..3 {
+        let store = cluster.store("versions-continue");
+        let docs = store.collection::<User>("users").open().expect("users");
+        let user = User {
+            email: format!("u{round}@example.com"),
+            visits: 0,
+        };
+        let first = docs.insert(&format!("u{round}"), user).expect("insert");
+        if let Some(last) = last {
+            assert_eq!(first.get(), revkv::Version::get(last) + 1, "round {round}");
+        }
+        last = Some(first);
+    }
+}

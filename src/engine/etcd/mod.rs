@@ -376,6 +376,14 @@ impl Engine for EtcdEngine {
 
 impl Drop for EtcdEngine {
     fn drop(&mut self) {
+        // Gives back the rest of this process's block of versions, unless another process
+        // leased one after it: the next block then continues after the last version issued
+        // instead of a block later. Nothing can be reported from here; a block kept only
+        // skips versions.
+        let block = self.versions.get_mut();
+        if !self.temporary && block.next < block.end {
+            let _ = self.meta.swap(VERSION_LEASE, Some(&block.end), &block.next);
+        }
         if self.temporary {
             let (start, end) = etcd_range(&self.namespace, &KeyRange::prefix(b""));
             // Nothing can be reported from here; a temporary namespace left behind is inert.

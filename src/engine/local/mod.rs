@@ -394,6 +394,7 @@ impl Drop for Core {
                 .as_ref()
                 .map_or(Ok(()), Journal::retire)
                 .is_ok()
+            && self.versions.retire().is_ok()
             && self.meta.put("session", &Session::Closed).is_ok()
         {
             let _ = self.backend.sync();

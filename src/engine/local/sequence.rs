@@ -3,7 +3,9 @@
 //! Versions are handed out from an in-memory counter below a *lease*: a high-water mark that is
 //! made durable (written and synced) before any number under it is issued. A restart resumes at
 //! the stored lease, above everything the previous session may have issued, even writes it
-//! acknowledged but lost in a crash. So a version is never issued twice, for any key.
+//! acknowledged but lost in a crash. So a version is never issued twice, for any key. A clean
+//! close gives the rest of the lease back ([`Sequence::retire`]): versions then continue after
+//! a restart without a jump.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -79,6 +81,14 @@ impl Sequence {
     /// The number the next call would start at: every number issued so far is below it.
     pub(crate) fn upcoming(&self) -> u64 {
         self.next.load(Ordering::Acquire)
+    }
+
+    /// Gives back what the lease covers beyond the numbers issued, so that the next session
+    /// continues right after the last of them; for a clean close, when no number can be issued
+    /// any more. A crash before this keeps the lease: the next session then skips the rest of
+    /// it, which only costs numbers.
+    pub(crate) fn retire(&self) -> Result<()> {
+        self.meta.put(self.lease_key, &self.upcoming())
     }
 
     fn extend(&self, from: u64) -> Result<()> {
