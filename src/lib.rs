@@ -195,6 +195,7 @@ mod blocking;
 mod clock;
 mod codec;
 mod collection;
+mod composite;
 mod conflict;
 mod durability;
 mod engine;
@@ -220,6 +221,7 @@ pub use async_api::{AsyncCollection, AsyncStore, AsyncTransaction, ChangeStream}
 pub use backend::Memory;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use collection::{Collection, CollectionBuilder, Iter};
+pub use composite::composite;
 pub use conflict::{Conflict, ConflictKind, Snapshot};
 pub use durability::Durability;
 pub use engine::{ChangeKind, Retention};

@@ -39,6 +39,15 @@ const UNAVAILABLE_RETRY_AFTER: HeaderValue = HeaderValue::from_static("5");
 pub struct Policy {
     precondition_failed_as_conflict: bool,
     reveal_unique_holder: bool,
+    /// How problems show an index: by another name, without its value.
+    indexes: Vec<IndexShown>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct IndexShown {
+    index: String,
+    label: Option<String>,
+    hide_value: bool,
 }
 
 impl Policy {
@@ -57,12 +66,80 @@ impl Policy {
         self
     }
 
+    /// Show the index `index` as `label` in problem bodies (the `index` member and the
+    /// detail): the name a client knows, not the one the service declared (`owner_title`
+    /// shown as `title`).
+    pub fn label_index(mut self, index: &str, label: &str) -> Self {
+        self.shown_mut(index).label = Some(label.to_owned());
+        self
+    }
+
+    /// Leave the value out of the problem bodies of the index `index`: for a value the client
+    /// did not send as it is stored (a composite value, a normalised one) or should not see.
+    ///
+    /// ```
+    /// use revkv::Conflict;
+    /// use revkv::http::{HttpError, Policy};
+    ///
+    /// let taken: HttpError = Conflict::Unique {
+    ///     collection: "notes".into(),
+    ///     key: "n2".into(),
+    ///     index: "owner_title".into(),
+    ///     value: revkv::composite(["ann", "groceries"]),
+    ///     holder: "n1".into(),
+    /// }
+    /// .into();
+    /// let policy = Policy::default()
+    ///     .label_index("owner_title", "title")
+    ///     .hide_index_value("owner_title");
+    /// let problem = policy.render(&taken);
+    /// assert_eq!(
+    ///     problem.details().detail.as_deref(),
+    ///     Some("another record already has this title; choose a different title")
+    /// );
+    /// ```
+    pub fn hide_index_value(mut self, index: &str) -> Self {
+        self.shown_mut(index).hide_value = true;
+        self
+    }
+
+    fn shown_mut(&mut self, index: &str) -> &mut IndexShown {
+        let at = match self.indexes.iter().position(|shown| shown.index == index) {
+            Some(at) => at,
+            None => {
+                self.indexes.push(IndexShown {
+                    index: index.to_owned(),
+                    label: None,
+                    hide_value: false,
+                });
+                self.indexes.len() - 1
+            }
+        };
+        &mut self.indexes[at]
+    }
+
+    /// The name problems show for `index`, and whether they hide its values.
+    fn index_shown<'a>(&'a self, index: &'a str) -> (&'a str, bool) {
+        match self.indexes.iter().find(|shown| shown.index == index) {
+            Some(shown) => (shown.label.as_deref().unwrap_or(index), shown.hide_value),
+            None => (index, false),
+        }
+    }
+
     /// The answer to `error` under this policy.
     #[must_use]
     pub fn render(&self, error: &HttpError) -> HttpProblem {
         match &error.cause {
             Cause::Store(error) => match &**error {
                 Error::Conflict(conflict) => self.conflict(conflict),
+                Error::IndexValueTooLong {
+                    index, len, max, ..
+                } => {
+                    let (index, _) = self.index_shown(index);
+                    HttpProblem::of_kind(ProblemKind::InvalidBody).with_detail(format!(
+                        "the {index} of {len} bytes is longer than the limit of {max} bytes"
+                    ))
+                }
                 other => store_error(other),
             },
             Cause::PreconditionFailed(failed) => {
@@ -120,16 +197,22 @@ impl Policy {
                 holder,
                 ..
             } => {
+                let (index, hide_value) = self.index_shown(index);
                 let members = Members {
-                    index: Some(index.clone()),
+                    index: Some(index.to_owned()),
                     holder: self.reveal_unique_holder.then(|| holder.clone()),
                     ..members
                 };
                 // The conflict's own message names the key being written, which for a create
                 // is one the client never sees.
-                let detail = format!(
-                    "another record already has the {index} {value:?}; choose a different {index}"
-                );
+                let detail = if hide_value {
+                    format!("another record already has this {index}; choose a different {index}")
+                } else {
+                    format!(
+                        "another record already has the {index} {value:?}; choose a different \
+                         {index}"
+                    )
+                };
                 (ProblemKind::UniqueViolation, members, Some(detail))
             }
             Conflict::Transition { from, allowed, .. } => {
@@ -174,12 +257,6 @@ fn store_error(error: &Error) -> HttpProblem {
         Error::KeyTooLong { len, max, .. } => (
             ProblemKind::InvalidKey,
             format!("a key of {len} bytes is longer than the limit of {max} bytes"),
-        ),
-        Error::IndexValueTooLong {
-            index, len, max, ..
-        } => (
-            ProblemKind::InvalidBody,
-            format!("the {index} of {len} bytes is longer than the limit of {max} bytes"),
         ),
         Error::ValueTooLarge { len, max, .. } => (
             ProblemKind::PayloadTooLarge,

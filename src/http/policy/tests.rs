@@ -150,6 +150,46 @@ fn a_unique_violation_names_the_index_and_hides_the_holder_by_default() {
 }
 
 #[test]
+fn a_relabelled_index_is_shown_by_its_label_and_a_hidden_value_not_at_all() {
+    let composite = Conflict::Unique {
+        collection: "notes".into(),
+        key: "n2".into(),
+        index: "owner_title".into(),
+        value: crate::composite(["ann", "groceries"]),
+        holder: "n1".into(),
+    };
+    let policy = Policy::default()
+        .label_index("owner_title", "title")
+        .hide_index_value("owner_title");
+    let (status, body) = render(&policy, composite.clone());
+    assert_eq!(status, 409);
+    assert_eq!(body["index"], "title");
+    assert_eq!(
+        body["detail"],
+        "another record already has this title; choose a different title"
+    );
+    let text = body.to_string();
+    assert!(
+        !text.contains("owner_title") && !text.contains("groceries"),
+        "{text}"
+    );
+
+    // A label alone keeps the value; other indexes are shown as declared.
+    let (_, body) = render(
+        &Policy::default().label_index("owner_title", "title"),
+        composite,
+    );
+    assert!(
+        body["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("groceries")),
+        "{body}"
+    );
+    let (_, body) = render(&policy, unique());
+    assert_eq!(body["index"], "email");
+}
+
+#[test]
 fn an_illegal_transition_carries_the_current_state_and_the_allowed_ones() {
     let conflict = Conflict::Transition {
         collection: "orders".into(),
