@@ -286,8 +286,13 @@ impl Preconditions {
     /// never taken as holding for a state the write did not replace.
     ///
     /// `read` may turn a missing record into [`crate::Error::NotFound`] (a `404`) for routes
-    /// that only update, as RFC 9110 §13.2.1 asks; returning `None` instead lets `If-Match`
-    /// fail with `412` and `If-None-Match: *` pass, for routes that may create.
+    /// that only update, as RFC 9110 §13.2.1 asks ([`Self::guard_update`] does that for the
+    /// common shape); returning `None` instead lets `If-Match` fail with `412` and
+    /// `If-None-Match: *` pass, for routes that may create.
+    ///
+    /// `write` may run a transaction: a version conflict on the guarded record that it
+    /// returns is handled the same way, so the client gets `412` when its precondition no
+    /// longer holds for the record as it is now.
     ///
     /// # Errors
     /// [`PreconditionFailed`], what `read` and `write` return, and [`crate::Error::Contention`]
@@ -345,6 +350,80 @@ impl Preconditions {
             match write(current).await {
                 Err(crate::Error::Conflict(conflict)) if moved_since(&conflict, validators) => {}
                 done => return done.map_err(HttpError::from),
+            }
+        }
+        Err(crate::Error::Contention {
+            attempts: WRITE_ATTEMPTS,
+        }
+        .into())
+    }
+}
+
+impl Preconditions {
+    /// [`Self::guard_write`] for routes that only update an existing record: `read` returns
+    /// the record or the error to answer without it (such as [`crate::Error::NotFound`], a
+    /// `404`), and `write` gets the record itself and may refuse with any [`HttpError`] (a
+    /// `422` for a change the record does not allow, say). A version conflict on the record
+    /// that `write` returns runs it all again on the record as it is now, as in
+    /// [`Self::guard_write`].
+    ///
+    /// # Errors
+    /// [`PreconditionFailed`] (`412`), what `read` and `write` return, and
+    /// [`crate::Error::Contention`] when the record kept changing under the write.
+    ///
+    /// ```
+    /// use revkv::http::{HttpError, Policy, Preconditions};
+    /// # use serde::{Deserialize, Serialize};
+    /// # #[derive(Serialize, Deserialize)] struct Note { done: bool }
+    /// let store = revkv::Store::temporary()?;
+    /// let notes = store.collection::<Note>("notes").open()?;
+    /// let v1 = notes.insert("n1", Note { done: true })?;
+    /// let read = || {
+    ///     let found = notes.get("n1")?;
+    ///     found.ok_or_else(|| revkv::Error::NotFound { collection: "notes".into(), key: "n1".into() }.into())
+    /// };
+    /// let reopen = |current: &revkv::Versioned<Note>| {
+    ///     if current.value.done {
+    ///         return Err(HttpError::invalid_body("a done note cannot be edited"));
+    ///     }
+    ///     Ok(notes.update("n1", current.version, Note { done: false })?)
+    /// };
+    /// let refused = Preconditions::default().guard_update(read, reopen).unwrap_err();
+    /// assert_eq!(Policy::default().render(&refused).status(), 422);
+    /// # Ok::<(), revkv::Error>(())
+    /// ```
+    pub fn guard_update<T, R>(
+        &self,
+        mut read: impl FnMut() -> Result<Versioned<T>, HttpError>,
+        mut write: impl FnMut(&Versioned<T>) -> Result<R, HttpError>,
+    ) -> Result<R, HttpError> {
+        block_on(self.guard_update_async(|| ready(read()), |current| ready(write(&current))))
+    }
+
+    /// [`Self::guard_update`] for async handlers.
+    ///
+    /// # Errors
+    /// As [`Self::guard_update`].
+    pub async fn guard_update_async<T, R, Read, Write>(
+        &self,
+        mut read: impl FnMut() -> Read,
+        mut write: impl FnMut(Versioned<T>) -> Write,
+    ) -> Result<R, HttpError>
+    where
+        Read: Future<Output = Result<Versioned<T>, HttpError>>,
+        Write: Future<Output = Result<R, HttpError>>,
+    {
+        for _ in 0..WRITE_ATTEMPTS {
+            let current = read().await?;
+            let validators = Validators::of(&current);
+            self.evaluate_write(Some(validators))?;
+            match write(current).await {
+                Err(error)
+                    if error.store_error().is_some_and(|e| match e {
+                        crate::Error::Conflict(conflict) => moved_since(conflict, Some(validators)),
+                        _ => false,
+                    }) => {}
+                done => return done,
             }
         }
         Err(crate::Error::Contention {

@@ -386,4 +386,54 @@ mod guard_write {
         assert_eq!(status(&error), 412);
         Ok(())
     }
+
+    #[test]
+    fn an_update_only_guard_gets_the_record_reruns_a_transaction_s_conflict_and_may_refuse()
+    -> crate::Result<()> {
+        let store = Store::temporary()?;
+        let docs = store.collection::<u32>("docs").open()?;
+        let v1 = docs.insert("d", 1)?;
+        let pre = Preconditions {
+            if_match: Some(TagCondition::Tags(vec![EntityTag::strong(v1)])),
+            ..Preconditions::default()
+        };
+        let read = || -> Result<Versioned<u32>, HttpError> {
+            let found = docs.get("d")?;
+            Ok(found.ok_or(crate::Error::NotFound {
+                collection: "docs".into(),
+                key: "d".into(),
+            })?)
+        };
+        // Another writer gets in before the write's transaction commits: the transaction's
+        // conflict reruns the guard, and If-Match then fails.
+        let raced = Cell::new(false);
+        let error = pre
+            .guard_update(read, |current| {
+                if !raced.replace(true) {
+                    docs.update("d", current.version, 2)?;
+                }
+                let written = store.transaction(|tx| tx.update(&docs, "d", current.version, 3));
+                Ok(written?)
+            })
+            .expect_err("If-Match no longer holds");
+        assert_eq!(status(&error), 412);
+        assert_eq!(docs.get("d")?.expect("exists").value, 2);
+
+        // The closure's own refusal is answered as it is.
+        let refused = Preconditions::default()
+            .guard_update(read, |current| {
+                if current.value == 2 {
+                    return Err(HttpError::invalid_body("2 cannot change"));
+                }
+                Ok(current.version)
+            })
+            .expect_err("refused");
+        assert_eq!(status(&refused), 422);
+        docs.delete("d", docs.get("d")?.expect("exists").version)?;
+        let missing = Preconditions::default()
+            .guard_update(read, |current| Ok(current.version))
+            .expect_err("gone");
+        assert_eq!(status(&missing), 404);
+        Ok(())
+    }
 }
