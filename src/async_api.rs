@@ -191,6 +191,30 @@ where
         self.collection.find(index, value).await
     }
 
+    /// [`Collection::insert_versioned`]: creates `key`; returns the record as stored.
+    ///
+    /// # Errors
+    /// As [`Collection::insert`].
+    pub async fn insert_versioned(&self, key: &str, value: T) -> Result<Versioned<T>> {
+        let write = self.collection.write_versioned(key, Expect::Absent, value);
+        write.await
+    }
+
+    /// [`Collection::update_versioned`]: replaces `key` if it is at `expected`; returns the
+    /// record as stored.
+    ///
+    /// # Errors
+    /// As [`Collection::update`].
+    pub async fn update_versioned(
+        &self,
+        key: &str,
+        expected: Version,
+        value: T,
+    ) -> Result<Versioned<T>> {
+        let write = (self.collection).write_versioned(key, Expect::Version(expected), value);
+        write.await
+    }
+
     /// [`Collection::query`]: one page of the records `query` selects.
     ///
     /// # Errors

@@ -161,6 +161,34 @@ where
         self.store.shared.observe(written.map(|w| w.version))
     }
 
+    /// [`Collection::insert`], returning the record as stored: with its version, the
+    /// modification time a read returns (an answer's `Last-Modified`, without a read that
+    /// could pick up someone else's later write) and its expiry time.
+    ///
+    /// ```
+    /// let store = revkv::Store::temporary()?;
+    /// let notes = store.collection::<String>("notes").open()?;
+    /// let stored = notes.insert_versioned("n1", "hello".to_owned())?;
+    /// assert_eq!(notes.get("n1")?, Some(stored));
+    /// # Ok::<(), revkv::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`Collection::insert`].
+    pub fn insert_versioned(&self, key: &str, value: T) -> Result<Versioned<T>> {
+        block_on(pin!(self.write_versioned(key, Expect::Absent, value)))
+    }
+
+    /// [`Collection::update`], returning the record as stored, as
+    /// [`Collection::insert_versioned`] does.
+    ///
+    /// # Errors
+    /// As [`Collection::update`].
+    pub fn update_versioned(&self, key: &str, expected: Version, value: T) -> Result<Versioned<T>> {
+        let expect = Expect::Version(expected);
+        block_on(pin!(self.write_versioned(key, expect, value)))
+    }
+
     /// Deletes the record `key` if it is still at version `expected`, freeing its unique
     /// values. Its version is never issued again, so a later re-create starts above it.
     ///
@@ -324,6 +352,20 @@ where
         let expect = Expect::Version(expected);
         let written = self.checked_write(key, expect, Some(value), ttl, Route::Logged);
         self.store.shared.observe(written.await.map(|w| w.version))
+    }
+
+    /// [`Collection::insert_versioned`] and [`Collection::update_versioned`].
+    pub(crate) async fn write_versioned(
+        &self,
+        key: &str,
+        expect: Expect,
+        value: T,
+    ) -> Result<Versioned<T>> {
+        let written = self.checked_write(key, expect, Some(&value), None, Route::Logged);
+        let written = written.await;
+        self.store
+            .shared
+            .observe(written.map(|w| w.into_versioned(value)))
     }
 
     /// [`Collection::delete`].
