@@ -158,83 +158,21 @@ impl<T: Serialize + DeserializeOwned> Schema<T> {
     }
 
     fn sweep_value_index(&self, engine: &dyn Engine, index: usize) -> Result<()> {
-        for entry in self.value_indexes[index].keyspace.tree.scan(b"") {
-            let (entry, bytes) = entry?;
-            let mut scanned = Some(bytes);
-            while !self.leave_if_stale(engine, index, &entry, scanned.take())? {}
-        }
-        Ok(())
-    }
-
-    /// Removes `entry` (holding `scanned`, if given) of non-unique index `index` unless it
-    /// counts ([`Self::entry_holds`]); false if what decided that changed before the commit.
-    fn leave_if_stale(
-        &self,
-        engine: &dyn Engine,
-        index: usize,
-        entry: &[u8],
-        scanned: Option<Bytes>,
-    ) -> Result<bool> {
-        let list = &self.value_indexes[index];
-        let mut view = Recording::at(SystemTime::UNIX_EPOCH, engine);
-        if let Some(bytes) = scanned {
-            view.assume(&list.keyspace, entry, Some(bytes));
-        }
-        if view.settle_now(engine, |view| self.entry_holds(view, index, entry))?? {
-            return Ok(true);
-        }
-        engine.commit_if(&Commit {
-            writes: vec![Write {
-                keyspace: &list.keyspace,
-                key: entry,
-                value: None,
-                record: None,
-            }],
-            ..view.unchanged(Route::Direct)
-        })
+        sweep(
+            engine,
+            &self.value_indexes[index].keyspace,
+            |view, entry| self.entry_holds(view, index, entry),
+        )
     }
 
     fn sweep_index(&self, engine: &dyn Engine, index: usize) -> Result<()> {
-        for entry in self.indexes[index].keyspace.tree.scan(b"") {
-            let (value, claim) = entry?;
-            // As in a build: the scan's read first, a fresh one on a retry.
-            let mut scanned = Some(claim);
-            while !self.remove_if_stale(engine, index, &value, scanned.take())? {}
-        }
-        Ok(())
-    }
-
-    /// Removes the entry for `value` (holding `scanned`, if given) in index `index` unless
-    /// the record it names holds the value; false if what decided that changed before the
-    /// commit.
-    fn remove_if_stale(
-        &self,
-        engine: &dyn Engine,
-        index: usize,
-        value: &[u8],
-        scanned: Option<Bytes>,
-    ) -> Result<bool> {
-        let unique = &self.indexes[index];
-        let mut view = Recording::at(SystemTime::UNIX_EPOCH, engine);
-        if let Some(claim) = scanned {
-            view.assume(&unique.keyspace, value, Some(claim));
-        }
-        let held = view.settle_now(engine, |view| match std::str::from_utf8(value) {
-            Ok(value) => self.holder(view, index, value).map(|h| h.is_some()),
-            // The commit requires the entry unchanged.
-            Err(_) => view.read(&unique.keyspace, value).map(|_| false),
-        })??;
-        if held {
-            return Ok(true);
-        }
-        engine.commit_if(&Commit {
-            writes: vec![Write {
-                keyspace: &unique.keyspace,
-                key: value,
-                value: None,
-                record: None,
-            }],
-            ..view.unchanged(Route::Direct)
+        let keyspace = &self.indexes[index].keyspace;
+        sweep(engine, keyspace, |view, value| {
+            match std::str::from_utf8(value) {
+                Ok(value) => self.holder(view, index, value).map(|h| h.is_some()),
+                // The commit requires the entry unchanged.
+                Err(_) => view.read(keyspace, value).map(|_| false),
+            }
         })
     }
 
@@ -372,6 +310,49 @@ impl<T: Serialize + DeserializeOwned> Schema<T> {
         }
         Ok(())
     }
+}
+
+/// Removes every entry of the index `keyspace` that `counts` finds no record holding.
+/// Each removal is a commit on condition that what decided it is unchanged: the scan's
+/// read of the entry first, a fresh one on a retry.
+fn sweep<'s>(
+    engine: &dyn Engine,
+    keyspace: &'s Keyspace,
+    counts: impl Fn(&mut Recording<'s>, &[u8]) -> Result<bool>,
+) -> Result<()> {
+    for entry in keyspace.tree.scan(b"") {
+        let (key, bytes) = entry?;
+        let mut scanned = Some(bytes);
+        while !remove_unless_counted(engine, keyspace, &key, scanned.take(), &counts)? {}
+    }
+    Ok(())
+}
+
+/// Removes the entry `key` of `keyspace` (holding `scanned`, if given) unless `counts` says
+/// its record holds it; false if what decided that changed before the commit.
+fn remove_unless_counted<'s>(
+    engine: &dyn Engine,
+    keyspace: &'s Keyspace,
+    key: &[u8],
+    scanned: Option<Bytes>,
+    counts: &impl Fn(&mut Recording<'s>, &[u8]) -> Result<bool>,
+) -> Result<bool> {
+    let mut view = Recording::at(SystemTime::UNIX_EPOCH, engine);
+    if let Some(bytes) = scanned {
+        view.assume(keyspace, key, Some(bytes));
+    }
+    if view.settle_now(engine, |view| counts(view, key))?? {
+        return Ok(true);
+    }
+    engine.commit_if(&Commit {
+        writes: vec![Write {
+            keyspace,
+            key,
+            value: None,
+            record: None,
+        }],
+        ..view.unchanged(Route::Direct)
+    })
 }
 
 /// Removes every entry of a keyspace, through `engine`'s commits, a page of entries at a time.
