@@ -5,6 +5,7 @@ use std::fmt;
 use std::future::{Future, ready};
 use std::time::SystemTime;
 
+use futures::TryFutureExt;
 use http::HeaderMap;
 use http::header::{HeaderName, IF_MATCH, IF_MODIFIED_SINCE, IF_NONE_MATCH, IF_UNMODIFIED_SINCE};
 
@@ -343,19 +344,10 @@ impl Preconditions {
         Read: Future<Output = crate::Result<Option<Versioned<T>>>>,
         Write: Future<Output = crate::Result<R>>,
     {
-        for _ in 0..WRITE_ATTEMPTS {
-            let current = read().await?;
-            let validators = current.as_ref().map(Validators::of);
-            self.evaluate_write(validators)?;
-            match write(current).await {
-                Err(crate::Error::Conflict(conflict)) if moved_since(&conflict, validators) => {}
-                done => return done.map_err(HttpError::from),
-            }
-        }
-        Err(crate::Error::Contention {
-            attempts: WRITE_ATTEMPTS,
-        }
-        .into())
+        let validators = |current: &Option<Versioned<T>>| current.as_ref().map(Validators::of);
+        let read = || read().map_err(HttpError::from);
+        let write = |current| write(current).map_err(HttpError::from);
+        self.guard(validators, read, write).await
     }
 }
 
@@ -406,23 +398,39 @@ impl Preconditions {
     /// As [`Self::guard_update`].
     pub async fn guard_update_async<T, R, Read, Write>(
         &self,
-        mut read: impl FnMut() -> Read,
-        mut write: impl FnMut(Versioned<T>) -> Write,
+        read: impl FnMut() -> Read,
+        write: impl FnMut(Versioned<T>) -> Write,
     ) -> Result<R, HttpError>
     where
         Read: Future<Output = Result<Versioned<T>, HttpError>>,
         Write: Future<Output = Result<R, HttpError>>,
     {
+        let validators = |current: &Versioned<T>| Some(Validators::of(current));
+        self.guard(validators, read, write).await
+    }
+
+    /// What [`Self::guard_write_async`] and [`Self::guard_update_async`] run: reads the
+    /// record `C` (which `validators` describes), evaluates the preconditions against it, and
+    /// writes; a version conflict on a record that moved since the read runs it all again.
+    async fn guard<C, R, Read, Write>(
+        &self,
+        validators: impl Fn(&C) -> Option<Validators>,
+        mut read: impl FnMut() -> Read,
+        mut write: impl FnMut(C) -> Write,
+    ) -> Result<R, HttpError>
+    where
+        Read: Future<Output = Result<C, HttpError>>,
+        Write: Future<Output = Result<R, HttpError>>,
+    {
         for _ in 0..WRITE_ATTEMPTS {
             let current = read().await?;
-            let validators = Validators::of(&current);
-            self.evaluate_write(Some(validators))?;
+            let read_at = validators(&current);
+            self.evaluate_write(read_at)?;
             match write(current).await {
                 Err(error)
-                    if error.store_error().is_some_and(|e| match e {
-                        crate::Error::Conflict(conflict) => moved_since(conflict, Some(validators)),
-                        _ => false,
-                    }) => {}
+                    if matches!(error.store_error(),
+                        Some(crate::Error::Conflict(conflict)) if moved_since(conflict, read_at)) =>
+                    {}
                 done => return done,
             }
         }
