@@ -57,52 +57,49 @@ impl<T: Serialize + DeserializeOwned> Schema<T> {
     fn scope(&self, query: &Query) -> Result<(&Keyspace, KeyRange, Source)> {
         let included = |bytes: &[u8]| Bound::Included(bytes.to_vec());
         let excluded = |bytes: &[u8]| Bound::Excluded(bytes.to_vec());
-        let (keyspace, mut range, source) = match &query.what {
+        let (keyspace, source, mut range) = match &query.what {
             Selection::Range { start, end } => {
                 let range = KeyRange {
                     lower: included(start.as_bytes()),
                     upper: excluded(end.as_bytes()),
                 };
-                (&self.records, range, Source::Records)
+                (&self.records, Source::Records, range)
             }
-            Selection::Prefix(prefix) => (
-                &self.records,
-                KeyRange::prefix(prefix.as_bytes()),
-                Source::Records,
-            ),
-            Selection::Index { index, value } => match self.any_index(index)? {
-                Source::Unique(i) => {
-                    let range = KeyRange {
+            Selection::Prefix(prefix) => {
+                let range = KeyRange::prefix(prefix.as_bytes());
+                (&self.records, Source::Records, range)
+            }
+            Selection::Index { index, value } => {
+                let (keyspace, source) = self.any_index(index)?;
+                let range = if let Source::Unique(_) = source {
+                    KeyRange {
                         lower: included(value.as_bytes()),
                         upper: included(value.as_bytes()),
-                    };
-                    (&self.indexes[i].keyspace, range, Source::Unique(i))
-                }
-                source => {
+                    }
+                } else {
                     let prefix = codec::index_value_prefix(value);
-                    let range = KeyRange {
+                    KeyRange {
                         upper: excluded(&[&prefix[..], &[0xff]].concat()),
                         lower: Bound::Included(prefix),
-                    };
-                    (self.value_keyspace(source), range, source)
-                }
-            },
-            Selection::IndexRange { index, start, end } => match self.any_index(index)? {
-                Source::Unique(i) => {
-                    let range = KeyRange {
+                    }
+                };
+                (keyspace, source, range)
+            }
+            Selection::IndexRange { index, start, end } => {
+                let (keyspace, source) = self.any_index(index)?;
+                let range = if let Source::Unique(_) = source {
+                    KeyRange {
                         lower: included(start.as_bytes()),
                         upper: excluded(end.as_bytes()),
-                    };
-                    (&self.indexes[i].keyspace, range, Source::Unique(i))
-                }
-                source => {
-                    let range = KeyRange {
+                    }
+                } else {
+                    KeyRange {
                         lower: Bound::Included(codec::index_value_prefix(start)),
                         upper: Bound::Excluded(codec::index_value_prefix(end)),
-                    };
-                    (self.value_keyspace(source), range, source)
-                }
-            },
+                    }
+                };
+                (keyspace, source, range)
+            }
         };
         if let Some(position) = query.resume_after()? {
             if !range.contains(&position) {
@@ -119,22 +116,15 @@ impl<T: Serialize + DeserializeOwned> Schema<T> {
         Ok((keyspace, range, source))
     }
 
-    /// The index called `name`, of either kind.
-    fn any_index(&self, name: &str) -> Result<Source> {
+    /// The index called `name`, of either kind, and its keyspace.
+    fn any_index(&self, name: &str) -> Result<(&Keyspace, Source)> {
         if let Some(i) = self.indexes.iter().position(|i| i.name == name) {
-            return Ok(Source::Unique(i));
+            return Ok((&self.indexes[i].keyspace, Source::Unique(i)));
         }
-        let position = self.value_indexes.iter().position(|i| i.name == name);
-        position
-            .map(Source::Values)
-            .ok_or_else(|| self.unknown_index(name))
-    }
-
-    fn value_keyspace(&self, source: Source) -> &Keyspace {
-        match source {
-            Source::Values(i) => &self.value_indexes[i].keyspace,
-            _ => &self.records,
-        }
+        let i = (self.value_indexes.iter())
+            .position(|i| i.name == name)
+            .ok_or_else(|| self.unknown_index(name))?;
+        Ok((&self.value_indexes[i].keyspace, Source::Values(i)))
     }
 
     /// One page of `query`, read through `view`.

@@ -11,6 +11,7 @@
 //! for the store.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use parking_lot::{Condvar, Mutex};
 
@@ -22,7 +23,7 @@ use crate::engine::commit::Commit;
 pub(crate) struct RangeLocks {
     held: Mutex<Vec<HeldRange>>,
     released: Condvar,
-    ids: Mutex<u64>,
+    ids: AtomicU64,
 }
 
 struct HeldRange {
@@ -42,11 +43,7 @@ impl RangeLocks {
     /// holds `commit`'s ranges. The caller holds its key locks already; a commit that holds
     /// ranges never waits for anything, so waiting here cannot close a cycle.
     pub(crate) fn hold(&self, commit: &Commit<'_>) -> Holding<'_> {
-        let owner = {
-            let mut ids = self.ids.lock();
-            *ids += 1;
-            *ids
-        };
+        let owner = self.ids.fetch_add(1, Ordering::Relaxed);
         let mut held = self.held.lock();
         while held.iter().any(|h| {
             commit.writes.iter().any(|w| {
