@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 use std::sync::Barrier;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use revkv::{Collection, Error, Page, Query, Store};
 use serde::{Deserialize, Serialize};
@@ -12,6 +12,14 @@ use serde::{Deserialize, Serialize};
 struct Order {
     customer: String,
     day: String,
+}
+
+/// An order of ann's, on a day no query here asks about.
+fn ann() -> Order {
+    Order {
+        customer: "ann".into(),
+        day: "d".into(),
+    }
 }
 
 fn open_orders(store: &Store) -> revkv::Result<Collection<Order>> {
@@ -52,13 +60,7 @@ fn key_ranges_and_prefixes_are_half_open_in_both_directions() -> revkv::Result<(
     let store = Store::temporary()?;
     let orders = open_orders(&store)?;
     for i in 95..=205 {
-        orders.insert(
-            &format!("o-{i}"),
-            Order {
-                customer: "ann".into(),
-                day: "d".into(),
-            },
-        )?;
+        orders.insert(&format!("o-{i}"), ann())?;
     }
     let range = orders.query(&Query::range("o-100", "o-200"))?;
     assert_eq!(range.records.len(), 100, "o-100 up to o-199");
@@ -167,13 +169,7 @@ fn malformed_and_foreign_tokens_and_zero_limits_are_errors() -> revkv::Result<()
     let store = Store::temporary()?;
     let orders = open_orders(&store)?;
     for i in 0..5 {
-        orders.insert(
-            &format!("o-{i}"),
-            Order {
-                customer: "ann".into(),
-                day: "d".into(),
-            },
-        )?;
+        orders.insert(&format!("o-{i}"), ann())?;
     }
     let by_ann = Query::index("customer", "ann").limit(2);
     let token = orders.query(&by_ann)?.next.expect("more");
@@ -234,43 +230,38 @@ fn paging_while_others_write_never_skips_or_repeats_a_record_that_stayed() -> re
     let orders = open_orders(&store)?;
     let stayed: BTreeSet<String> = (0..120).map(|i| format!("s-{i:03}")).collect();
     for key in &stayed {
-        orders.insert(
-            key,
-            Order {
-                customer: "ann".into(),
-                day: "d".into(),
-            },
-        )?;
+        orders.insert(key, ann())?;
     }
     let done = AtomicBool::new(false);
+    let written = AtomicUsize::new(0);
     let start = Barrier::new(3);
     std::thread::scope(|scope| {
         for writer in 0..2 {
-            let (orders, done, start) = (&orders, &done, &start);
+            let (orders, done, written, start) = (&orders, &done, &written, &start);
             scope.spawn(move || {
                 start.wait();
                 let mut i = 0;
                 while !done.load(Ordering::Acquire) {
                     // Keys that sort between and around the ones that stay.
                     let key = format!("s-{:03}-{writer}-{i}", (i * 7) % 130);
-                    let v = orders
-                        .insert(
-                            &key,
-                            Order {
-                                customer: "ann".into(),
-                                day: "d".into(),
-                            },
-                        )
-                        .expect("insert");
+                    let v = orders.insert(&key, ann()).expect("insert");
                     if i % 2 == 0 {
                         orders.delete(&key, v).expect("delete");
                     }
+                    written.fetch_add(1, Ordering::Release);
                     i += 1;
                 }
             });
         }
         start.wait();
-        for pass in 0..6 {
+        // Passes go on until at least 3 of them saw writes land while they paged.
+        let mut overlapped = 0;
+        for pass in 0.. {
+            if pass >= 6 && overlapped >= 3 {
+                break;
+            }
+            assert!(pass < 10_000, "the writers never wrote during a pass");
+            let writes_before = written.load(Ordering::Acquire);
             let reverse = pass % 2 == 1;
             let mut query = Query::index("customer", "ann");
             if reverse {
@@ -295,6 +286,9 @@ fn paging_while_others_write_never_skips_or_repeats_a_record_that_stayed() -> re
                 found.len(),
                 "pass {pass}: a record appeared twice"
             );
+            if written.load(Ordering::Acquire) > writes_before {
+                overlapped += 1;
+            }
         }
         done.store(true, Ordering::Release);
     });
@@ -305,20 +299,8 @@ fn paging_while_others_write_never_skips_or_repeats_a_record_that_stayed() -> re
 fn the_async_api_has_the_same_query() -> revkv::Result<()> {
     let store = Store::temporary()?;
     let orders = open_orders(&store)?;
-    orders.insert(
-        "o-1",
-        Order {
-            customer: "ann".into(),
-            day: "d".into(),
-        },
-    )?;
-    orders.insert(
-        "o-2",
-        Order {
-            customer: "ann".into(),
-            day: "d".into(),
-        },
-    )?;
+    orders.insert("o-1", ann())?;
+    orders.insert("o-2", ann())?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
