@@ -311,6 +311,14 @@ mod guard_write {
     use crate::Store;
     use crate::http::Policy;
 
+    /// `If-Match` with the strong tag of `version`.
+    fn if_match(version: Version) -> Preconditions {
+        Preconditions {
+            if_match: Some(TagCondition::Tags(vec![EntityTag::strong(version)])),
+            ..Preconditions::default()
+        }
+    }
+
     fn status(error: &HttpError) -> u16 {
         Policy::default().render(error).status().as_u16()
     }
@@ -320,10 +328,7 @@ mod guard_write {
         let store = Store::temporary()?;
         let docs = store.collection::<u32>("docs").open()?;
         let v1 = docs.insert("d", 1)?;
-        let pre = Preconditions {
-            if_match: Some(TagCondition::Tags(vec![EntityTag::strong(v1)])),
-            ..Preconditions::default()
-        };
+        let pre = if_match(v1);
 
         // Another writer gets in between this request's read and its write.
         let raced = Cell::new(false);
@@ -393,10 +398,7 @@ mod guard_write {
         let store = Store::temporary()?;
         let docs = store.collection::<u32>("docs").open()?;
         let v1 = docs.insert("d", 1)?;
-        let pre = Preconditions {
-            if_match: Some(TagCondition::Tags(vec![EntityTag::strong(v1)])),
-            ..Preconditions::default()
-        };
+        let pre = if_match(v1);
         let read = || -> Result<Versioned<u32>, HttpError> {
             let found = docs.get("d")?;
             Ok(found.ok_or(crate::Error::NotFound {
