@@ -12,6 +12,7 @@ use crate::blocking::block_on;
 use crate::engine::commit::{Commit, Route, Write};
 use crate::engine::feed::ChangeFeed;
 use crate::engine::keyspace::Keyspace;
+use crate::engine::snapshot::Snapshot;
 use crate::locks::Held;
 use crate::meta::Meta;
 use crate::{Error, Result, Version};
@@ -168,6 +169,17 @@ pub(crate) trait Engine: Send + Sync {
     /// Holds every commit back until the guard drops, for a check that must see the records
     /// and their indexes from one moment.
     fn pause_commits(&self) -> Paused<'_>;
+
+    /// Every entry of `keyspaces` as of one point in the commit order, read while commits
+    /// go on.
+    fn snapshot(&self, keyspaces: Vec<Keyspace>) -> Result<Box<dyn Snapshot>>;
+
+    /// A number above every version issued so far.
+    fn version_mark(&self) -> Result<u64>;
+
+    /// Makes every version issued from now on at least `floor`, durably (an import's, above
+    /// every version it brings).
+    fn raise_versions(&self, floor: u64) -> Result<()>;
 }
 
 /// Refuses stores written by a newer revkv; marks new ones with this build's format.

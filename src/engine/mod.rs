@@ -23,6 +23,7 @@ mod etcd;
 pub(crate) mod feed;
 mod keyspace;
 pub(crate) mod local;
+mod snapshot;
 
 #[cfg(feature = "etcd")]
 pub(crate) use self::etcd::{EtcdEngine, EtcdOptions};

@@ -36,6 +36,7 @@ use crate::engine::etcd::cluster::{
 use crate::engine::etcd::feed::EtcdFeed;
 use crate::engine::feed::ChangeFeed;
 use crate::engine::keyspace::Keyspace;
+use crate::engine::snapshot::{Snapshot, SnapshotBatch};
 use crate::meta::Meta;
 use crate::{Error, Result, Version};
 
@@ -243,7 +244,7 @@ impl Engine for EtcdEngine {
         under_way(cluster.on_runtime(async move {
             let (start, end) = etcd_range(&prefix, range);
             let (entries, more, revision) =
-                scan_page(cluster, (&start, &end), reverse, limit).await?;
+                scan_page(cluster, (&start, &end), reverse, limit, 0).await?;
             let entries = entries
                 .into_iter()
                 .map(|(mut key, value)| (key.split_off(prefix.len()), value))
@@ -327,8 +328,6 @@ impl Engine for EtcdEngine {
     }
 
     /// Greater than `above`, from this process's block of the shared lease: unique across
-    /// every process of the store.
-    /// Greater than `above`, from this process's block of the shared lease: unique across
     /// every process of the store. A new block is leased, by a blocking round trip, once per
     /// [`VERSION_BLOCK`] versions.
     fn next_version(&self, above: Option<Version>) -> EngineFuture<'_, Version> {
@@ -371,6 +370,42 @@ impl Engine for EtcdEngine {
     /// Other processes cannot be paused: nothing is held.
     fn pause_commits(&self) -> Paused<'_> {
         None
+    }
+
+    /// etcd's own: every keyspace read at one revision (until the cluster compacts it).
+    fn snapshot(&self, keyspaces: Vec<Keyspace>) -> Result<Box<dyn Snapshot>> {
+        let meta = etcd_key(&self.namespace, "revkv/meta", b"");
+        let (start, end) = etcd_range(&meta, &KeyRange::prefix(b""));
+        let cluster = &self.cluster;
+        let (_, _, revision) = cluster.run(scan_page(cluster, (&start, &end), false, 1, 0))?;
+        let pages = keyspaces
+            .iter()
+            .map(|keyspace| {
+                let tree = EtcdTree {
+                    cluster: Arc::clone(cluster),
+                    prefix: etcd_key(&self.namespace, &keyspace.name, b""),
+                };
+                Pages::new(&tree, &KeyRange::prefix(b""), false, revision)
+            })
+            .collect();
+        Ok(Box::new(EtcdSnapshot { pages, at: 0 }))
+    }
+
+    fn version_mark(&self) -> Result<u64> {
+        Ok(self.meta.get::<u64>(VERSION_LEASE)?.unwrap_or(1))
+    }
+
+    fn raise_versions(&self, floor: u64) -> Result<()> {
+        let mut block = self.versions.lock();
+        block.next = block.next.max(floor);
+        loop {
+            let leased = self.meta.get::<u64>(VERSION_LEASE)?;
+            if leased.is_some_and(|leased| leased >= floor)
+                || self.meta.swap(VERSION_LEASE, leased.as_ref(), &floor)?
+            {
+                return Ok(());
+            }
+        }
     }
 }
 
@@ -471,13 +506,7 @@ impl Tree for EtcdTree {
 
     /// Fetched a page at a time as the iterator advances.
     fn range(&self, range: &KeyRange, reverse: bool) -> Entries {
-        Box::new(Pages {
-            cluster: Arc::clone(&self.cluster),
-            prefix_len: self.prefix.len(),
-            rest: (!range.is_empty()).then(|| etcd_range(&self.prefix, range)),
-            reverse,
-            page: Vec::new().into_iter(),
-        })
+        Box::new(Pages::new(self, range, reverse, 0))
     }
 }
 
@@ -505,18 +534,21 @@ fn etcd_range(prefix: &[u8], range: &KeyRange) -> (Vec<u8>, Vec<u8>) {
 }
 
 /// One page of the etcd keys in `[start, end)`: at most `limit` entries from the start (or,
-/// `reverse`, from the end), whether more follow, and the revision they were read at.
+/// `reverse`, from the end), whether more follow, and the revision they were read at. Read at
+/// `revision`, or at the latest where that is 0.
 async fn scan_page(
     cluster: &Cluster,
     (start, end): (&[u8], &[u8]),
     reverse: bool,
     limit: usize,
+    revision: i64,
 ) -> Result<(Vec<(Vec<u8>, Bytes)>, bool, i64)> {
     let mut response = cluster
         .retry(&cluster.kv, |mut kv| {
             let mut options = GetOptions::new()
                 .with_range(end)
-                .with_limit(i64::try_from(limit).unwrap_or(i64::MAX));
+                .with_limit(i64::try_from(limit).unwrap_or(i64::MAX))
+                .with_revision(revision);
             if reverse {
                 // etcd sorts the whole range before it applies the limit.
                 options = options.with_sort(SortTarget::Key, SortOrder::Descend);
@@ -543,7 +575,22 @@ struct Pages {
     /// The etcd keys `[start, end)` not read yet; `None` once the range is exhausted.
     rest: Option<(Vec<u8>, Vec<u8>)>,
     reverse: bool,
+    /// The revision every page is read at; 0: each at the latest.
+    revision: i64,
     page: std::vec::IntoIter<(Vec<u8>, Bytes)>,
+}
+
+impl Pages {
+    fn new(tree: &EtcdTree, range: &KeyRange, reverse: bool, revision: i64) -> Self {
+        Self {
+            cluster: Arc::clone(&tree.cluster),
+            prefix_len: tree.prefix.len(),
+            rest: (!range.is_empty()).then(|| etcd_range(&tree.prefix, range)),
+            reverse,
+            revision,
+            page: Vec::new().into_iter(),
+        }
+    }
 }
 
 impl Iterator for Pages {
@@ -560,6 +607,7 @@ impl Iterator for Pages {
                 (&start, &end),
                 self.reverse,
                 SCAN_PAGE,
+                self.revision,
             ));
             let (entries, more, _) = match fetched {
                 Ok(page) => page,
@@ -574,6 +622,30 @@ impl Iterator for Pages {
             }
             self.page = entries.into_iter();
         }
+    }
+}
+
+/// A snapshot: each keyspace's pages at one revision, in turn.
+struct EtcdSnapshot {
+    pages: Vec<Pages>,
+    /// The keyspace being read.
+    at: usize,
+}
+
+impl Snapshot for EtcdSnapshot {
+    fn next_batch(&mut self, limit: usize) -> Result<Option<SnapshotBatch>> {
+        let limit = limit.max(1);
+        while let Some(pages) = self.pages.get_mut(self.at) {
+            let keyspace = self.at;
+            let entries: Vec<_> = pages.by_ref().take(limit).collect::<Result<_>>()?;
+            if entries.len() < limit {
+                self.at += 1;
+            }
+            if !entries.is_empty() {
+                return Ok(Some((keyspace, entries)));
+            }
+        }
+        Ok(None)
     }
 }
 

@@ -19,20 +19,27 @@ pub(crate) mod intent;
 mod journal;
 mod ranges;
 mod sequence;
+mod snapshot;
 
 use self::feed::{Feed, Recorded};
 use self::journal::Journal;
 use self::ranges::RangeLocks;
 use self::sequence::Sequence;
+use self::snapshot::Snapshots;
 use crate::backend::{Backend, Memory, SledBackend, Tree};
 use crate::clock::StoreClock;
 use crate::durability::{Durability, GroupCommit};
 use crate::engine::commit::{Commit, LoggedWrite, Route, Write};
 use crate::engine::contract::{Engine, EngineFuture, Paused, check_format, done, under_way};
 use crate::engine::feed::{ChangeFeed, Retention};
+use crate::engine::keyspace::Keyspace;
+use crate::engine::snapshot::Snapshot;
 use crate::locks::LockTable;
 use crate::meta::Meta;
 use crate::{Error, Result, Version};
+
+/// The file that marks a store whose first open was durable (see [`LocalEngine::open`]).
+const CREATED: &str = "revkv.created";
 
 /// The local engine's own options (set through [`StoreBuilder`](crate::StoreBuilder)).
 #[derive(Clone, Copy)]
@@ -93,6 +100,7 @@ pub(crate) struct Core {
     intent_ids: AtomicU64,
     locks: LockTable,
     ranges: RangeLocks,
+    snapshots: Arc<Snapshots>,
     versions: Sequence,
     feed: Option<Feed>,
     clock: StoreClock,
@@ -112,6 +120,12 @@ impl LocalEngine {
         change_feed: Option<Retention>,
         clock: StoreClock,
     ) -> Result<(Self, Arc<Meta>)> {
+        // Present once a first open of the store was durable: from then on the engine must
+        // find revkv's data in it.
+        let created = match storage {
+            Storage::Dir(dir) => Some(dir.join(CREATED)),
+            Storage::Memory(_) => None,
+        };
         let backend: Arc<dyn Backend> = match storage {
             Storage::Dir(dir) => Arc::new(SledBackend::open(
                 dir,
@@ -126,6 +140,14 @@ impl LocalEngine {
             None => backend,
         };
         let meta = Arc::new(Meta::new(backend.tree("revkv/meta")?));
+        let was_created = created.as_ref().is_some_and(|created| created.exists());
+        if was_created && meta.get::<u8>("format")?.is_none() {
+            // sled 0.34 reads a log it cannot make sense of as an empty store.
+            return Err(Error::Corrupt {
+                location: "the store's log".into(),
+                reason: "it holds bytes but no revkv store: damaged, or not revkv's".into(),
+            });
+        }
         check_format(&meta)?;
         let intents = backend.tree("revkv/intents")?;
         intent::replay(backend.as_ref(), intents.as_ref())?;
@@ -157,6 +179,9 @@ impl LocalEngine {
         meta.put("session", &Session::Open)?;
         // Resuming the sequence syncs, which also makes the marks above durable.
         let versions = Sequence::resume("version-lease", Arc::clone(&meta), Arc::clone(&backend))?;
+        if let Some(created) = created.filter(|_| !was_created) {
+            std::fs::File::create(created)?;
+        }
         let engine = Core {
             backend,
             meta: Arc::clone(&meta),
@@ -164,6 +189,7 @@ impl LocalEngine {
             intent_ids: AtomicU64::new(1),
             locks: LockTable::new(),
             ranges: RangeLocks::default(),
+            snapshots: Arc::default(),
             versions,
             feed,
             clock,
@@ -233,6 +259,7 @@ impl Core {
             return Ok(None);
         }
         self.check_writable()?;
+        self.snapshots.preserve(&commit.writes)?;
         let tree = &write.keyspace.tree;
         self.write_all(|| tree.swap(write.key, compare.holds, write.value))
             .map(Some)
@@ -286,6 +313,7 @@ impl Core {
             return Ok(true);
         }
         self.check_writable()?;
+        self.snapshots.preserve(&commit.writes)?;
         // With a change feed, the commit's entry, which `Self::commit` stores first.
         let recorded = match &self.feed {
             Some(feed) => Some(feed.record(commit.entry_writes(), commit.modified)?),
@@ -378,6 +406,20 @@ impl Engine for LocalEngine {
 
     fn pause_commits(&self) -> Paused<'_> {
         Some(self.locks.lock_everything())
+    }
+
+    /// Copy-on-write (see [`snapshot`]), taken between two commits.
+    fn snapshot(&self, keyspaces: Vec<Keyspace>) -> Result<Box<dyn Snapshot>> {
+        let _between_commits = self.locks.lock_everything();
+        Ok(Box::new(self.snapshots.take(keyspaces)))
+    }
+
+    fn version_mark(&self) -> Result<u64> {
+        Ok(self.versions.upcoming())
+    }
+
+    fn raise_versions(&self, floor: u64) -> Result<()> {
+        self.versions.raise(floor)
     }
 }
 

@@ -83,6 +83,17 @@ impl Sequence {
         self.next.load(Ordering::Acquire)
     }
 
+    /// Makes every number issued from now on at least `floor`, durably: a restart resumes
+    /// above it too.
+    pub(crate) fn raise(&self, floor: u64) -> Result<()> {
+        let _guard = self.extending.lock();
+        self.next.fetch_max(floor, Ordering::AcqRel);
+        if floor >= self.leased.load(Ordering::Acquire) {
+            self.extend(floor)?;
+        }
+        Ok(())
+    }
+
     /// Gives back what the lease covers beyond the numbers issued, so that the next session
     /// continues right after the last of them; for a clean close, when no number can be issued
     /// any more. A crash before this keeps the lease: the next session then skips the rest of
