@@ -168,6 +168,21 @@ impl EncodedRecord {
         Ok(Self { bytes, header_len })
     }
 
+    /// A record of `payload`, a value serialized already (an imported one), with room for
+    /// an expiry time if `expiring`.
+    pub(crate) fn from_payload(payload: &[u8], expiring: bool) -> Self {
+        let (format, header_len) = if expiring {
+            (RECORD.format, EXPIRING_RECORD_HEADER_LEN)
+        } else {
+            (RECORD_WITHOUT_EXPIRY, RECORD_HEADER_LEN)
+        };
+        let mut bytes = Vec::with_capacity(header_len + payload.len());
+        bytes.extend_from_slice(&[RECORD.kind, format]);
+        bytes.resize(header_len, 0);
+        bytes.extend_from_slice(payload);
+        Self { bytes, header_len }
+    }
+
     /// The serialized value without the header.
     pub(crate) fn payload(&self) -> &[u8] {
         &self.bytes[self.header_len..]

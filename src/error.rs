@@ -165,6 +165,22 @@ pub enum Error {
         supported: u8,
     },
 
+    /// Input given to [`Store::import`](crate::Store::import) is not a whole export.
+    #[error("line {line} of the export: {reason}")]
+    InvalidExport {
+        /// The line, counted from 1.
+        line: u64,
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// An import or backup was asked to write into a store that holds data already.
+    #[error("{store} is not empty: imports and backups write only into an empty store")]
+    NotEmpty {
+        /// The store or directory written into.
+        store: String,
+    },
+
     /// The store's directory is held by another open store, in this process or another.
     #[error("the store at {} is already open (by this or another process)", path.display())]
     Locked {

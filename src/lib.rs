@@ -189,6 +189,7 @@
 //! names are 1 to 64 ASCII letters, digits, `_`, `-` or `.`. Anything outside is a typed
 //! [`Error`], checked before anything is stored.
 
+pub mod admin;
 mod async_api;
 mod backend;
 mod blocking;

@@ -70,6 +70,12 @@ impl Meta {
     }
 }
 
+/// The metadata key of the indexes an import declared for `collection`, until the service
+/// opens the collection and builds them.
+pub(crate) fn pending_key(collection: &str) -> String {
+    format!("declared/{collection}")
+}
+
 /// `value` as the metadata `key` stores it. Encoding is deterministic, so equal values encode
 /// to equal bytes, which [`Meta::swap`] compares.
 fn encode<T: Serialize + ?Sized>(key: &str, value: &T) -> Result<Vec<u8>> {

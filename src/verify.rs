@@ -6,7 +6,7 @@ use std::fmt;
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Report {
-    /// Records checked, over every open collection.
+    /// Records checked, over every collection.
     pub records: u64,
     /// Unique-index entries checked.
     pub index_entries: u64,
@@ -74,6 +74,18 @@ pub enum Problem {
         /// The record's state.
         state: String,
     },
+    /// A record with other than one entry in an index of its collection: found by the check
+    /// of a collection that is not open, which cannot derive the record's value.
+    EntryCount {
+        /// Collection of the record.
+        collection: String,
+        /// The index.
+        index: String,
+        /// Key of the record.
+        key: String,
+        /// Entries naming the record.
+        entries: u64,
+    },
     /// Stored bytes that do not decode.
     Undecodable {
         /// Where they are.
@@ -111,6 +123,15 @@ impl fmt::Display for Problem {
             } => write!(
                 f,
                 "{collection}/{key} is in state {state:?}, which its state machine cannot reach"
+            ),
+            Self::EntryCount {
+                collection,
+                index,
+                key,
+                entries,
+            } => write!(
+                f,
+                "{collection}/{key} has {entries} entries in index {index}, where it should have one"
             ),
             Self::Undecodable { location, reason } => write!(f, "{location}: {reason}"),
         }

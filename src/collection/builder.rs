@@ -306,6 +306,7 @@ where
         // Emptied, so that declaring it again later rebuilds it from the records.
         index::clear(engine, &engine.keyspace(keyspace)?, now)?;
     }
+    meta.remove(&crate::meta::pending_key(&schema.name))?;
     meta.remove(&sweep_key)
 }
 

@@ -35,6 +35,18 @@ pub(crate) fn entry_key(key: &str, version: Version) -> Vec<u8> {
     entry
 }
 
+/// The key and version of a history entry's key; `None` if it is not one.
+pub(crate) fn decode_entry_key(entry: &[u8]) -> Option<(&str, Version)> {
+    let (len, rest) = entry.split_first_chunk::<4>()?;
+    let len = usize::try_from(u32::from_be_bytes(*len)).ok()?;
+    let (key, version) = rest.split_at_checked(len)?;
+    let version: [u8; 8] = version.try_into().ok()?;
+    Some((
+        std::str::from_utf8(key).ok()?,
+        Version::new(u64::from_be_bytes(version)),
+    ))
+}
+
 impl History {
     /// Removes the oldest entries of `key` beyond the ones it keeps, through `engine`'s
     /// commit. A crash before this runs only leaves an extra old version, removed the next
@@ -185,6 +197,11 @@ mod tests {
 
     #[test]
     fn entries_of_one_key_sort_by_version_and_never_mix_with_longer_keys() {
+        assert_eq!(
+            decode_entry_key(&entry_key("ab", Version::new(300))),
+            Some(("ab", Version::new(300)))
+        );
+        assert_eq!(decode_entry_key(b"\0\0\0\x09ab"), None);
         let a1 = entry_key("a", Version::new(1));
         let a2 = entry_key("a", Version::new(300));
         let ab = entry_key("ab", Version::new(0));

@@ -3,7 +3,7 @@
 mod builder;
 mod combine;
 mod expiry;
-mod history;
+pub(crate) mod history;
 mod index;
 pub(crate) mod query;
 pub(crate) mod recent;
