@@ -2,8 +2,9 @@
 
 use std::io::Write;
 
-use super::format::{EXPORT_FORMAT, Header, Line};
-use super::{StoredRecord, Transferred, declared, decode_stored};
+use super::format::{EXPORT_FORMAT, Header, Line, RecordLine};
+use super::{Transferred, declared};
+use crate::codec::decode_record;
 use crate::collection::history;
 use crate::{Error, Result, Store};
 
@@ -47,26 +48,30 @@ impl Store {
                 collections,
             }),
         )?;
+        // A value's base64, reused from line to line.
+        let mut value = String::new();
         while let Some((keyspace, entries)) = snapshot.next_batch(BATCH)? {
             let collection = &names[keyspace / 2];
             let history = keyspace % 2 == 1;
-            for (key, value) in entries {
-                if history {
-                    let Some((key, _)) = history::decode_entry_key(&key) else {
-                        return Err(Error::Corrupt {
-                            location: format!("the history of {collection}"),
-                            reason: format!("{key:?} is not a history entry's key"),
-                        });
-                    };
-                    let record = decode_stored(collection, key.as_bytes(), &value)?;
-                    write_line(&mut out, &Line::History((&record).into()))?;
-                    done.history += 1;
+            for (key, bytes) in entries {
+                let key = if history {
+                    history::decode_entry_key(&key).map(|(key, _)| key)
                 } else {
-                    let record: StoredRecord = decode_stored(collection, &key, &value)?;
-                    if record.expires.is_some_and(|at| at <= now) {
-                        continue;
-                    }
-                    write_line(&mut out, &Line::Record((&record).into()))?;
+                    std::str::from_utf8(&key).ok()
+                };
+                let location = || format!("{collection}/{key:?}");
+                let key = key.ok_or_else(|| Error::Corrupt {
+                    location: location(),
+                    reason: "not a record's key".into(),
+                })?;
+                let (header, payload) =
+                    decode_record(&bytes).map_err(|e| Error::decode(e, location()))?;
+                let line = RecordLine::stored(collection, key, &header, payload, &mut value);
+                if history {
+                    write_line(&mut out, &Line::History(line))?;
+                    done.history += 1;
+                } else if !header.expired(now) {
+                    write_line(&mut out, &Line::Record(line))?;
                     done.records += 1;
                 }
             }

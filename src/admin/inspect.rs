@@ -21,6 +21,9 @@ pub struct Inspection {
     pub collections: Vec<CollectionSummary>,
     /// A number above every version the store has issued.
     pub versions_below: u64,
+    /// The position of the newest change in the change feed of a local store that keeps one
+    /// (`None` on etcd, whose feed positions are etcd revisions).
+    pub feed_position: Option<u64>,
     /// Whether an import into this store was cut short, leaving it incomplete.
     pub incomplete: bool,
 }
@@ -109,6 +112,7 @@ impl Store {
         Ok(Inspection {
             collections,
             versions_below: engine.version_mark()?,
+            feed_position: engine.feed_position()?,
             incomplete: self.shared.meta.get::<()>(TRANSFER)?.is_some(),
         })
     }

@@ -239,6 +239,9 @@ fn inspect(store: &Store, json: bool) -> Result<(), Failure> {
         }
     }
     println!("versions issued: below {}", inspection.versions_below);
+    if let Some(position) = inspection.feed_position {
+        println!("change feed: newest position {position}");
+    }
     if inspection.incomplete {
         println!("INCOMPLETE: an import into this store was cut short");
     }

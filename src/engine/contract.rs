@@ -177,6 +177,12 @@ pub(crate) trait Engine: Send + Sync {
     /// A number above every version issued so far.
     fn version_mark(&self) -> Result<u64>;
 
+    /// The position of the newest change in the store's change feed, where the engine can
+    /// tell it whether or not this process records the feed (the local engine).
+    fn feed_position(&self) -> Result<Option<u64>> {
+        Ok(None)
+    }
+
     /// Makes every version issued from now on at least `floor`, durably (an import's, above
     /// every version it brings).
     fn raise_versions(&self, floor: u64) -> Result<()>;

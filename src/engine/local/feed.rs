@@ -25,7 +25,7 @@ use futures::future::BoxFuture;
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 
-use crate::backend::{Backend, Entries, Tree};
+use crate::backend::{Backend, Entries, KeyRange, Tree};
 use crate::codec::{self, FEED};
 use crate::engine::commit::{EntryWrite, LoggedWrite};
 use crate::engine::feed::{ChangeFeed, FeedChange, FeedChanges, Retention, numbered};
@@ -328,6 +328,13 @@ impl Iterator for Retained {
             self.pending = numbered(entry.writes, entry.first, self.since).into_iter();
         }
     }
+}
+
+/// The position of the newest change in the feed `backend` keeps, whether or not this
+/// session records one; `None` without a feed or changes.
+pub(crate) fn newest_position(backend: &dyn Backend) -> Result<Option<u64>> {
+    let newest = backend.tree(TREE)?.range(&KeyRange::from(b""), true).next();
+    newest.map(|entry| position_of(&entry?.0)).transpose()
 }
 
 fn position_of(key: &[u8]) -> Result<u64> {

@@ -418,6 +418,10 @@ impl Engine for LocalEngine {
         Ok(self.versions.upcoming())
     }
 
+    fn feed_position(&self) -> Result<Option<u64>> {
+        feed::newest_position(self.backend.as_ref())
+    }
+
     fn raise_versions(&self, floor: u64) -> Result<()> {
         self.versions.raise(floor)
     }

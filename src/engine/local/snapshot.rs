@@ -137,13 +137,18 @@ impl Snapshot for LocalSnapshot {
                 }
                 None => std::mem::take(kept),
             };
-            let mut entries: BTreeMap<Vec<u8>, Bytes> = read.into_iter().collect();
-            for (key, value) in preserved {
-                match value {
-                    Some(value) => entries.insert(key, value),
-                    None => entries.remove(&key),
-                };
-            }
+            let entries = if preserved.is_empty() {
+                read
+            } else {
+                let mut merged: BTreeMap<Vec<u8>, Bytes> = read.into_iter().collect();
+                for (key, value) in preserved {
+                    match value {
+                        Some(value) => merged.insert(key, value),
+                        None => merged.remove(&key),
+                    };
+                }
+                merged.into_iter().collect()
+            };
             match last {
                 Some(last) => progress.read_to = Some(last),
                 None => {
@@ -152,7 +157,7 @@ impl Snapshot for LocalSnapshot {
                 }
             }
             if !entries.is_empty() {
-                return Ok(Some((i, entries.into_iter().collect())));
+                return Ok(Some((i, entries)));
             }
         }
         Ok(None)
@@ -162,5 +167,67 @@ impl Snapshot for LocalSnapshot {
 impl Drop for LocalSnapshot {
     fn drop(&mut self) {
         self.snapshots.open.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::{Backend, Memory};
+
+    #[test]
+    fn a_snapshot_reads_the_values_from_before_writes_to_what_it_has_not_read() -> Result<()> {
+        let memory = Memory::new();
+        let backend = memory.claim()?;
+        let keyspace =
+            |name: &str| Ok::<_, crate::Error>(Keyspace::new(name.into(), backend.tree(name)?));
+        let (a, b) = (keyspace("a")?, keyspace("b")?);
+        for key in [b"a1", b"a2", b"a3"] {
+            a.tree.put(key, b"old")?;
+        }
+        b.tree.put(b"b1", b"old")?;
+        let snapshots = Arc::new(Snapshots::default());
+        let mut snapshot = snapshots.take(vec![a.clone(), b.clone()]);
+        let first = snapshot.next_batch(2)?.expect("a batch");
+        assert_eq!(first.0, 0);
+        assert_eq!(
+            first
+                .1
+                .iter()
+                .map(|(k, _)| k.as_slice())
+                .collect::<Vec<_>>(),
+            [b"a1", b"a2"]
+        );
+
+        // A commit after the snapshot's point: a1 is read already, the rest is not.
+        let write = |keyspace, key, value| Write {
+            keyspace,
+            key,
+            value,
+            record: None,
+        };
+        let writes = [
+            write(&a, b"a1", Some(&b"new"[..])),
+            write(&a, b"a3", Some(&b"new"[..])),
+            write(&a, b"a4", Some(&b"new"[..])),
+            write(&b, b"b1", None),
+        ];
+        snapshots.preserve(&writes)?;
+        for w in &writes {
+            match w.value {
+                Some(value) => w.keyspace.tree.put(w.key, value)?,
+                None => w.keyspace.tree.remove(w.key)?,
+            }
+        }
+        let rest: Vec<_> =
+            std::iter::from_fn(|| snapshot.next_batch(10).transpose()).collect::<Result<_>>()?;
+        let read: Vec<(usize, &[u8], &[u8])> = rest
+            .iter()
+            .flat_map(|(i, entries)| entries.iter().map(move |(k, v)| (*i, k.as_slice(), &v[..])))
+            .collect();
+        assert_eq!(read, [(0, &b"a3"[..], &b"old"[..]), (1, b"b1", b"old")]);
+        drop(snapshot);
+        assert_eq!(snapshots.open.load(Ordering::Acquire), 0);
+        Ok(())
     }
 }
