@@ -79,6 +79,7 @@ impl Store {
         };
         let mut highest = 0;
         let mut ended = None;
+        let mut batch = Batch::new(engine);
         for (line, number) in lines {
             let line = line?;
             if let Some(end) = ended {
@@ -110,13 +111,13 @@ impl Store {
             self.check_limits(&record)?;
             highest = highest.max(record.version.get());
             if history {
-                write_history(engine, target, &record, number)?;
                 done.history += 1;
             } else {
-                write_record(engine, target, &record, number)?;
                 done.records += 1;
             }
+            batch.push(engine, Pending::new(target, record, history, number))?;
         }
+        batch.write(engine)?;
         if ended.is_none() {
             return Err(invalid(
                 done.records + done.history + 2,
@@ -165,92 +166,151 @@ impl Store {
     }
 }
 
-/// The bytes a record of `record` is stored as.
-fn encode(record: &StoredRecord) -> EncodedRecord {
-    let mut encoded = EncodedRecord::from_payload(&record.value, record.expires.is_some());
-    encoded.stamp(record.version, record.modified, record.expires);
-    encoded
+/// A record or an earlier version, encoded, waiting for the commit of its batch.
+struct Pending<'t> {
+    target: &'t Target,
+    record: StoredRecord,
+    history: bool,
+    /// Its key in the records or in the history.
+    key: Vec<u8>,
+    encoded: EncodedRecord,
+    /// The expiry entry of a current record written with a time to live.
+    due: Option<Vec<u8>>,
+    line: u64,
 }
 
-/// Writes a current record, with its expiry entry, if its key is free.
-fn write_record(
-    engine: &dyn Engine,
-    target: &Target,
-    record: &StoredRecord,
-    line: u64,
-) -> Result<()> {
-    let encoded = encode(record);
-    let key = record.key.as_bytes();
-    let due = record.expires.map(|at| expiry_entry(at, &record.key));
-    let mut writes = Vec::with_capacity(2);
-    if let Some(due) = &due {
+impl<'t> Pending<'t> {
+    fn new(target: &'t Target, record: StoredRecord, history: bool, line: u64) -> Self {
+        let mut encoded = EncodedRecord::from_payload(&record.value, record.expires.is_some());
+        encoded.stamp(record.version, record.modified, record.expires);
+        let key = if history {
+            entry_key(&record.key, record.version)
+        } else {
+            record.key.as_bytes().to_vec()
+        };
+        let due = (record.expires)
+            .filter(|_| !history)
+            .map(|at| expiry_entry(at, &record.key));
+        Self {
+            target,
+            record,
+            history,
+            key,
+            encoded,
+            due,
+            line,
+        }
+    }
+
+    fn keyspace(&self) -> &'t Keyspace {
+        if self.history {
+            &self.target.history
+        } else {
+            &self.target.records
+        }
+    }
+}
+
+/// Lines an import writes in one commit.
+struct Batch<'t> {
+    pending: Vec<Pending<'t>>,
+    bytes: usize,
+    /// Records per commit: one on the local engine, where a commit of several records costs
+    /// more than several commits; more on etcd, where each commit is a round trip.
+    records: usize,
+}
+
+impl<'t> Batch<'t> {
+    /// Well within etcd's 128 operations and 1.5 MiB per transaction.
+    const ETCD_RECORDS: usize = 32;
+    const ETCD_BYTES: usize = 512 * 1024;
+
+    fn new(engine: &dyn Engine) -> Self {
+        let records = if engine.reads_are_round_trips() {
+            Self::ETCD_RECORDS
+        } else {
+            1
+        };
+        Self {
+            pending: Vec::with_capacity(records),
+            bytes: 0,
+            records,
+        }
+    }
+
+    /// Adds `pending`, writing the batch once it is full.
+    fn push(&mut self, engine: &dyn Engine, pending: Pending<'t>) -> Result<()> {
+        self.bytes += pending.encoded.bytes().len() + pending.key.len();
+        self.pending.push(pending);
+        if self.pending.len() >= self.records || self.bytes >= Self::ETCD_BYTES {
+            self.write(engine)?;
+        }
+        Ok(())
+    }
+
+    /// Writes what the batch holds, if no key of it is taken.
+    fn write(&mut self, engine: &dyn Engine) -> Result<()> {
+        if !commit(engine, &self.pending)? {
+            // One at a time, so that the first taken key names its line.
+            for pending in &self.pending {
+                if !commit(engine, std::slice::from_ref(pending))? {
+                    let record = &pending.record;
+                    let what = if pending.history {
+                        "an earlier version"
+                    } else {
+                        "the record"
+                    };
+                    let reason = format!(
+                        "{what} {}/{} at version {} appears twice",
+                        record.collection, record.key, record.version
+                    );
+                    return Err(invalid(pending.line, reason));
+                }
+            }
+        }
+        self.pending.clear();
+        self.bytes = 0;
+        Ok(())
+    }
+}
+
+/// Writes every one of `pending`, in one commit that requires each key free.
+fn commit(engine: &dyn Engine, pending: &[Pending<'_>]) -> Result<bool> {
+    let Some(last) = pending.last() else {
+        return Ok(true);
+    };
+    let mut compares = Vec::with_capacity(pending.len());
+    let mut writes = Vec::with_capacity(pending.len() * 2);
+    for p in pending {
+        let keyspace = p.keyspace();
+        compares.push(Compare {
+            keyspace,
+            key: &p.key,
+            holds: None,
+        });
+        if let Some(due) = &p.due {
+            writes.push(Write {
+                keyspace: &p.target.expiry,
+                key: due,
+                value: Some(&[]),
+                record: None,
+            });
+        }
         writes.push(Write {
-            keyspace: &target.expiry,
-            key: due,
-            value: Some(&[]),
-            record: None,
+            keyspace,
+            key: &p.key,
+            value: Some(p.encoded.bytes()),
+            record: (!p.history).then_some(RecordChange {
+                existed: false,
+                version: p.record.version,
+            }),
         });
     }
-    writes.push(Write {
-        keyspace: &target.records,
-        key,
-        value: Some(encoded.bytes()),
-        record: Some(RecordChange {
-            existed: false,
-            version: record.version,
-        }),
-    });
-    let commit = Commit {
-        compares: vec![Compare {
-            keyspace: &target.records,
-            key,
-            holds: None,
-        }],
+    engine.commit_if(&Commit {
+        compares,
         ranges: &[],
         writes,
         route: Route::Direct,
-        modified: record.modified,
-    };
-    if engine.commit_if(&commit)? {
-        Ok(())
-    } else {
-        let reason = format!("{}/{} appears twice", record.collection, record.key);
-        Err(invalid(line, reason))
-    }
-}
-
-/// Writes an earlier version of a record into its collection's history.
-fn write_history(
-    engine: &dyn Engine,
-    target: &Target,
-    record: &StoredRecord,
-    line: u64,
-) -> Result<()> {
-    let encoded = encode(record);
-    let key = entry_key(&record.key, record.version);
-    let commit = Commit {
-        compares: vec![Compare {
-            keyspace: &target.history,
-            key: &key,
-            holds: None,
-        }],
-        ranges: &[],
-        writes: vec![Write {
-            keyspace: &target.history,
-            key: &key,
-            value: Some(encoded.bytes()),
-            record: None,
-        }],
-        route: Route::Direct,
-        modified: record.modified,
-    };
-    if engine.commit_if(&commit)? {
-        Ok(())
-    } else {
-        let reason = format!(
-            "version {} of {}/{} appears twice",
-            record.version, record.collection, record.key
-        );
-        Err(invalid(line, reason))
-    }
+        modified: last.record.modified,
+    })
 }
