@@ -7,7 +7,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use revkv::{Collection, Store};
+use revkv::{Collection, Retention, Store};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -170,6 +170,30 @@ fn every_subcommand_works_on_a_local_store() {
         user(3)
     );
     assert!(reopened.verify().unwrap().is_clean());
+}
+
+#[test]
+fn inspect_shows_the_newest_change_feed_position() {
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("fed");
+    let position = {
+        let store = Store::builder()
+            .path(&path)
+            .change_feed(Retention::default())
+            .open()
+            .expect("store");
+        users(&store).insert("ann", user(1)).expect("ann");
+        let mut changes = store.changes_since(0).expect("the feed");
+        changes.next().expect("one change").expect("read").seq
+    };
+    let text = ok(&revkv(&["inspect", s(&path)]));
+    assert!(
+        text.contains(&format!("change feed: newest position {position}")),
+        "{text}"
+    );
+    let inspection: Value =
+        serde_json::from_str(&ok(&revkv(&["inspect", "--json", s(&path)]))).unwrap();
+    assert_eq!(inspection["feed_position"], position);
 }
 
 #[test]

@@ -94,6 +94,7 @@ impl Store {
                 Line::Record(record) => (record, false),
                 Line::History(record) => (record, true),
                 Line::End(counts) => {
+                    batch.write(engine)?;
                     if counts != Counts::from(&done) {
                         let reason = format!("the end counts {counts:?}, the lines {done:?}");
                         return Err(invalid(number, reason));
@@ -238,8 +239,14 @@ impl<'t> Batch<'t> {
         }
     }
 
-    /// Adds `pending`, writing the batch once it is full.
+    /// Adds `pending`, writing the batch once it is full. A key the batch holds already is
+    /// written first, as one etcd transaction cannot write a key twice.
     fn push(&mut self, engine: &dyn Engine, pending: Pending<'t>) -> Result<()> {
+        let same_key =
+            |p: &Pending<'_>| p.key == pending.key && p.keyspace().name == pending.keyspace().name;
+        if self.pending.iter().any(same_key) {
+            self.write(engine)?;
+        }
         self.bytes += pending.encoded.bytes().len() + pending.key.len();
         self.pending.push(pending);
         if self.pending.len() >= self.records || self.bytes >= Self::ETCD_BYTES {

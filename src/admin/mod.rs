@@ -13,7 +13,7 @@
 //! ```
 //!
 //! - `header` comes first. `revkv_export` is the format's number (a newer one is refused with
-//!   [`Error::UnsupportedFormat`](crate::Error::UnsupportedFormat)); `versions_below` is above
+//!   [`Error::UnsupportedFormat`]); `versions_below` is above
 //!   every version the exported store had issued, deleted records' included, so that an
 //!   import never issues one of them again; `collections` lists each collection with the names
 //!   of its unique and non-unique indexes.

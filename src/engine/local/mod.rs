@@ -14,18 +14,18 @@ use std::time::Instant;
 
 use serde::Serialize;
 
+mod copy_on_write;
 pub(crate) mod feed;
 pub(crate) mod intent;
 mod journal;
 mod ranges;
 mod sequence;
-mod snapshot;
 
+use self::copy_on_write::Snapshots;
 use self::feed::{Feed, Recorded};
 use self::journal::Journal;
 use self::ranges::RangeLocks;
 use self::sequence::Sequence;
-use self::snapshot::Snapshots;
 use crate::backend::{Backend, Memory, SledBackend, Tree};
 use crate::clock::StoreClock;
 use crate::durability::{Durability, GroupCommit};
@@ -408,7 +408,7 @@ impl Engine for LocalEngine {
         Some(self.locks.lock_everything())
     }
 
-    /// Copy-on-write (see [`snapshot`]), taken between two commits.
+    /// Copy-on-write (see [`copy_on_write`]), taken between two commits.
     fn snapshot(&self, keyspaces: Vec<Keyspace>) -> Result<Box<dyn Snapshot>> {
         let _between_commits = self.locks.lock_everything();
         Ok(Box::new(self.snapshots.take(keyspaces)))

@@ -172,8 +172,8 @@ impl Drop for LocalSnapshot {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use crate::backend::{Backend, Memory};
+    use crate::engine::local::copy_on_write::*;
 
     #[test]
     fn a_snapshot_reads_the_values_from_before_writes_to_what_it_has_not_read() -> Result<()> {
