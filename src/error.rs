@@ -181,6 +181,18 @@ pub enum Error {
         store: String,
     },
 
+    /// The etcd namespace holds a store in the key layout of an earlier revkv (keys under
+    /// `revkv\0<namespace>\0`, which no etcd role can be granted), which this revkv does not
+    /// open as it is.
+    #[error(
+        "the etcd namespace {namespace} holds a store in revkv's earlier key layout; move it to \
+         the current one with `revkv copy etcd-legacy://HOSTS/{namespace} etcd://HOSTS/NEW`"
+    )]
+    LegacyLayout {
+        /// The namespace.
+        namespace: String,
+    },
+
     /// The store's directory is held by another open store, in this process or another.
     #[error("the store at {} is already open (by this or another process)", path.display())]
     Locked {

@@ -208,6 +208,7 @@ mod guard;
 pub mod http;
 mod locks;
 mod meta;
+mod name;
 mod query;
 mod retry;
 mod spin;

@@ -341,9 +341,23 @@ impl StoreBuilder {
     /// The store's name in its etcd cluster ([`StoreBuilder::etcd`], before or after this),
     /// which every process of the store opens. Without a name the store is temporary: a
     /// fresh namespace, removed when the store is dropped.
+    ///
+    /// Names are 1 to 64 ASCII letters, digits, `_`, `-` or `.` ([`Error::InvalidName`] when
+    /// the store opens otherwise). Every key of the store lies under the prefix
+    /// `revkv/<name>/`, so that an operator grants a role exactly one store with
+    /// `etcdctl role grant-permission --prefix=true ROLE readwrite revkv/<name>/`.
     #[cfg(feature = "etcd")]
     pub fn namespace(mut self, name: impl Into<String>) -> Self {
         self.etcd.namespace = Some(name.into());
+        self
+    }
+
+    /// Opens an etcd store in the key layout revkv used before its namespaces became the
+    /// prefixes `revkv/<namespace>/` that an operator can grant (see [`Error::LegacyLayout`]),
+    /// so that `revkv copy` can move it to the current layout. Needs the `etcd` feature.
+    #[cfg(feature = "etcd")]
+    pub fn etcd_legacy_layout(mut self) -> Self {
+        self.etcd.legacy_layout = true;
         self
     }
 

@@ -382,4 +382,17 @@ fn a_copy_to_another_store_and_back_gives_the_same_export() {
         ok(&revkv(&["export", s(&back)])) == before,
         "the exports differ"
     );
+    // A namespace in the earlier etcd key layout is refused, and moved by a copy.
+    if let Some(there) = there.strip_prefix("etcd://") {
+        let legacy = format!("etcd-legacy://{there}-old");
+        ok(&revkv(&["copy", s(&store), &legacy]));
+        let current = format!("etcd://{there}-old");
+        fails(&revkv(&["inspect", &current]), "earlier key layout");
+        let moved = format!("etcd://{there}-moved");
+        ok(&revkv(&["copy", &legacy, &moved]));
+        assert!(
+            ok(&revkv(&["export", &moved])) == before,
+            "the exports differ"
+        );
+    }
 }

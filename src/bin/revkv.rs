@@ -182,7 +182,7 @@ fn run(cli: &Cli) -> Result<(), Failure> {
 
 /// The store STORE names, which must exist already.
 fn open_existing(store: &str) -> Result<Store, Failure> {
-    if !store.starts_with("etcd://") {
+    if !store.starts_with("etcd://") && !store.starts_with("etcd-legacy://") {
         let path = Path::new(store);
         if !path.join("db").is_file() {
             let what = if path.exists() {
@@ -198,13 +198,13 @@ fn open_existing(store: &str) -> Result<Store, Failure> {
 
 /// The store STORE names, created if it is a directory that does not exist yet.
 fn open(store: &str) -> Result<Store, Failure> {
-    let Some(etcd) = store.strip_prefix("etcd://") else {
-        return Store::open(store).map_err(|e| match e {
-            Error::Locked { .. } => Failure::Error(format!(
-                "{e}: stop the service that uses it, or read it over etcd"
-            )),
-            e => Failure::Error(format!("{store}: {e}")),
-        });
+    let (etcd, legacy) = match (
+        store.strip_prefix("etcd://"),
+        store.strip_prefix("etcd-legacy://"),
+    ) {
+        (Some(etcd), _) => (etcd, false),
+        (None, Some(etcd)) => (etcd, true),
+        (None, None) => return open_local(store),
     };
     let (hosts, namespace) = etcd
         .split_once('/')
@@ -213,11 +213,24 @@ fn open(store: &str) -> Result<Store, Failure> {
             format!("{store}: an etcd store is etcd://HOST:PORT[,HOST:PORT...]/NAMESPACE")
         })?;
     let endpoints = hosts.split(',').map(|host| format!("http://{host}"));
-    Ok(Store::builder()
+    let mut builder = Store::builder()
         .etcd(endpoints.collect::<Vec<_>>())
         .namespace(namespace)
-        .etcd_deadline(Duration::from_secs(10))
-        .open()?)
+        .etcd_deadline(Duration::from_secs(10));
+    if legacy {
+        builder = builder.etcd_legacy_layout();
+    }
+    Ok(builder.open()?)
+}
+
+/// The local store in the directory `store`, created if it does not exist yet.
+fn open_local(store: &str) -> Result<Store, Failure> {
+    Store::open(store).map_err(|e| match e {
+        Error::Locked { .. } => Failure::Error(format!(
+            "{e}: stop the service that uses it, or read it over etcd"
+        )),
+        e => Failure::Error(format!("{store}: {e}")),
+    })
 }
 
 fn inspect(store: &Store, json: bool) -> Result<(), Failure> {

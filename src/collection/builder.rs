@@ -14,6 +14,7 @@ use super::{Collection, Registered, index};
 use crate::engine::Engine;
 use crate::guard::StateMachine;
 use crate::meta::Meta;
+use crate::name::validate_name;
 use crate::{Error, Result, Store, Transaction};
 
 /// Declares a collection before opening it; from [`Store::collection`].
@@ -308,24 +309,4 @@ where
     }
     meta.remove(&crate::meta::pending_key(&schema.name))?;
     meta.remove(&sweep_key)
-}
-
-/// Collection and index names: 1 to 64 ASCII letters, digits, `_`, `-` or `.`.
-fn validate_name(name: &str) -> Result<()> {
-    let reason = if name.is_empty() {
-        "names must not be empty"
-    } else if name.len() > 64 {
-        "names are at most 64 bytes"
-    } else if !name
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b))
-    {
-        "names may contain only ASCII letters, digits, '_', '-' and '.'"
-    } else {
-        return Ok(());
-    };
-    Err(Error::InvalidName {
-        name: name.to_owned(),
-        reason,
-    })
 }

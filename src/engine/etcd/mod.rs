@@ -2,7 +2,9 @@
 //! whose compares are the commit's and whose writes are applied only if all of them hold.
 //!
 //! Correctness rests on etcd's compares alone, so any number of processes may share one
-//! namespace. An etcd key is the namespace, the keyspace's name, a zero byte, and the key.
+//! namespace. An etcd key is `revkv/<namespace>/`, the keyspace's name, a zero byte, and the
+//! key: every key of a store lies under one printable prefix, which an operator can grant a
+//! role with `etcdctl role grant-permission --prefix=true`.
 //!
 //! The engine owns a small tokio runtime whose threads drive its connections. A request is
 //! polled by the caller's own task (an async caller's, on whatever runtime it runs) or thread
@@ -38,6 +40,7 @@ use crate::engine::feed::ChangeFeed;
 use crate::engine::keyspace::Keyspace;
 use crate::engine::snapshot::{Snapshot, SnapshotBatch};
 use crate::meta::Meta;
+use crate::name::validate_name;
 use crate::{Error, Result, Version};
 
 mod cluster;
@@ -79,6 +82,8 @@ pub(crate) struct EtcdOptions {
     pub(crate) endpoints: Option<Vec<String>>,
     pub(crate) namespace: Option<String>,
     pub(crate) deadline: Option<Duration>,
+    /// Keys under `revkv\0<namespace>\0`, as revkv laid them out before `revkv/<namespace>/`.
+    pub(crate) legacy_layout: bool,
 }
 
 impl EtcdEngine {
@@ -95,6 +100,7 @@ impl EtcdEngine {
             Some(name) => (name.clone(), false),
             None => (format!("temporary-{:016x}", fastrand::u64(..)), true),
         };
+        validate_name(&namespace)?;
         let deadline = options.deadline.unwrap_or(DEFAULT_DEADLINE);
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -113,9 +119,6 @@ impl EtcdEngine {
             Client::connect(endpoints, Some(connect)).await
         })
         .map_err(storage_error)?;
-        let mut prefix = b"revkv\0".to_vec();
-        prefix.extend_from_slice(namespace.as_bytes());
-        prefix.push(0);
         let cluster = Arc::new(Cluster {
             kv: client.kv_client(),
             watch: client.watch_client(),
@@ -123,6 +126,17 @@ impl EtcdEngine {
             handle,
             deadline,
         });
+        let legacy = format!("revkv\0{namespace}\0").into_bytes();
+        let prefix = if options.legacy_layout {
+            legacy
+        } else {
+            let (start, end) = etcd_range(&legacy, &KeyRange::prefix(b""));
+            let (found, _, _) = cluster.run(scan_page(&cluster, (&start, &end), false, 1, 0))?;
+            if !found.is_empty() {
+                return Err(Error::LegacyLayout { namespace });
+            }
+            format!("revkv/{namespace}/").into_bytes()
+        };
         let meta = Arc::new(Meta::new(keyspace(&cluster, &prefix, "revkv/meta")));
         check_format(&meta)?;
         let feed = match meta.get::<()>(CHANGE_FEED)? {
