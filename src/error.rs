@@ -181,6 +181,30 @@ pub enum Error {
         store: String,
     },
 
+    /// The etcd cluster refused the user's name or password
+    /// ([`StoreBuilder::etcd_user`](crate::StoreBuilder::etcd_user)).
+    #[error("etcd refused the user: wrong name or password")]
+    EtcdAuthentication,
+
+    /// The TLS handshake with the etcd cluster failed: a certificate authority that did not
+    /// sign the members' certificates, a certificate expired or for another host, or a client
+    /// certificate the cluster does not accept.
+    #[error("the TLS handshake with etcd failed: {reason}")]
+    EtcdCertificate {
+        /// What the TLS library said.
+        reason: String,
+    },
+
+    /// The etcd user may not read or write the store's keys.
+    #[error(
+        "the etcd user has no permission on the store's keys: grant its role the prefix \
+         {prefix} (etcdctl role grant-permission --prefix=true ROLE readwrite {prefix})"
+    )]
+    EtcdPermission {
+        /// The prefix every key of the store lies under.
+        prefix: String,
+    },
+
     /// The etcd namespace holds a store in the key layout of an earlier revkv (keys under
     /// `revkv\0<namespace>\0`, which no etcd role can be granted), which this revkv does not
     /// open as it is.

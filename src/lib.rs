@@ -226,6 +226,8 @@ pub use collection::{Collection, CollectionBuilder, Iter};
 pub use composite::composite;
 pub use conflict::{Conflict, ConflictKind, Snapshot};
 pub use durability::Durability;
+#[cfg(feature = "etcd")]
+pub use engine::EtcdTls;
 pub use engine::{ChangeKind, Retention};
 pub use error::{Error, Result};
 pub use feed::{Change, Changes};

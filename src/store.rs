@@ -352,6 +352,31 @@ impl StoreBuilder {
         self
     }
 
+    /// Connects to the etcd cluster over TLS (`https://` endpoints), trusting the certificate
+    /// authority `tls` names and presenting its client certificate if it has one. A cluster
+    /// that maps a client certificate's common name to a user (`etcd --client-cert-auth` with
+    /// auth enabled) needs nothing more. Needs the `etcd` feature.
+    ///
+    /// A handshake that fails (a certificate authority that did not sign the members'
+    /// certificates, an expired certificate) is [`Error::EtcdCertificate`] at once, never
+    /// retried.
+    #[cfg(feature = "etcd")]
+    pub fn etcd_tls(mut self, tls: crate::EtcdTls) -> Self {
+        self.etcd.tls = Some(tls);
+        self
+    }
+
+    /// Authenticates to the etcd cluster as the user `name` with `password`; the client
+    /// renews its token as it expires. A wrong name or password is
+    /// [`Error::EtcdAuthentication`]; a user whose roles do not grant the store's prefix
+    /// `revkv/<namespace>/` is [`Error::EtcdPermission`], which names the prefix to grant.
+    /// Neither is retried. Needs the `etcd` feature.
+    #[cfg(feature = "etcd")]
+    pub fn etcd_user(mut self, name: impl Into<String>, password: impl Into<String>) -> Self {
+        self.etcd.user = Some((name.into(), password.into()));
+        self
+    }
+
     /// Opens an etcd store in the key layout revkv used before its namespaces became the
     /// prefixes `revkv/<namespace>/` that an operator can grant (see [`Error::LegacyLayout`]),
     /// so that `revkv copy` can move it to the current layout. Needs the `etcd` feature.

@@ -11,7 +11,10 @@
 //!
 //! With `--etcd URL,URL,URL` (and the `etcd` feature) the store is in an etcd cluster instead,
 //! under `--namespace`, and any number of instances can serve it together, with one change
-//! feed.
+//! feed. A secured cluster takes `--etcd-cacert`, `--etcd-cert` and `--etcd-key` (PEM files)
+//! and `--etcd-user`, whose password comes from the environment variable
+//! `REVKV_ETCD_PASSWORD`, never the command line. A store that cannot be opened ends the
+//! service with one line on standard error and exit status 1.
 
 mod app;
 
@@ -52,6 +55,29 @@ struct Args {
     #[cfg(feature = "etcd")]
     #[arg(long, default_value = "shop")]
     namespace: String,
+    /// The certificate authority (PEM) that signed the etcd members' certificates: TLS, with
+    /// `https://` URLs.
+    #[cfg(feature = "etcd")]
+    #[arg(long, value_name = "FILE")]
+    etcd_cacert: Option<PathBuf>,
+    /// A client certificate (PEM) for etcd, with `--etcd-key`.
+    #[cfg(feature = "etcd")]
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "etcd_key",
+        requires = "etcd_cacert"
+    )]
+    etcd_cert: Option<PathBuf>,
+    /// The client certificate's private key (PEM).
+    #[cfg(feature = "etcd")]
+    #[arg(long, value_name = "FILE", requires = "etcd_cert")]
+    etcd_key: Option<PathBuf>,
+    /// The etcd user; the password is read from the environment variable
+    /// `REVKV_ETCD_PASSWORD`.
+    #[cfg(feature = "etcd")]
+    #[arg(long, value_name = "NAME")]
+    etcd_user: Option<String>,
 }
 
 /// A whole number of seconds, at least 1.
@@ -63,15 +89,37 @@ fn seconds(text: &str) -> Result<u64, String> {
 }
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let args = Args::parse();
+async fn main() -> std::process::ExitCode {
+    match run(Args::parse()).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("revkv example service: {error}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let builder = Store::builder()
         .sweep_every(Duration::from_secs(args.sweep_every))
         .change_feed(Retention::default());
     #[cfg(feature = "etcd")]
     if !args.etcd.is_empty() {
         let place = format!("etcd {} as {:?}", args.etcd.join(","), args.namespace);
-        let on_etcd = builder.etcd(args.etcd.clone()).namespace(&args.namespace);
+        let mut on_etcd = builder.etcd(args.etcd.clone()).namespace(&args.namespace);
+        if let Some(ca) = &args.etcd_cacert {
+            let mut tls = revkv::EtcdTls::ca_file(ca)?;
+            if let (Some(cert), Some(key)) = (&args.etcd_cert, &args.etcd_key) {
+                tls = tls.client_files(cert, key)?;
+            }
+            on_etcd = on_etcd.etcd_tls(tls);
+        }
+        if let Some(user) = &args.etcd_user {
+            let password = std::env::var("REVKV_ETCD_PASSWORD").map_err(|_| {
+                format!("--etcd-user {user} needs its password in REVKV_ETCD_PASSWORD")
+            })?;
+            on_etcd = on_etcd.etcd_user(user, password);
+        }
         return serve(on_etcd.open()?, &args, &place).await;
     }
     let place = args.data.display().to_string();

@@ -26,6 +26,8 @@ pub(crate) mod local;
 mod snapshot;
 
 #[cfg(feature = "etcd")]
+pub use self::etcd::EtcdTls;
+#[cfg(feature = "etcd")]
 pub(crate) use self::etcd::{EtcdEngine, EtcdOptions};
 pub(crate) use self::local::{LocalEngine, LocalOptions, Storage};
 

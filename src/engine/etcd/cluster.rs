@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use etcd_client::{KvClient, Txn, WatchClient};
 
 use crate::blocking::block_on;
+use crate::engine::etcd::access::refusal;
 use crate::{Error, Result};
 
 /// etcd's default `--max-txn-ops`: compares, and writes, per transaction.
@@ -37,6 +38,8 @@ pub(super) struct Cluster {
     pub(super) handle: tokio::runtime::Handle,
     /// How long a request keeps trying before it fails with [`Error::Unavailable`].
     pub(super) deadline: Duration,
+    /// The prefix of every key of the store, which a refused permission names.
+    pub(super) prefix: String,
 }
 
 impl Drop for Cluster {
@@ -73,6 +76,9 @@ impl Cluster {
         loop {
             match request(client.clone()).await {
                 Ok(value) => return Ok(value),
+                Err(error) if let Some(refused) = refusal(&error, &self.prefix) => {
+                    return Err(refused);
+                }
                 Err(error) if is_transient(&error) => {
                     if Instant::now() + pause >= give_up {
                         return Err(Error::Unavailable {

@@ -43,8 +43,11 @@ use crate::meta::Meta;
 use crate::name::validate_name;
 use crate::{Error, Result, Version};
 
+mod access;
 mod cluster;
 mod feed;
+
+pub use self::access::EtcdTls;
 
 use self::cluster::DEFAULT_DEADLINE;
 
@@ -84,6 +87,9 @@ pub(crate) struct EtcdOptions {
     pub(crate) deadline: Option<Duration>,
     /// Keys under `revkv\0<namespace>\0`, as revkv laid them out before `revkv/<namespace>/`.
     pub(crate) legacy_layout: bool,
+    pub(crate) tls: Option<EtcdTls>,
+    /// An etcd user's name and password.
+    pub(crate) user: Option<(String, String)>,
 }
 
 impl EtcdEngine {
@@ -112,31 +118,50 @@ impl EtcdEngine {
             .with_connect_timeout(ATTEMPT_TIMEOUT)
             .with_keep_alive(Duration::from_secs(2), Duration::from_secs(2))
             .with_require_leader(true);
+        let connect = access::secured(connect, options.tls.as_ref(), options.user.as_ref());
+        let legacy = format!("revkv\0{namespace}\0");
+        let prefix = if options.legacy_layout {
+            legacy.clone()
+        } else {
+            format!("revkv/{namespace}/")
+        };
         let endpoints = endpoints.to_vec();
         let handle = runtime.handle().clone();
-        let client = block_on(async {
+        let connected = block_on(async {
             let _entered = handle.enter();
             Client::connect(endpoints, Some(connect)).await
-        })
-        .map_err(storage_error)?;
+        });
+        let client = match connected {
+            Ok(client) => client,
+            Err(e) => {
+                // Without waiting: the caller may be a task of another runtime, where a
+                // runtime may not be dropped by blocking.
+                runtime.shutdown_background();
+                return Err(access::refusal(&e, &prefix).unwrap_or_else(|| storage_error(e)));
+            }
+        };
         let cluster = Arc::new(Cluster {
             kv: client.kv_client(),
             watch: client.watch_client(),
             runtime: Some(runtime),
             handle,
             deadline,
+            prefix: prefix.clone(),
         });
-        let legacy = format!("revkv\0{namespace}\0").into_bytes();
-        let prefix = if options.legacy_layout {
-            legacy
-        } else {
+        if !options.legacy_layout {
+            let legacy = legacy.into_bytes();
             let (start, end) = etcd_range(&legacy, &KeyRange::prefix(b""));
-            let (found, _, _) = cluster.run(scan_page(&cluster, (&start, &end), false, 1, 0))?;
-            if !found.is_empty() {
-                return Err(Error::LegacyLayout { namespace });
+            match cluster.run(scan_page(&cluster, (&start, &end), false, 1, 0)) {
+                Ok((found, _, _)) if !found.is_empty() => {
+                    return Err(Error::LegacyLayout { namespace });
+                }
+                // A user granted only the store's prefix cannot see an earlier layout's keys,
+                // nor use them.
+                Ok(_) | Err(Error::EtcdPermission { .. }) => {}
+                Err(e) => return Err(e),
             }
-            format!("revkv/{namespace}/").into_bytes()
-        };
+        }
+        let prefix = prefix.into_bytes();
         let meta = Arc::new(Meta::new(keyspace(&cluster, &prefix, "revkv/meta")));
         check_format(&meta)?;
         let feed = match meta.get::<()>(CHANGE_FEED)? {

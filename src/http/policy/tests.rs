@@ -461,6 +461,17 @@ fn server_failures_are_500_without_internals() {
         Error::NoHistory {
             collection: secret.into(),
         },
+        // A secured etcd cluster that refuses the service's access.
+        Error::EtcdAuthentication,
+        Error::EtcdCertificate {
+            reason: secret.into(),
+        },
+        Error::EtcdPermission {
+            prefix: secret.into(),
+        },
+        Error::LegacyLayout {
+            namespace: secret.into(),
+        },
     ];
     for error in errors {
         let (status, body) = render(&Policy::default(), error);
