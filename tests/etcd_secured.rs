@@ -349,3 +349,45 @@ fn a_secured_cluster_lets_each_service_into_its_own_namespace_only() {
         .expect("notes");
     assert_eq!(read.get("n1").expect("get").expect("n1").value, "second");
 }
+
+/// The `revkv` command on the secured member: by certificate, and refused with a wrong
+/// password in one line.
+#[cfg(feature = "cli")]
+#[test]
+fn the_command_reaches_a_secured_cluster_with_the_same_options() {
+    let cluster = Secured::start();
+    let one = cluster
+        .open("one", SVC1, "ca")
+        .expect("svc1 opens revkv/one/");
+    let notes = one.collection::<String>("notes").open().expect("notes");
+    notes.insert("n1", "first".to_string()).expect("insert");
+    drop((notes, one));
+    let store = format!(
+        "etcd://{}/one",
+        cluster.endpoint.trim_start_matches("https://")
+    );
+    let revkv = |password: &str, user: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_revkv"))
+            .env("REVKV_ETCD_PASSWORD", password)
+            .args(["inspect", &store, "--etcd-cacert"])
+            .arg(cluster.path("ca.pem"))
+            .arg("--etcd-cert")
+            .arg(cluster.path("svc1.pem"))
+            .arg("--etcd-key")
+            .arg(cluster.path("svc1-key.pem"))
+            .args(user)
+            .output()
+            .expect("revkv runs")
+    };
+    let by_certificate = revkv("", &[]);
+    let text = String::from_utf8_lossy(&by_certificate.stdout);
+    assert!(by_certificate.status.success(), "{by_certificate:?}");
+    assert!(text.contains("notes: 1 records"), "{text}");
+    let refused = revkv("not-the-password", &["--etcd-user", "svc1"]);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(2), "{stderr}");
+    assert_eq!(
+        stderr.trim(),
+        "revkv: etcd refused the user: wrong name or password"
+    );
+}

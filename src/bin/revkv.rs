@@ -14,7 +14,7 @@ use base64::Engine as _;
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use revkv::admin::{StoredRecord, Transferred};
-use revkv::{Error, Store};
+use revkv::{Error, EtcdTls, Store};
 
 #[derive(Parser)]
 #[command(
@@ -26,8 +26,28 @@ struct Cli {
     /// Machine-readable output: JSON objects, one per line.
     #[arg(long, global = true)]
     json: bool,
+    #[command(flatten)]
+    access: Access,
     #[command(subcommand)]
     command: Command,
+}
+
+/// How to reach a secured etcd cluster.
+#[derive(clap::Args)]
+struct Access {
+    /// The certificate authority (PEM) that signed the etcd members' certificates: TLS, the
+    /// endpoints then being `https://`.
+    #[arg(long, global = true, value_name = "FILE")]
+    etcd_cacert: Option<PathBuf>,
+    /// A client certificate (PEM) for etcd, with --etcd-key.
+    #[arg(long, global = true, value_name = "FILE", requires = "etcd_key")]
+    etcd_cert: Option<PathBuf>,
+    /// The client certificate's private key (PEM).
+    #[arg(long, global = true, value_name = "FILE", requires = "etcd_cert")]
+    etcd_key: Option<PathBuf>,
+    /// The etcd user; its password is read from the environment variable REVKV_ETCD_PASSWORD.
+    #[arg(long, global = true, value_name = "NAME")]
+    etcd_user: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -98,14 +118,15 @@ fn main() -> ExitCode {
 
 fn run(cli: &Cli) -> Result<(), Failure> {
     let json = cli.json;
+    let access = &cli.access;
     match &cli.command {
-        Command::Inspect { store } => inspect(&open_existing(store)?, json),
+        Command::Inspect { store } => inspect(&open_existing(store, access)?, json),
         Command::Get {
             store,
             collection,
             key,
         } => {
-            let record = open_existing(store)?.stored(collection, key)?;
+            let record = open_existing(store, access)?.stored(collection, key)?;
             let record = record.ok_or_else(|| format!("{collection}/{key} does not exist"))?;
             print_record(&record, json);
             Ok(())
@@ -116,14 +137,16 @@ fn run(cli: &Cli) -> Result<(), Failure> {
             prefix,
             limit,
         } => {
-            for record in open_existing(store)?.stored_records(collection, prefix, *limit)? {
+            for record in
+                open_existing(store, access)?.stored_records(collection, prefix, *limit)?
+            {
                 print_record(&record, json);
             }
             Ok(())
         }
-        Command::Verify { store } => verify(&open_existing(store)?, json),
+        Command::Verify { store } => verify(&open_existing(store, access)?, json),
         Command::Export { store, output } => {
-            let store = open_existing(store)?;
+            let store = open_existing(store, access)?;
             let bar = progress("exporting");
             let done = match output {
                 Some(path) => store.export(bar.wrap_write(File::create(path)?))?,
@@ -134,7 +157,7 @@ fn run(cli: &Cli) -> Result<(), Failure> {
             Ok(())
         }
         Command::Import { store, input } => {
-            let store = open(store)?;
+            let store = open(store, access)?;
             let bar = progress("importing");
             let done = match input {
                 Some(path) => {
@@ -154,7 +177,7 @@ fn run(cli: &Cli) -> Result<(), Failure> {
                     "backup copies a local store; for an etcd store use `revkv export`".into(),
                 );
             }
-            let store = open_existing(&dir.to_string_lossy())?;
+            let store = open_existing(&dir.to_string_lossy(), access)?;
             let bar = progress("backing up");
             let done = store.backup(dest_dir)?;
             bar.finish_and_clear();
@@ -162,7 +185,7 @@ fn run(cli: &Cli) -> Result<(), Failure> {
             Ok(())
         }
         Command::Copy { from, to } => {
-            let (source, target) = (open_existing(from)?, open(to)?);
+            let (source, target) = (open_existing(from, access)?, open(to, access)?);
             let bar = progress("copying");
             let (reader, writer) = std::io::pipe()?;
             let done = std::thread::scope(|scope| {
@@ -181,7 +204,7 @@ fn run(cli: &Cli) -> Result<(), Failure> {
 }
 
 /// The store STORE names, which must exist already.
-fn open_existing(store: &str) -> Result<Store, Failure> {
+fn open_existing(store: &str, access: &Access) -> Result<Store, Failure> {
     if !store.starts_with("etcd://") && !store.starts_with("etcd-legacy://") {
         let path = Path::new(store);
         if !path.join("db").is_file() {
@@ -193,11 +216,11 @@ fn open_existing(store: &str) -> Result<Store, Failure> {
             return Err(format!("{store}: there is {what} there").into());
         }
     }
-    open(store)
+    open(store, access)
 }
 
 /// The store STORE names, created if it is a directory that does not exist yet.
-fn open(store: &str) -> Result<Store, Failure> {
+fn open(store: &str, access: &Access) -> Result<Store, Failure> {
     let (etcd, legacy) = match (
         store.strip_prefix("etcd://"),
         store.strip_prefix("etcd-legacy://"),
@@ -212,11 +235,28 @@ fn open(store: &str) -> Result<Store, Failure> {
         .ok_or_else(|| {
             format!("{store}: an etcd store is etcd://HOST:PORT[,HOST:PORT...]/NAMESPACE")
         })?;
-    let endpoints = hosts.split(',').map(|host| format!("http://{host}"));
+    let scheme = if access.etcd_cacert.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    let endpoints = hosts.split(',').map(|host| format!("{scheme}://{host}"));
     let mut builder = Store::builder()
         .etcd(endpoints.collect::<Vec<_>>())
         .namespace(namespace)
         .etcd_deadline(Duration::from_secs(10));
+    if let Some(ca) = &access.etcd_cacert {
+        let mut tls = EtcdTls::ca_file(ca)?;
+        if let (Some(cert), Some(key)) = (&access.etcd_cert, &access.etcd_key) {
+            tls = tls.client_files(cert, key)?;
+        }
+        builder = builder.etcd_tls(tls);
+    }
+    if let Some(user) = &access.etcd_user {
+        let password = std::env::var("REVKV_ETCD_PASSWORD")
+            .map_err(|_| format!("--etcd-user {user} needs its password in REVKV_ETCD_PASSWORD"))?;
+        builder = builder.etcd_user(user, password);
+    }
     if legacy {
         builder = builder.etcd_legacy_layout();
     }
