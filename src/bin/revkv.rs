@@ -37,17 +37,40 @@ struct Cli {
 struct Access {
     /// The certificate authority (PEM) that signed the etcd members' certificates: TLS, the
     /// endpoints then being `https://`.
-    #[arg(long, global = true, value_name = "FILE")]
-    etcd_cacert: Option<PathBuf>,
+    #[arg(
+        id = "etcd_cacert",
+        long = "etcd-cacert",
+        global = true,
+        value_name = "FILE"
+    )]
+    cacert: Option<PathBuf>,
     /// A client certificate (PEM) for etcd, with --etcd-key.
-    #[arg(long, global = true, value_name = "FILE", requires = "etcd_key")]
-    etcd_cert: Option<PathBuf>,
+    #[arg(
+        id = "etcd_cert",
+        long = "etcd-cert",
+        global = true,
+        value_name = "FILE",
+        requires = "etcd_key"
+    )]
+    cert: Option<PathBuf>,
     /// The client certificate's private key (PEM).
-    #[arg(long, global = true, value_name = "FILE", requires = "etcd_cert")]
-    etcd_key: Option<PathBuf>,
-    /// The etcd user; its password is read from the environment variable REVKV_ETCD_PASSWORD.
-    #[arg(long, global = true, value_name = "NAME")]
-    etcd_user: Option<String>,
+    #[arg(
+        id = "etcd_key",
+        long = "etcd-key",
+        global = true,
+        value_name = "FILE",
+        requires = "etcd_cert"
+    )]
+    key: Option<PathBuf>,
+    /// The etcd user; its password is read from the environment variable
+    /// `REVKV_ETCD_PASSWORD`.
+    #[arg(
+        id = "etcd_user",
+        long = "etcd-user",
+        global = true,
+        value_name = "NAME"
+    )]
+    user: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -235,7 +258,7 @@ fn open(store: &str, access: &Access) -> Result<Store, Failure> {
         .ok_or_else(|| {
             format!("{store}: an etcd store is etcd://HOST:PORT[,HOST:PORT...]/NAMESPACE")
         })?;
-    let scheme = if access.etcd_cacert.is_some() {
+    let scheme = if access.cacert.is_some() {
         "https"
     } else {
         "http"
@@ -245,14 +268,14 @@ fn open(store: &str, access: &Access) -> Result<Store, Failure> {
         .etcd(endpoints.collect::<Vec<_>>())
         .namespace(namespace)
         .etcd_deadline(Duration::from_secs(10));
-    if let Some(ca) = &access.etcd_cacert {
+    if let Some(ca) = &access.cacert {
         let mut tls = EtcdTls::ca_file(ca)?;
-        if let (Some(cert), Some(key)) = (&access.etcd_cert, &access.etcd_key) {
+        if let (Some(cert), Some(key)) = (&access.cert, &access.key) {
             tls = tls.client_files(cert, key)?;
         }
         builder = builder.etcd_tls(tls);
     }
-    if let Some(user) = &access.etcd_user {
+    if let Some(user) = &access.user {
         let password = std::env::var("REVKV_ETCD_PASSWORD")
             .map_err(|_| format!("--etcd-user {user} needs its password in REVKV_ETCD_PASSWORD"))?;
         builder = builder.etcd_user(user, password);
@@ -370,4 +393,17 @@ fn progress(what: &'static str) -> ProgressBar {
     bar.set_message(what);
     bar.enable_steady_tick(Duration::from_millis(200));
     bar
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::Cli;
+
+    /// clap's own check of the arguments: ids, conflicts and requirements that fit together.
+    #[test]
+    fn the_arguments_are_consistent() {
+        Cli::command().debug_assert();
+    }
 }
