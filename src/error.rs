@@ -182,7 +182,7 @@ pub enum Error {
     },
 
     /// The etcd cluster refused the user's name or password
-    /// ([`StoreBuilder::etcd_user`](crate::StoreBuilder::etcd_user)).
+    /// (`StoreBuilder::etcd_user`, feature `etcd`).
     #[error("etcd refused the user: wrong name or password")]
     EtcdAuthentication,
 
