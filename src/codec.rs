@@ -154,32 +154,31 @@ pub(crate) struct EncodedRecord {
 impl EncodedRecord {
     /// Encodes `value`, with room for an expiry time if `expiring`.
     pub(crate) fn new<T: Serialize>(value: &T, expiring: bool) -> Result<Self, bincode::Error> {
-        let (format, header_len) = if expiring {
-            (RECORD.format, EXPIRING_RECORD_HEADER_LEN)
-        } else {
-            (RECORD_WITHOUT_EXPIRY, RECORD_HEADER_LEN)
-        };
         // Sized up front: growing the buffer while serializing costs more than the sizing pass.
         let size = usize::try_from(options().serialized_size(value)?).unwrap_or(usize::MAX);
-        let mut bytes = Vec::with_capacity(header_len.saturating_add(size));
-        bytes.extend_from_slice(&[RECORD.kind, format]);
-        bytes.resize(header_len, 0);
-        options().serialize_into(&mut bytes, value)?;
-        Ok(Self { bytes, header_len })
+        let mut record = Self::header(expiring, size);
+        options().serialize_into(&mut record.bytes, value)?;
+        Ok(record)
     }
 
     /// A record of `payload`, a value serialized already (an imported one), with room for
     /// an expiry time if `expiring`.
     pub(crate) fn from_payload(payload: &[u8], expiring: bool) -> Self {
+        let mut record = Self::header(expiring, payload.len());
+        record.bytes.extend_from_slice(payload);
+        record
+    }
+
+    /// A header not stamped yet, with room for a payload of `size` bytes after it.
+    fn header(expiring: bool, size: usize) -> Self {
         let (format, header_len) = if expiring {
             (RECORD.format, EXPIRING_RECORD_HEADER_LEN)
         } else {
             (RECORD_WITHOUT_EXPIRY, RECORD_HEADER_LEN)
         };
-        let mut bytes = Vec::with_capacity(header_len + payload.len());
+        let mut bytes = Vec::with_capacity(header_len.saturating_add(size));
         bytes.extend_from_slice(&[RECORD.kind, format]);
         bytes.resize(header_len, 0);
-        bytes.extend_from_slice(payload);
         Self { bytes, header_len }
     }
 

@@ -187,8 +187,10 @@ pub enum Error {
     EtcdAuthentication,
 
     /// The TLS handshake with the etcd cluster failed: a certificate authority that did not
-    /// sign the members' certificates, a certificate expired or for another host, or a client
-    /// certificate the cluster does not accept.
+    /// sign the members' certificates, or a member's certificate expired or made for another
+    /// host. (A member that refuses the client's certificate closes the connection without
+    /// saying why, which a client cannot tell from a member going away: that ends as
+    /// [`Error::Unavailable`], and the member's log names the certificate.)
     #[error("the TLS handshake with etcd failed: {reason}")]
     EtcdCertificate {
         /// What the TLS library said.

@@ -221,6 +221,18 @@ fn certificate_authority(dir: &Path, name: &str) {
 }
 
 fn certificate(dir: &Path, ca: &str, name: &str, common_name: &str, extensions: &str) {
+    certificate_with_days(dir, ca, name, common_name, extensions, "2");
+}
+
+/// A certificate valid for `days` from now (negative: expired already).
+fn certificate_with_days(
+    dir: &Path,
+    ca: &str,
+    name: &str,
+    common_name: &str,
+    extensions: &str,
+    days: &str,
+) {
     let (key, csr, cert, ext) = (
         format!("{name}-key.pem"),
         format!("{name}.csr"),
@@ -258,7 +270,7 @@ fn certificate(dir: &Path, ca: &str, name: &str, common_name: &str, extensions: 
             "-out",
             &cert,
             "-days",
-            "2",
+            days,
             "-extfile",
             &ext,
         ],
@@ -390,4 +402,65 @@ fn the_command_reaches_a_secured_cluster_with_the_same_options() {
         stderr.trim(),
         "revkv: etcd refused the user: wrong name or password"
     );
+}
+
+/// A member whose own certificate has expired: the handshake fails at once with that reason.
+#[test]
+fn an_expired_member_certificate_is_a_certificate_error_at_once() {
+    let dir = tempfile::tempdir().expect("dir");
+    let d = dir.path();
+    certificate_authority(d, "ca");
+    // Not valid after yesterday.
+    certificate_with_days(
+        d,
+        "ca",
+        "server",
+        "etcd",
+        "subjectAltName=IP:127.0.0.1",
+        "-1",
+    );
+    let ports = etcd::free_ports(2);
+    let endpoint = format!("https://127.0.0.1:{}", ports[0]);
+    let peer = format!("http://127.0.0.1:{}", ports[1]);
+    let mut member = Command::new("etcd")
+        .args(["--name", "expired", "--data-dir"])
+        .arg(d.join("data"))
+        .args([
+            "--listen-client-urls",
+            &endpoint,
+            "--advertise-client-urls",
+            &endpoint,
+        ])
+        .args([
+            "--listen-peer-urls",
+            &peer,
+            "--initial-advertise-peer-urls",
+            &peer,
+        ])
+        .args(["--initial-cluster", &format!("expired={peer}")])
+        .arg("--cert-file")
+        .arg(d.join("server.pem"))
+        .arg("--key-file")
+        .arg(d.join("server-key.pem"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("etcd runs");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", ports[0])).is_err() {
+        assert!(Instant::now() < deadline, "the member does not listen");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let opened = Store::builder()
+        .etcd([endpoint])
+        .etcd_tls(EtcdTls::ca_file(d.join("ca.pem")).expect("the CA"))
+        .namespace("shop")
+        .etcd_deadline(Duration::from_secs(60))
+        .open();
+    let _ = member.kill();
+    let _ = member.wait();
+    let Err(Error::EtcdCertificate { reason }) = &opened else {
+        panic!("{opened:?}");
+    };
+    assert!(reason.contains("Expired"), "{reason}");
 }
