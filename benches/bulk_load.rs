@@ -26,14 +26,7 @@ fn bulk_load(c: &mut Criterion) {
         b.iter_batched(
             fresh,
             |dir| {
-                let store = revkv::Store::open(dir.path()).expect("store");
-                let docs = store
-                    .collection::<Payload>("bench")
-                    .open()
-                    .expect("collection");
-                docs.load(keys.iter().zip(0..).map(|(k, n)| (k, Payload::new(n))))
-                    .expect("load");
-                store.flush().expect("flush");
+                common::load_payloads(dir.path(), &keys);
                 dir
             },
             BatchSize::PerIteration,

@@ -45,37 +45,7 @@ impl Secured {
         );
         // A certificate whose common name is a user: it authenticates on its own.
         certificate(d, "ca", "svc1", "svc1", "extendedKeyUsage=clientAuth");
-        let ports = etcd::free_ports(2);
-        let endpoint = format!("https://127.0.0.1:{}", ports[0]);
-        let peer = format!("http://127.0.0.1:{}", ports[1]);
-        let log = std::fs::File::create(d.join("etcd.log")).expect("log");
-        let member = Command::new("etcd")
-            .args(["--name", "secured", "--data-dir"])
-            .arg(d.join("data"))
-            .args([
-                "--listen-client-urls",
-                &endpoint,
-                "--advertise-client-urls",
-                &endpoint,
-            ])
-            .args([
-                "--listen-peer-urls",
-                &peer,
-                "--initial-advertise-peer-urls",
-                &peer,
-            ])
-            .args(["--initial-cluster", &format!("secured={peer}")])
-            .arg("--cert-file")
-            .arg(d.join("server.pem"))
-            .arg("--key-file")
-            .arg(d.join("server-key.pem"))
-            .arg("--trusted-ca-file")
-            .arg(d.join("ca.pem"))
-            .arg("--client-cert-auth")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("etcd runs (Debian's etcd-server: .ci/deps installs it)");
+        let (endpoint, member) = member(d, "secured", &["--trusted-ca-file", "--client-cert-auth"]);
         let secured = Self {
             dir,
             endpoint,
@@ -187,6 +157,41 @@ impl Drop for Secured {
         let _ = self.member.kill();
         let _ = self.member.wait();
     }
+}
+
+/// One etcd member serving TLS with the certificate `server.pem` of `dir`, and its client URL.
+/// `--trusted-ca-file` in `extra` trusts `ca.pem` of `dir` for client certificates; other
+/// flags pass as they are.
+fn member(dir: &Path, name: &str, extra: &[&str]) -> (String, Child) {
+    let ports = etcd::free_ports(2);
+    let endpoint = format!("https://127.0.0.1:{}", ports[0]);
+    let peer = format!("http://127.0.0.1:{}", ports[1]);
+    let log = std::fs::File::create(dir.join(format!("{name}.log"))).expect("log");
+    let mut command = Command::new("etcd");
+    command
+        .args(["--name", name, "--data-dir"])
+        .arg(dir.join(name))
+        .args(["--listen-client-urls", &endpoint])
+        .args(["--advertise-client-urls", &endpoint])
+        .args(["--listen-peer-urls", &peer])
+        .args(["--initial-advertise-peer-urls", &peer])
+        .args(["--initial-cluster", &format!("{name}={peer}")])
+        .arg("--cert-file")
+        .arg(dir.join("server.pem"))
+        .arg("--key-file")
+        .arg(dir.join("server-key.pem"));
+    for flag in extra {
+        command.arg(flag);
+        if *flag == "--trusted-ca-file" {
+            command.arg(dir.join("ca.pem"));
+        }
+    }
+    let member = command
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("etcd runs (Debian's etcd-server: .ci/deps installs it)");
+    (endpoint, member)
 }
 
 fn openssl(dir: &Path, args: &[&str]) {
@@ -419,35 +424,10 @@ fn an_expired_member_certificate_is_a_certificate_error_at_once() {
         "subjectAltName=IP:127.0.0.1",
         "-1",
     );
-    let ports = etcd::free_ports(2);
-    let endpoint = format!("https://127.0.0.1:{}", ports[0]);
-    let peer = format!("http://127.0.0.1:{}", ports[1]);
-    let mut member = Command::new("etcd")
-        .args(["--name", "expired", "--data-dir"])
-        .arg(d.join("data"))
-        .args([
-            "--listen-client-urls",
-            &endpoint,
-            "--advertise-client-urls",
-            &endpoint,
-        ])
-        .args([
-            "--listen-peer-urls",
-            &peer,
-            "--initial-advertise-peer-urls",
-            &peer,
-        ])
-        .args(["--initial-cluster", &format!("expired={peer}")])
-        .arg("--cert-file")
-        .arg(d.join("server.pem"))
-        .arg("--key-file")
-        .arg(d.join("server-key.pem"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("etcd runs");
+    let (endpoint, mut member) = member(d, "expired", &[]);
     let deadline = Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(("127.0.0.1", ports[0])).is_err() {
+    let address = endpoint.trim_start_matches("https://").to_owned();
+    while std::net::TcpStream::connect(&address).is_err() {
         assert!(Instant::now() < deadline, "the member does not listen");
         std::thread::sleep(Duration::from_millis(50));
     }

@@ -61,6 +61,20 @@ impl Payload {
     }
 }
 
+/// Loads `keys` with [`Payload`]s into the collection `bench` of a new store in `dir`, with
+/// `Collection::load`, and flushes: revkv's bulk load, as the bulk-load and import benchmarks
+/// measure it.
+pub fn load_payloads(dir: &std::path::Path, keys: &[String]) {
+    let store = revkv::Store::open(dir).expect("store");
+    let docs = store
+        .collection::<Payload>("bench")
+        .open()
+        .expect("collection");
+    docs.load(keys.iter().zip(0..).map(|(k, n)| (k, Payload::new(n))))
+        .expect("load");
+    store.flush().expect("flush");
+}
+
 /// The CAS update workload: records under `keys`, each at the version last written, updated
 /// in turn with a value that differs every time.
 pub struct Updates<'c> {
