@@ -35,13 +35,7 @@ fn transfer(c: &mut Criterion) {
     let records = common::scale(1_000_000, 20_000);
     let keys: Vec<String> = (0..records).map(|i| format!("key-{i:012}")).collect();
     let dirs = tempfile::tempdir().expect("dir");
-    let store = revkv::Store::open(dirs.path().join("revkv")).expect("store");
-    let docs = store
-        .collection::<Payload>("bench")
-        .open()
-        .expect("collection");
-    docs.load(keys.iter().zip(0..).map(|(k, n)| (k, Payload::new(n))))
-        .expect("load");
+    let store = common::load_payloads(&dirs.path().join("revkv"), &keys);
     let raw = sled::open(dirs.path().join("sled")).expect("sled");
     let tree = raw.open_tree("bench").expect("tree");
     for (key, n) in keys.iter().zip(0..) {

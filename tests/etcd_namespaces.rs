@@ -19,12 +19,7 @@ fn etcdctl_keys(cluster: &etcd::Cluster, prefix: &str) -> Vec<String> {
         .args(["get", prefix, "--prefix", "--keys-only"])
         .output()
         .expect("etcdctl runs (Debian's etcd-client; .ci/deps)");
-    assert!(output.status.success(), "{output:?}");
-    String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .filter(|line| !line.is_empty())
-        .map(str::to_owned)
-        .collect()
+    etcd::listed_keys(&output)
 }
 
 #[test]

@@ -118,13 +118,7 @@ impl Secured {
 
     /// Every key of the cluster.
     fn keys(&self) -> Vec<String> {
-        let output = self.etcdctl_output(&["get", "", "--prefix", "--keys-only"]);
-        assert!(output.status.success(), "{output:?}");
-        String::from_utf8_lossy(&output.stdout)
-            .lines()
-            .filter(|line| !line.is_empty())
-            .map(str::to_owned)
-            .collect()
+        etcd::listed_keys(&self.etcdctl_output(&["get", "", "--prefix", "--keys-only"]))
     }
 
     fn tls(&self, ca: &str) -> EtcdTls {

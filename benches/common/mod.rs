@@ -63,8 +63,8 @@ impl Payload {
 
 /// Loads `keys` with [`Payload`]s into the collection `bench` of a new store in `dir`, with
 /// `Collection::load`, and flushes: revkv's bulk load, as the bulk-load and import benchmarks
-/// measure it.
-pub fn load_payloads(dir: &std::path::Path, keys: &[String]) {
+/// measure it. Returns the store, still open.
+pub fn load_payloads(dir: &std::path::Path, keys: &[String]) -> revkv::Store {
     let store = revkv::Store::open(dir).expect("store");
     let docs = store
         .collection::<Payload>("bench")
@@ -73,6 +73,7 @@ pub fn load_payloads(dir: &std::path::Path, keys: &[String]) {
     docs.load(keys.iter().zip(0..).map(|(k, n)| (k, Payload::new(n))))
         .expect("load");
     store.flush().expect("flush");
+    store
 }
 
 /// The CAS update workload: records under `keys`, each at the version last written, updated

@@ -143,27 +143,8 @@ impl Store {
 
     fn check_limits(&self, record: &StoredRecord) -> Result<()> {
         let limits = self.shared.limits;
-        if record.key.is_empty() {
-            return Err(Error::EmptyKey {
-                collection: record.collection.clone(),
-            });
-        }
-        if record.key.len() > limits.max_key_len {
-            return Err(Error::KeyTooLong {
-                collection: record.collection.clone(),
-                len: record.key.len(),
-                max: limits.max_key_len,
-            });
-        }
-        if record.value.len() > limits.max_value_len {
-            return Err(Error::ValueTooLarge {
-                collection: record.collection.clone(),
-                key: record.key.clone(),
-                len: record.value.len(),
-                max: limits.max_value_len,
-            });
-        }
-        Ok(())
+        limits.check_key(&record.collection, &record.key)?;
+        limits.check_value(&record.collection, &record.key, record.value.len())
     }
 }
 

@@ -24,6 +24,38 @@ pub(crate) struct Limits {
     pub(crate) max_value_len: usize,
 }
 
+impl Limits {
+    /// Whether `key` may name a record of `collection`: not empty, and not too long.
+    pub(crate) fn check_key(self, collection: &str, key: &str) -> Result<()> {
+        if key.is_empty() {
+            Err(Error::EmptyKey {
+                collection: collection.to_owned(),
+            })
+        } else if key.len() > self.max_key_len {
+            Err(Error::KeyTooLong {
+                collection: collection.to_owned(),
+                len: key.len(),
+                max: self.max_key_len,
+            })
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Whether a value of `len` encoded bytes fits the store, for `collection`/`key`.
+    pub(crate) fn check_value(self, collection: &str, key: &str, len: usize) -> Result<()> {
+        if len > self.max_value_len {
+            return Err(Error::ValueTooLarge {
+                collection: collection.to_owned(),
+                key: key.to_owned(),
+                len,
+                max: self.max_value_len,
+            });
+        }
+        Ok(())
+    }
+}
+
 /// Computes an index value or a state from a record's value.
 pub(crate) type Derive<T> = Box<dyn Fn(&T) -> String + Send + Sync>;
 
@@ -200,19 +232,7 @@ impl<T: Serialize + DeserializeOwned> Schema<T> {
     }
 
     pub(crate) fn check_key(&self, key: &str, limits: Limits) -> Result<()> {
-        if key.is_empty() {
-            Err(Error::EmptyKey {
-                collection: self.name.clone(),
-            })
-        } else if key.len() > limits.max_key_len {
-            Err(Error::KeyTooLong {
-                collection: self.name.clone(),
-                len: key.len(),
-                max: limits.max_key_len,
-            })
-        } else {
-            Ok(())
-        }
+        limits.check_key(&self.name, key)
     }
 
     /// Encodes `value` for `key` and computes its index values, checking every limit.
@@ -225,14 +245,7 @@ impl<T: Serialize + DeserializeOwned> Schema<T> {
     ) -> Result<NewValue<'a, T>> {
         let record = EncodedRecord::new(value, ttl.is_some())
             .map_err(|e| Error::encode(e, self.location(key)))?;
-        if record.payload_len() > limits.max_value_len {
-            return Err(Error::ValueTooLarge {
-                collection: self.name.clone(),
-                key: key.to_owned(),
-                len: record.payload_len(),
-                max: limits.max_value_len,
-            });
-        }
+        limits.check_value(&self.name, key, record.payload_len())?;
         let unique = self.unique_values(value);
         let listed: Vec<String> = (self.value_indexes.iter())
             .map(|i| (i.value_of)(value))

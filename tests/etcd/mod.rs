@@ -230,6 +230,16 @@ pub fn open_part(part: &str) -> (Store, usize) {
     (store, index.parse().expect("an index"))
 }
 
+/// The keys an `etcdctl get --keys-only` printed, once it succeeded.
+pub fn listed_keys(output: &std::process::Output) -> Vec<String> {
+    assert!(output.status.success(), "{output:?}");
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter(|line| !line.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
 /// `count` ports that were free a moment ago.
 pub fn free_ports(count: usize) -> Vec<u16> {
     let listeners: Vec<TcpListener> = (0..count)
